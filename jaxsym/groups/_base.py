@@ -1,0 +1,253 @@
+"""The shared abstraction: a set of transformations as a pytree of elements.
+
+A :class:`TransformationSet` holds its elements as arrays with a leading element
+axis and knows how ONE element acts on ONE example (``act_in`` / ``act_out``).
+Everything batched comes from :func:`jax.vmap`. Because it is an
+:class:`equinox.Module`, it passes through :func:`jax.jit` as an ordinary
+argument: the elements are traced, the action and the flags are static.
+
+Conventions (theory.md §1): actions are left actions, ``act(compose(a, b), x)
+== act(a, act(b, x))``, and they are isometries of the Euclidean norm. By
+construction element 0 of every set built by this package is the identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+OutputAction = Callable[[Any, Array], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """How an element acts on one example, and the algebra of its elements.
+
+    Subclasses implement ``__call__`` (the action on one example), ``inverse``,
+    ``compose`` and ``check_example_shape``. Instances are hashable and live in
+    static fields.
+    """
+
+    def __call__(self, element: Any, x: Array) -> Array:
+        raise NotImplementedError
+
+    def inverse(self, element: Any) -> Any:
+        raise NotImplementedError
+
+    def compose(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def check_example_shape(self, shape: tuple[int, ...], name: str) -> None:
+        """Raise ``ValueError`` if one example of this shape cannot be acted on."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixAction(Action):
+    """Orthogonal ``d × d`` matrices acting on the last axis: ``x ↦ x Rᵀ``."""
+
+    dim: int
+
+    def __call__(self, element: Array, x: Array) -> Array:
+        return x @ element.T.astype(x.dtype)
+
+    def inverse(self, element: Array) -> Array:
+        return jnp.swapaxes(element, -1, -2)
+
+    def compose(self, a: Array, b: Array) -> Array:
+        return a @ b
+
+    def check_example_shape(self, shape, name):
+        if len(shape) < 1 or shape[-1] != self.dim:
+            raise ValueError(
+                f"{name}: this group acts on points in R^{self.dim}, i.e. arrays whose "
+                f"last axis has size {self.dim}; got one example of shape {shape}."
+            )
+
+    def describe(self) -> str:
+        return f"rotation/reflection matrices on the last axis (R^{self.dim})"
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomOutputAction:
+    """Wraps a user function ``(element, y) -> y`` acting on one output."""
+
+    fn: OutputAction
+
+    def __call__(self, element: Any, y: Array) -> Array:
+        return self.fn(element, y)
+
+
+class TransformationSet(eqx.Module):
+    """A finite set of transformations with an action on inputs and outputs.
+
+    Attributes:
+        elements: pytree of arrays with a leading element axis of length ``size``.
+        action: the (static) input action and element algebra.
+        output_action: ``None`` for invariance (trivial action on outputs), the
+            input action for equivariance, or any ``(element, y) -> y``.
+        is_group: ``True`` when the elements form a group (closed under
+            composition and inverses) and uniform weights are its Haar measure,
+            so that averaging gives the exact projection ``Q_G`` (theory.md §3).
+        name: a human-readable name, e.g. ``"C8"``.
+    """
+
+    elements: Any
+    action: Action = eqx.field(static=True)
+    output_action: Any = eqx.field(static=True, default=None)
+    is_group: bool = eqx.field(static=True, default=True)
+    name: str = eqx.field(static=True, default="G")
+
+    @property
+    def size(self) -> int:
+        """Number of elements ``|S|``."""
+        return int(jax.tree_util.tree_leaves(self.elements)[0].shape[0])
+
+    def element(self, index: int) -> Any:
+        """The element at ``index`` (a pytree without the element axis)."""
+        return jax.tree_util.tree_map(lambda leaf: leaf[index], self.elements)
+
+    def act_in(self, element: Any, x: Array) -> Array:
+        """``ρ_X(g) x`` for one element and one example."""
+        return self.action(element, x)
+
+    def act_out(self, element: Any, y: Array) -> Array:
+        """``ρ_Y(g) y`` for one element and one output (identity if invariant)."""
+        if self.output_action is None:
+            return y
+        return self.output_action(element, y)
+
+    def inverse(self, element: Any) -> Any:
+        """The element ``g⁻¹``."""
+        return self.action.inverse(element)
+
+    def compose(self, a: Any, b: Any) -> Any:
+        """The element ``ab``, acting as ``act(ab, x) = act(a, act(b, x))``."""
+        return self.action.compose(a, b)
+
+    @property
+    def is_invariant(self) -> bool:
+        """Whether outputs are acted on trivially."""
+        return self.output_action is None
+
+    def invariant(self) -> TransformationSet:
+        """The same set, acting trivially on outputs (invariance)."""
+        return dataclasses.replace(self, output_action=None)
+
+    def equivariant(self) -> TransformationSet:
+        """The same set, acting on outputs by the input action."""
+        return dataclasses.replace(self, output_action=self.action)
+
+    def with_output_action(self, act_out: OutputAction) -> TransformationSet:
+        """The same set with a custom output action ``act_out(element, y)``.
+
+        The action must be a linear isometry and a left action with the same
+        element algebra as the input action (theory.md §1).
+        """
+        if not callable(act_out):
+            raise TypeError(f"act_out must be callable (element, y) -> y; got {act_out!r}.")
+        return dataclasses.replace(self, output_action=CustomOutputAction(act_out))
+
+    def subset(self, indices_or_mask, *, name: str | None = None) -> TransformationSet:
+        """The subset of elements picked by integer indices or a boolean mask.
+
+        The subset keeps the action; it is not assumed to be a group.
+
+        Raises:
+            ValueError: if the selection is empty or out of range.
+        """
+        selection = np.asarray(indices_or_mask)
+        if selection.dtype == bool:
+            if selection.shape != (self.size,):
+                raise ValueError(
+                    f"subset: a boolean mask must have shape ({self.size},), "
+                    f"got {selection.shape}."
+                )
+            selection = np.flatnonzero(selection)
+        selection = selection.reshape(-1)
+        if selection.size == 0:
+            raise ValueError(f"subset: the selection of elements of {self.name} is empty.")
+        if not np.issubdtype(selection.dtype, np.integer):
+            raise ValueError(f"subset: indices must be integers, got dtype {selection.dtype}.")
+        if selection.min() < -self.size or selection.max() >= self.size:
+            raise ValueError(
+                f"subset: indices must lie in [0, {self.size}); got {selection.tolist()}."
+            )
+        elements = jax.tree_util.tree_map(lambda leaf: leaf[selection], self.elements)
+        return dataclasses.replace(
+            self,
+            elements=elements,
+            is_group=False,
+            name=name or f"{self.name}[{len(selection)} elements]",
+        )
+
+    def check_inputs(self, x: Array, name: str = "x") -> None:
+        """Check a batch ``(B, *example_shape)`` that this set can act on."""
+        shape = tuple(np.shape(x))
+        if len(shape) < 1:
+            raise ValueError(f"{name}: expected a batch with a leading batch axis, got a scalar.")
+        self.action.check_example_shape(shape[1:], f"{name} (batch of shape {shape})")
+
+    def __repr__(self) -> str:
+        kind = "group" if self.is_group else "transformation set"
+        out = "invariant" if self.is_invariant else "equivariant"
+        return f"{self.name}({kind}, {self.size} elements, {out} outputs)"
+
+
+def transform_batch(group: TransformationSet, elements: Any, x: Array) -> Array:
+    """All transformed inputs ``ρ_X(g) x_b``, shape ``(num_elements, B, *example)``."""
+    per_element = jax.vmap(group.act_in, in_axes=(None, 0))
+    return jax.vmap(per_element, in_axes=(0, None))(elements, x)
+
+
+def _flat_elements(elements: Any, size: int) -> np.ndarray:
+    leaves = jax.tree_util.tree_leaves(elements)
+    return np.concatenate(
+        [np.asarray(leaf, dtype=np.float64).reshape(size, -1) for leaf in leaves], 1
+    )
+
+
+def _index_of(group: TransformationSet, elements: Any, tol: float = 1e-4) -> np.ndarray:
+    """Index in ``group`` of each element in ``elements`` (nearest match within tol)."""
+    reference = _flat_elements(group.elements, group.size)
+    count = jax.tree_util.tree_leaves(elements)[0].shape[0]
+    query = _flat_elements(elements, count)
+    distances = np.abs(query[:, None, :] - reference[None, :, :]).max(-1)
+    indices = distances.argmin(1)
+    if np.any(distances[np.arange(count), indices] > tol):
+        raise ValueError(f"{group.name} is not closed: an element falls outside the set.")
+    return indices
+
+
+def inverse_indices(group: TransformationSet) -> np.ndarray:
+    """Index of ``g⁻¹`` for every element ``g`` (host-side, finite groups).
+
+    Raises:
+        ValueError: if some inverse is not in the set.
+    """
+    inverses = jax.vmap(group.inverse)(group.elements)
+    return _index_of(group, inverses)
+
+
+def cayley_table(group: TransformationSet) -> np.ndarray:
+    """``table[i, j]`` = index of ``g_i g_j`` (host-side, finite groups).
+
+    Raises:
+        ValueError: if the set is not closed under composition.
+    """
+    n = group.size
+    products = jax.vmap(jax.vmap(group.compose, in_axes=(None, 0)), in_axes=(0, None))(
+        group.elements, group.elements
+    )
+    flat = jax.tree_util.tree_map(lambda leaf: leaf.reshape(n * n, *leaf.shape[2:]), products)
+    return _index_of(group, flat).reshape(n, n)

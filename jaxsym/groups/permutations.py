@@ -1,0 +1,80 @@
+"""Permutations of the leading set axis of one example ``(k, ...)``.
+
+An element ``p`` acts by gathering, ``(p·x)_i = x_{p_i}``; composition is
+``compose(a, b) = b[a]`` so that ``act(compose(a, b)) = act(a) ∘ act(b)``
+(a left action, theory.md §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym.groups._base import Action, TransformationSet
+from jaxsym.groups._checks import positive_int
+
+MAX_EXHAUSTIVE_K = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class PermutationAction(Action):
+    """Index arrays ``(k,)`` permuting the leading axis of one example."""
+
+    k: int
+
+    def __call__(self, element, x):
+        return x[element]
+
+    def inverse(self, element):
+        return jnp.argsort(element).astype(element.dtype)
+
+    def compose(self, a, b):
+        return b[a]
+
+    def check_example_shape(self, shape, name):
+        if len(shape) < 1 or shape[0] != self.k:
+            raise ValueError(
+                f"{name}: permutations of {self.k} items act on examples whose leading "
+                f"(set) axis has size {self.k}; got one example of shape {shape}."
+            )
+
+    def describe(self) -> str:
+        return f"permutations of the leading set axis (k={self.k})"
+
+
+def permutations(k: int) -> TransformationSet:
+    """The symmetric group S_k: all ``k!`` permutations (identity first).
+
+    Args:
+        k: number of items, 1 to 8. For larger k use :func:`random_permutations`.
+    """
+    k = positive_int("k", k)
+    if k > MAX_EXHAUSTIVE_K:
+        raise ValueError(
+            f"permutations(k={k}) would hold {math.factorial(k):,} elements; k must be at "
+            f"most {MAX_EXHAUSTIVE_K}. Sample instead: random_permutations(k, num, key)."
+        )
+    elements = np.array(list(itertools.permutations(range(k))), dtype=np.int32)
+    return TransformationSet(
+        elements=jnp.asarray(elements), action=PermutationAction(k), name=f"S{k}"
+    )
+
+
+def random_permutations(k: int, num: int, key: jax.Array) -> TransformationSet:
+    """The identity and ``num − 1`` uniformly random permutations of ``k`` items.
+
+    A uniform sample of S_k, not a group: averaging over it is Monte Carlo.
+    """
+    k = positive_int("k", k)
+    num = positive_int("num", num)
+    keys = jax.random.split(key, num - 1)
+    sample = jax.vmap(lambda kk: jax.random.permutation(kk, k))(keys).astype(jnp.int32)
+    elements = jnp.concatenate([jnp.arange(k, dtype=jnp.int32)[None], sample])
+    return TransformationSet(
+        elements=elements, action=PermutationAction(k), is_group=num == 1, name=f"S{k}[{num}]"
+    )

@@ -1,0 +1,103 @@
+"""Planar rotation groups acting on points or point sets ``(..., 2)``.
+
+C_n, D_n, an evenly spaced discretization of SO(2), and the partial-symmetry
+subset "rotations by at most θ" (theory.md §1, §3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym.groups._base import MatrixAction, TransformationSet
+from jaxsym.groups._checks import positive_int
+
+
+def rotation_matrices(angles) -> np.ndarray:
+    """Rotation matrices ``[[cos, −sin], [sin, cos]]``, shape ``(len(angles), 2, 2)``."""
+    angles = np.asarray(angles, dtype=np.float64)
+    cos, sin = np.cos(angles), np.sin(angles)
+    return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+
+
+def _planar(matrices: np.ndarray, *, is_group: bool, name: str) -> TransformationSet:
+    return TransformationSet(
+        elements=jnp.asarray(matrices, dtype=jnp.float32),
+        action=MatrixAction(2),
+        is_group=is_group,
+        name=name,
+    )
+
+
+def cyclic_rotations(n: int) -> TransformationSet:
+    """C_n: rotations by ``2πk/n``, ``k = 0..n−1``, acting on ``(..., 2)``.
+
+    Args:
+        n: group order, at least 1.
+
+    Returns:
+        A group with elements of shape ``(n, 2, 2)``; element 0 is the identity.
+    """
+    n = positive_int("n", n)
+    return _planar(rotation_matrices(2 * np.pi * np.arange(n) / n), is_group=True, name=f"C{n}")
+
+
+def dihedral(n: int) -> TransformationSet:
+    """D_n: the ``n`` rotations of C_n and the ``n`` reflections ``R_k F``.
+
+    ``F = diag(1, −1)`` reflects across the first axis. Acts on ``(..., 2)``.
+
+    Args:
+        n: number of rotations, at least 1 (``|D_n| = 2n``).
+
+    Returns:
+        A group with elements of shape ``(2n, 2, 2)``; element 0 is the identity.
+    """
+    n = positive_int("n", n)
+    rotations = rotation_matrices(2 * np.pi * np.arange(n) / n)
+    reflections = rotations @ np.diag([1.0, -1.0])
+    return _planar(np.concatenate([rotations, reflections]), is_group=True, name=f"D{n}")
+
+
+def so2(num: int) -> TransformationSet:
+    """SO(2) discretized by its evenly spaced subgroup C_num.
+
+    Averaging over it is the exact C_num projection, and SO(2)-equivariant only
+    for functions band-limited below ``num`` (theory.md §3).
+
+    Args:
+        num: number of evenly spaced angles, at least 1.
+    """
+    group = cyclic_rotations(num)
+    return _planar(np.asarray(group.elements), is_group=True, name=f"SO2[C{group.size}]")
+
+
+def rotation_range(max_angle: float, num: int) -> TransformationSet:
+    """The subset ``{R_θ : |θ| ≤ max_angle}`` of SO(2), on an even grid of angles.
+
+    Not a group (partial symmetry, theory.md §3): averaging over it is ``Q_ν``,
+    only approximately equivariant.
+
+    Args:
+        max_angle: largest rotation angle in radians, in ``[0, π]``.
+        num: number of angles, odd so that the grid is symmetric and holds the
+            identity (element 0).
+    """
+    num = positive_int("num", num)
+    max_angle = float(max_angle)
+    if not math.isfinite(max_angle) or not 0.0 <= max_angle <= math.pi:
+        raise ValueError(f"max_angle must be in [0, π] radians; got {max_angle}.")
+    if num % 2 == 0:
+        raise ValueError(
+            f"num must be odd so that the grid of angles is symmetric and contains "
+            f"the identity; got {num}."
+        )
+    half = np.linspace(0.0, max_angle, num // 2 + 1)[1:]
+    angles = np.concatenate([[0.0], half, -half])
+    return _planar(
+        rotation_matrices(angles),
+        is_group=num == 1,
+        name=f"Rot[|θ|≤{math.degrees(max_angle):.0f}°]",
+    )
