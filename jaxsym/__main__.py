@@ -40,17 +40,27 @@ def main(argv: list[str] | None = None) -> None:
         "Q_G f": jaxsym.symmetrize(f, group),
         "dial t=0.5": jaxsym.dial(f, group, 0.5),
     }
-    profiles = {name: jax.jit(lambda x, m=m: jaxsym.defect_profile(m, x, group))(x)
-                for name, m in models.items()}
-    print(f"Equivariance defect E_f(g) = max_x ‖f(g·x) − f(x)‖ under {group.name}, "
-          f"{args.batch} random point sets (8 points in R²)\n")
+    profiles = {
+        name: jax.jit(lambda x, m=m: jaxsym.defect_profile(m, x, group))(x)
+        for name, m in models.items()
+    }
+    print(
+        f"Equivariance defect E_f(g) = max_x ‖f(g·x) − f(x)‖ under {group.name}, "
+        f"{args.batch} random point sets (8 points in R²)\n"
+    )
     print(f"{'element':>11} | " + " | ".join(f"{name:>12}" for name in models))
     for index in range(group.size):
         row = " | ".join(f"{float(p[index]):12.4f}" for p in profiles.values())
         print(f"{index:11d} | {row}")
-    print(f"\n{'sup error':>11} | " + " | ".join(f"{float(p.max()):12.4f}" for p in profiles.values()))
-    print(f"{'λ(Stab_' + format(args.eps, 'g') + ')':>11} | " + " | ".join(
-        f"{float(jaxsym.stabilizer_measure(p, args.eps)):12.3f}" for p in profiles.values()))
+    print(
+        f"\n{'sup error':>11} | " + " | ".join(f"{float(p.max()):12.4f}" for p in profiles.values())
+    )
+    print(
+        f"{'λ(Stab_' + format(args.eps, 'g') + ')':>11} | "
+        + " | ".join(
+            f"{float(jaxsym.stabilizer_measure(p, args.eps)):12.3f}" for p in profiles.values()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -96,8 +96,10 @@ def check_profile(profile, name: str = "profile") -> jax.Array:
     """A defect profile is a 1-D array with one entry per element."""
     profile = jnp.asarray(profile)
     if profile.ndim != 1 or profile.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array (one value per element); "
-                         f"got shape {profile.shape}.")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D array (one value per element); "
+            f"got shape {profile.shape}."
+        )
     check_finite(name, profile)
     return profile
 

@@ -170,8 +170,7 @@ class TransformationSet(eqx.Module):
         if selection.dtype == bool:
             if selection.shape != (self.size,):
                 raise ValueError(
-                    f"subset: a boolean mask must have shape ({self.size},), "
-                    f"got {selection.shape}."
+                    f"subset: a boolean mask must have shape ({self.size},), got {selection.shape}."
                 )
             selection = np.flatnonzero(selection)
         selection = selection.reshape(-1)

@@ -70,8 +70,9 @@ def so2(num: int) -> TransformationSet:
     Args:
         num: number of evenly spaced angles, at least 1.
     """
-    group = cyclic_rotations(num)
-    return _planar(np.asarray(group.elements), is_group=True, name=f"SO2[C{group.size}]")
+    num = positive_int("num", num)
+    angles = 2 * np.pi * np.arange(num) / num
+    return _planar(rotation_matrices(angles), is_group=True, name=f"SO2[C{num}]")
 
 
 def rotation_range(max_angle: float, num: int) -> TransformationSet:

@@ -1,0 +1,61 @@
+"""Shared fixtures: random groups, random models, orbit-closed samples."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+from hypothesis import HealthCheck, settings
+
+from jaxsym import groups
+
+settings.register_profile(
+    "jaxsym",
+    max_examples=int(os.environ.get("JAXSYM_HYPOTHESIS_EXAMPLES", "15")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("jaxsym")
+
+
+def random_mlp(key, in_dim: int, out_dim: int, hidden: int = 16):
+    """A batched MLP on flattened inputs and its parameters: ``(f, params, net)``."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    params = {
+        "w1": jax.random.normal(k1, (in_dim, hidden)) / jnp.sqrt(in_dim),
+        "b1": 0.1 * jax.random.normal(k2, (hidden,)),
+        "w2": jax.random.normal(k3, (hidden, out_dim)) / jnp.sqrt(hidden),
+    }
+
+    def net(p, x):
+        return jnp.tanh(x.reshape(x.shape[0], -1) @ p["w1"] + p["b1"]) @ p["w2"]
+
+    return (lambda x: net(params, x)), params, net
+
+
+def orbit_closed_sample(group, x):
+    """All transformed copies ``ρ_X(g) x_b``, flattened to one batch closed under G."""
+    moved = groups.transform_batch(group, group.elements, x)
+    return moved.reshape((-1,) + x.shape[1:])
+
+
+# Finite groups with an example input shape and an output-equivariant model shape.
+FINITE_GROUPS = {
+    "C5": (lambda: groups.cyclic_rotations(5), (6, 2)),
+    "D4": (lambda: groups.dihedral(4), (6, 2)),
+    "D3": (lambda: groups.dihedral(3), (6, 2)),
+    "SO2[C8]": (lambda: groups.so2(8), (6, 2)),
+    "rot90": (lambda: groups.rot90(), (5, 5)),
+    "flip_rot90": (lambda: groups.flip_rot90(), (4, 4, 2)),
+    "S4": (lambda: groups.permutations(4), (4, 3)),
+    "Z6": (lambda: groups.cyclic_shifts(6), (6, 2)),
+}
+
+
+@pytest.fixture(params=sorted(FINITE_GROUPS))
+def finite_group(request):
+    """``(group, example_shape)`` for each finite group family."""
+    make, shape = FINITE_GROUPS[request.param]
+    return make(), shape

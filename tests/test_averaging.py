@@ -1,0 +1,224 @@
+"""Group averaging: equivariance, idempotence, chunking, dial, partial averages."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import FINITE_GROUPS, orbit_closed_sample, random_mlp
+from hypothesis import given
+from hypothesis import strategies as st
+
+import jaxsym
+from jaxsym import groups
+from jaxsym.testing import assert_equivariant
+
+
+def _model_and_batch(group, shape, seed=0, out_dim=3, batch=7):
+    key_model, key_x = jax.random.split(jax.random.key(seed))
+    f, _, _ = random_mlp(key_model, int(np.prod(shape)), out_dim)
+    return f, jax.random.normal(key_x, (batch, *shape))
+
+
+def _brute_force_average(f, group, x, weights=None):
+    """Σ_g w_g ρ_Y(g)⁻¹ f(ρ_X(g) x), one element at a time in a Python loop."""
+    weights = np.full(group.size, 1 / group.size) if weights is None else weights
+    total = 0.0
+    for i in range(group.size):
+        g = group.element(i)
+        moved = jnp.stack([group.act_in(g, xb) for xb in x])
+        y = f(moved)
+        total = total + weights[i] * jnp.stack([group.act_out(group.inverse(g), yb) for yb in y])
+    return total
+
+
+def test_symmetrize_matches_brute_force(finite_group):
+    group, shape = finite_group
+    f, x = _model_and_batch(group, shape, batch=3)
+    np.testing.assert_allclose(
+        jaxsym.symmetrize(f, group)(x), _brute_force_average(f, group, x), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_symmetrized_model_is_invariant(finite_group):
+    group, shape = finite_group
+    f, x = _model_and_batch(group, shape, seed=1)
+    assert_equivariant(jaxsym.symmetrize(f, group), group, x, atol=1e-5)
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant(f, group, x)
+
+
+def _pointwise_model(key, channels):
+    """A per-point/per-pixel map plus a position-dependent global term: equivariant
+    to nothing, with outputs of the input's shape."""
+    w = jax.random.normal(key, (channels, channels))
+    v = jax.random.normal(jax.random.fold_in(key, 1), (channels,))
+
+    def f(x):
+        flat = x.reshape(x.shape[0], -1)
+        glob = jnp.tanh(3.0 * flat[:, :1] + flat[:, -1:])
+        return jnp.tanh(x @ w) + glob.reshape((x.shape[0],) + (1,) * (x.ndim - 1)) * v
+
+    return f
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda: groups.dihedral(5), (6, 2)),
+        (lambda: groups.permutations(4), (4, 2)),
+        (lambda: groups.cyclic_shifts(5), (5, 2)),
+        (lambda: groups.flip_rot90(), (4, 4, 2)),
+    ],
+)
+def test_symmetrize_equivariant_outputs(make, shape):
+    """With ``.equivariant()`` the average is equivariant in the output action too."""
+    group = make().equivariant()
+    key = jax.random.key(4)
+    f = _pointwise_model(key, shape[-1])
+    x = jax.random.normal(jax.random.fold_in(key, 2), (5, *shape))
+    assert f(x).shape == x.shape
+    with pytest.raises(AssertionError):
+        assert_equivariant(f, group, x)
+    assert_equivariant(jaxsym.symmetrize(f, group), group, x, atol=1e-5)
+
+
+def test_vector_output_under_so3_custom_action():
+    """A custom output action: rotate an R³ vector output by the same matrix."""
+    sample = groups.so3(6, jax.random.key(0))
+    group = sample.with_output_action(lambda e, y: e @ y)
+    f, x = _model_and_batch(group, (4, 3), out_dim=3)
+    y = _brute_force_average(f, group, x)
+    np.testing.assert_allclose(jaxsym.symmetrize(f, group)(x), y, rtol=1e-5, atol=1e-6)
+
+
+@given(seed=st.integers(0, 2**16), name=st.sampled_from(sorted(FINITE_GROUPS)))
+def test_averaging_is_idempotent(seed, name):
+    make, shape = FINITE_GROUPS[name]
+    group = make()
+    f, x = _model_and_batch(group, shape, seed=seed, batch=4)
+    q = jaxsym.symmetrize(f, group)
+    np.testing.assert_allclose(jaxsym.symmetrize(q, group)(x), q(x), rtol=1e-4, atol=1e-5)
+
+
+@given(
+    seed=st.integers(0, 2**16), t=st.floats(0.0, 1.0), name=st.sampled_from(sorted(FINITE_GROUPS))
+)
+def test_dial_scales_the_pointwise_defect(seed, t, name):
+    make, shape = FINITE_GROUPS[name]
+    group = make()
+    f, x = _model_and_batch(group, shape, seed=seed, batch=4)
+    base = jaxsym.pointwise_defects(f, x, group)
+    dialed = jaxsym.pointwise_defects(jaxsym.dial(f, group, t), x, group)
+    np.testing.assert_allclose(dialed, t * base, rtol=1e-4, atol=2e-5)
+
+
+@given(seed=st.integers(0, 2**16), name=st.sampled_from(sorted(FINITE_GROUPS)))
+def test_distance_to_average_below_mean_defect(seed, name):
+    """‖f − Q_G f‖_∞ ≤ mean_g E_f(g) on an orbit-closed sample (theory.md §3)."""
+    make, shape = FINITE_GROUPS[name]
+    group = make()
+    f, x = _model_and_batch(group, shape, seed=seed, batch=3)
+    x = orbit_closed_sample(group, x)
+    gap = jnp.max(jnp.linalg.norm(f(x) - jaxsym.symmetrize(f, group)(x), axis=-1))
+    profile = jaxsym.defect_profile(f, x, group)
+    assert gap <= jnp.mean(profile) + 1e-5
+    assert jnp.max(profile) <= 2 * gap + 1e-5  # E_f(g) ≤ 2‖f − Q_G f‖_∞
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 8, 100])
+def test_chunk_size_does_not_change_results(chunk_size):
+    group = groups.dihedral(4)
+    f, x = _model_and_batch(group, (6, 2), seed=3)
+    reference = jaxsym.symmetrize(f, group, chunk_size=group.size)(x)
+    np.testing.assert_allclose(
+        jaxsym.symmetrize(f, group, chunk_size=chunk_size)(x), reference, rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        jaxsym.defect_profile(f, x, group, chunk_size=chunk_size),
+        jaxsym.defect_profile(f, x, group, chunk_size=group.size),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+def test_partial_average_matches_weighted_brute_force():
+    subset = groups.rotation_range(np.pi / 4, 5)
+    f, x = _model_and_batch(subset, (6, 2), seed=5)
+    weights = np.array([3.0, 1.0, 2.0, 1.0, 2.0])
+    np.testing.assert_allclose(
+        jaxsym.partial_average(f, subset, weights)(x),
+        _brute_force_average(f, subset, x, weights / weights.sum()),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # Averaging over a subset that is not a group is not exactly invariant.
+    with pytest.raises(AssertionError):
+        assert_equivariant(jaxsym.partial_average(f, subset), subset, x, atol=1e-4)
+
+
+def test_monte_carlo_so3_average_is_not_idempotent():
+    sample = groups.so3(8, jax.random.key(1))
+    f, x = _model_and_batch(sample, (4, 3), seed=6, out_dim=1)
+    q = jaxsym.symmetrize(f, sample)
+    assert jnp.max(jnp.abs(jaxsym.symmetrize(q, sample)(x) - q(x))) > 1e-3
+
+
+class TestTransformations(chex.TestCase):
+    """Results agree with and without jit, and a second call does not retrace."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_symmetrize_and_dial_variants(self):
+        group = groups.cyclic_rotations(6)
+        f, x = _model_and_batch(group, (5, 2), seed=7)
+        sym = self.variant(lambda x: jaxsym.symmetrize(f, group)(x))
+        dialed = self.variant(lambda x, t: jaxsym.dial(f, group, t)(x))
+        q = _brute_force_average(f, group, x)
+        np.testing.assert_allclose(sym(x), q, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dialed(x, 0.25), q + 0.25 * (f(x) - q), rtol=1e-5, atol=1e-6)
+
+    def test_no_retrace_and_group_as_argument(self):
+        f, x = _model_and_batch(groups.cyclic_rotations(6), (5, 2), seed=8)
+
+        @jax.jit
+        @chex.assert_max_traces(n=1)
+        def averaged(group, x):
+            return jaxsym.symmetrize(f, group)(x)
+
+        first = averaged(groups.cyclic_rotations(6), x)
+        second = averaged(groups.cyclic_rotations(6), x + 1.0)
+        assert first.shape == second.shape
+
+
+def test_trainable_dial_level_has_a_gradient():
+    group = groups.cyclic_rotations(4)
+    f, x = _model_and_batch(group, (5, 2), seed=9, out_dim=1)
+    q, full = jaxsym.symmetrize(f, group)(x), f(x)
+    grad = jax.grad(lambda t: jnp.sum(jaxsym.dial(f, group, t)(x)))(0.3)
+    np.testing.assert_allclose(grad, jnp.sum(full - q), rtol=1e-4)
+
+
+@pytest.mark.parametrize("t", [-0.1, 1.5, float("nan")])
+def test_dial_rejects_levels_outside_unit_interval(t):
+    group = groups.cyclic_rotations(4)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        jaxsym.dial(lambda x: x, group, t)
+
+
+def test_averaging_errors_name_the_problem():
+    group = groups.cyclic_rotations(4)
+    f, x = _model_and_batch(group, (5, 2))
+    with pytest.raises(ValueError, match="weights must have shape"):
+        jaxsym.partial_average(f, group, jnp.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        jaxsym.partial_average(f, group, jnp.array([1.0, -1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="R\\^2"):
+        jaxsym.symmetrize(f, group)(jnp.zeros((3, 5, 3)))
+    with pytest.raises(ValueError, match="non-finite"):
+        jaxsym.symmetrize(f, group)(x.at[0, 0, 0].set(jnp.nan))
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxsym.symmetrize(f, group, chunk_size=0)
+    with pytest.raises(ValueError, match="batched callable"):
+        jaxsym.symmetrize(lambda x: jnp.sum(x), group)(x)
