@@ -2,87 +2,238 @@
 
 Following the measured baselines (performance-notes.md), the model is never
 vmapped over the group axis: a chunk of ``c`` elements transforms the batch
-into ``c·B`` inputs folded into the batch axis, calls the model once, and
+into ``B·c`` inputs folded into the batch axis (batch-major, so that a batch
+sharded over devices stays sharded), calls the model once, and
 :func:`jax.lax.map` / :func:`jax.lax.scan` runs over the chunks, so that peak
 memory grows with the chunk, not with ``|G|``.
+
+The automatic chunk size is a static rule evaluated at trace time (so it also
+works inside a user's ``jit``/``grad``): trace the model once more with
+:func:`jax.make_jaxpr`, add up the bytes of its intermediate values per example,
+and give each call as many rows as fit a byte budget
+(:data:`ROW_BYTES_BUDGET`), capped at :data:`MAX_ROWS_PER_CALL` rows. On the
+benchmark machine this lands on the measured sweet spots: ~200–500 images per
+call for a small CNN (whose per-image cost rises past ~1024 images per call on
+CPU), 4096 rows for small MLPs (slower past ~8k rows once activations leave
+the caches). Chunks are balanced, so ``|G|`` splits into equal chunks whenever
+possible; otherwise the last chunk is padded with the identity and masked, so
+that every chunk runs the same compiled body inside one scan.
+
+Under differentiation the chunk body is rematerialized (:func:`jax.checkpoint`),
+so gradients of the averages (theory.md §3) and defects (§2) also run in memory
+bounded by the chunk, not by ``|G|``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsym._validation import check_model_output
-from jaxsym.groups import TransformationSet, transform_batch
+from jaxsym.groups import TransformationSet
 
-#: Rows (transformed examples) per model call when ``chunk_size`` is automatic.
+#: Rows per model call when the model's intermediates cannot be measured.
 DEFAULT_ROWS_PER_CALL = 1024
+#: Bytes of intermediate values (summed over the model's operations) per call.
+ROW_BYTES_BUDGET = 64 * 2**20
+#: At most this many rows (transformed examples) per model call.
+MAX_ROWS_PER_CALL = 4096
 
 
-def resolve_chunk_size(chunk_size: int | None, num_elements: int, batch_size: int) -> int:
-    """Elements per chunk: the user's choice, or a rows-per-call budget."""
-    if chunk_size is None:
-        chunk_size = max(1, DEFAULT_ROWS_PER_CALL // max(batch_size, 1))
-    return int(min(chunk_size, num_elements))
+def _sub_jaxprs(eqn) -> list:
+    subs = []
+    for value in eqn.params.values():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if hasattr(item, "eqns"):
+                subs.append(item)
+            elif hasattr(getattr(item, "jaxpr", None), "eqns"):
+                subs.append(item.jaxpr)
+    return subs
+
+
+def _intermediate_bytes(jaxpr) -> int:
+    """Bytes of all values produced by the primitive operations of a jaxpr."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        subs = _sub_jaxprs(eqn)
+        if subs:
+            total += sum(_intermediate_bytes(sub) for sub in subs)
+            continue
+        for var in eqn.outvars:
+            aval = getattr(var, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                total += math.prod(aval.shape) * np.dtype(aval.dtype).itemsize
+    return total
+
+
+def bytes_per_row(f: Callable, x: jax.Array) -> float | None:
+    """Bytes of intermediates per example when ``f`` runs on a batch like ``x``.
+
+    Traces ``f`` (no compilation, no execution), so it works on tracers inside
+    ``jit``/``grad``. Returns ``None`` if ``f`` cannot be traced abstractly.
+    """
+    spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    try:
+        closed = jax.make_jaxpr(f)(spec)
+    except Exception:  # the real call will raise the user's error, if any
+        return None
+    return _intermediate_bytes(closed.jaxpr) / max(x.shape[0], 1)
+
+
+def balanced_chunk(max_chunk: int, num_elements: int) -> int:
+    """A chunk ``≤ max_chunk`` that splits ``num_elements`` evenly, or nearly.
+
+    The largest divisor of ``num_elements`` not above ``max_chunk`` if it is at
+    least half of ``max_chunk`` (no padding); otherwise the smallest chunk giving
+    the fewest chunks, the last one padded by fewer elements than there are chunks.
+    """
+    max_chunk = max(1, min(int(max_chunk), num_elements))
+    divisor = max(d for d in range(1, max_chunk + 1) if num_elements % d == 0)
+    if 2 * divisor >= max_chunk:
+        return divisor
+    num_chunks = -(-num_elements // max_chunk)
+    return -(-num_elements // num_chunks)
+
+
+def resolve_chunk_size(
+    chunk_size: int | None,
+    num_elements: int,
+    batch_size: int,
+    row_bytes: float | None = None,
+) -> int:
+    """Elements per chunk: the user's choice, or the automatic rule (module docstring).
+
+    Args:
+        chunk_size: the user's chunk size, or ``None`` for automatic.
+        num_elements: ``|G|``.
+        batch_size: ``B``.
+        row_bytes: intermediate bytes per example (:func:`bytes_per_row`);
+            ``None`` uses :data:`DEFAULT_ROWS_PER_CALL`.
+    """
+    if chunk_size is not None:
+        return int(min(chunk_size, num_elements))
+    if row_bytes is None or row_bytes <= 0:
+        rows = DEFAULT_ROWS_PER_CALL
+    else:
+        rows = min(MAX_ROWS_PER_CALL, int(ROW_BYTES_BUDGET // row_bytes))
+    return balanced_chunk(max(1, rows // max(batch_size, 1)), num_elements)
+
+
+def auto_chunk_size(
+    chunk_size: int | None, f: Callable, group: TransformationSet, x: jax.Array
+) -> int:
+    """:func:`resolve_chunk_size` with the model's bytes per row measured on ``x``."""
+    if chunk_size is not None:
+        return resolve_chunk_size(chunk_size, group.size, x.shape[0])
+    return resolve_chunk_size(None, group.size, x.shape[0], bytes_per_row(f, x))
 
 
 def model_on_orbits(f: Callable, group: TransformationSet, elements: Any, x: jax.Array):
-    """``f(ρ_X(g) x_b)`` for a chunk of elements, shape ``(c, B, *out)``."""
+    """``f(ρ_X(g_c) x_b)`` for a chunk of c elements, shape ``(B, c, *out)``.
+
+    The ``B·c`` transformed inputs are folded batch-major into one model call,
+    so that a batch sharded over devices stays sharded.
+    """
     count = jax.tree_util.tree_leaves(elements)[0].shape[0]
     batch = x.shape[0]
-    moved = transform_batch(group, elements, x)
-    y = f(moved.reshape((count * batch,) + moved.shape[2:]))
+    per_element = jax.vmap(group.act_in, in_axes=(0, None))
+    moved = jax.vmap(per_element, in_axes=(None, 0))(elements, x)  # (B, c, *example)
+    y = f(moved.reshape((batch * count,) + moved.shape[2:]))
     check_model_output(y, count * batch)
-    return y.reshape((count, batch) + y.shape[1:])
+    return y.reshape((batch, count) + y.shape[1:])
 
 
 def act_out_each(group: TransformationSet, elements: Any, y: jax.Array) -> jax.Array:
-    """``ρ_Y(g_c) y[c, b]`` for outputs ``(c, B, *out)`` and a chunk of c elements."""
-    per_element = jax.vmap(group.act_out, in_axes=(None, 0))
-    return jax.vmap(per_element)(elements, y)
+    """``ρ_Y(g_c) y[b, c]`` for outputs ``(B, c, *out)`` and a chunk of c elements."""
+    if group.is_invariant:
+        return y
+    per_element = jax.vmap(group.act_out)  # over the chunk axis c
+    return jax.vmap(per_element, in_axes=(None, 0))(elements, y)
 
 
-def _split(tree: Any, chunk: int):
-    """Split leading axes into ``(num_chunks, chunk, ...)`` and a remainder."""
+def _chunked(tree: Any, chunk: int):
+    """Pad the leading axes to a multiple of ``chunk`` and fold them into chunks.
+
+    Padding repeats element 0 (the identity in every set of this package); the
+    returned mask ``(num_chunks, chunk)`` is False there.
+
+    Returns:
+        ``(chunks, mask, size)``: the tree with leading axes
+        ``(num_chunks, chunk)``, the validity mask, and the original size.
+    """
     size = jax.tree_util.tree_leaves(tree)[0].shape[0]
-    full = (size // chunk) * chunk
-    body = jax.tree_util.tree_map(lambda a: a[:full].reshape((-1, chunk) + a.shape[1:]), tree)
-    rest = jax.tree_util.tree_map(lambda a: a[full:], tree)
-    return body, rest, full, size - full
+    padded = -(-size // chunk) * chunk
+    index = np.concatenate([np.arange(size), np.zeros(padded - size, dtype=np.int64)])
+    mask = jnp.asarray(np.arange(padded) < size).reshape(-1, chunk)
+
+    def fold(leaf):
+        leaf = leaf if padded == size else leaf[index]
+        return leaf.reshape((-1, chunk) + leaf.shape[1:])
+
+    return jax.tree_util.tree_map(fold, tree), mask, size
+
+
+def _rematerialized(fn: Callable, num_chunks: int) -> Callable:
+    """``fn`` under :func:`jax.checkpoint` when there are several chunks.
+
+    Under differentiation a scan would otherwise keep every chunk's activations
+    for the backward pass (memory growing with ``|G|``); recomputing one chunk's
+    forward pass instead keeps gradients in bounded memory, and on CPU it was
+    also faster (benchmarks/run.py, defects table).
+    """
+    return jax.checkpoint(fn, prevent_cse=False) if num_chunks > 1 else fn
 
 
 def map_chunks(fn: Callable, tree: Any, chunk: int):
-    """``concat([fn(tree[i:i+chunk]) for each chunk])`` with one compiled body."""
-    body, rest, full, remainder = _split(tree, chunk)
-    pieces = []
-    if full:
-        mapped = jax.lax.map(fn, body)
-        pieces.append(jax.tree_util.tree_map(lambda a: a.reshape((full,) + a.shape[2:]), mapped))
-    if remainder:
-        pieces.append(fn(rest))
-    if len(pieces) == 1:
-        return pieces[0]
-    return jax.tree_util.tree_map(lambda *p: jnp.concatenate(p), *pieces)
+    """``concat([fn(tree[i:i+chunk]) for each chunk])``, one compiled body.
+
+    ``fn`` maps a chunk of ``c`` elements to arrays with leading axis ``c``.
+    A padded last chunk is computed and its padding dropped.
+    """
+    chunks, mask, size = _chunked(tree, chunk)
+    num_chunks = mask.shape[0]
+    fn = _rematerialized(fn, num_chunks)
+    if num_chunks == 1:
+        mapped = jax.tree_util.tree_map(
+            lambda a: a[None], fn(jax.tree_util.tree_map(lambda a: a[0], chunks))
+        )
+    else:
+        mapped = jax.lax.map(fn, chunks)
+    return jax.tree_util.tree_map(
+        lambda a: a.reshape((num_chunks * chunk,) + a.shape[2:])[:size], mapped
+    )
 
 
-def sum_chunks(fn: Callable, tree: Any, chunk: int):
-    """``sum(fn(tree[i:i+chunk]) for each chunk)``, accumulated by a scan."""
-    body, rest, full, remainder = _split(tree, chunk)
-    total = None
-    if full:
-        first = jax.tree_util.tree_map(lambda a: a[0], body)
-        others = jax.tree_util.tree_map(lambda a: a[1:], body)
-        total = fn(first)
+def sum_chunks(fn: Callable, tree: Any, chunk: int, axis: int = 1):
+    """``Σ`` over all elements of ``fn(chunk)``, accumulated chunk by chunk in a scan.
 
-        def step(carry, piece):
-            return jax.tree_util.tree_map(jnp.add, carry, fn(piece)), None
+    ``fn`` maps a chunk of ``c`` elements to an array whose axis ``axis`` has
+    length ``c`` (one slice per element); the slices of padding elements are
+    masked out and the rest summed. One scan body, started from zeros: on CPU
+    a model call outside the loop next to the loop ran ~1.5× slower.
+    """
+    chunks, mask, _ = _chunked(tree, chunk)
+    num_chunks = mask.shape[0]
+    fn = _rematerialized(fn, num_chunks)
 
-        if full > chunk:
-            total, _ = jax.lax.scan(step, total, others)
-    if remainder:
-        tail = fn(rest)
-        total = tail if total is None else jax.tree_util.tree_map(jnp.add, total, tail)
+    def reduce(piece, valid):
+        values = fn(piece)
+        shape = [1] * values.ndim
+        shape[axis] = valid.shape[0]
+        return jnp.sum(jnp.where(valid.reshape(shape), values, 0), axis=axis)
+
+    if num_chunks == 1:
+        return reduce(jax.tree_util.tree_map(lambda a: a[0], chunks), mask[0])
+
+    def step(total, piece_and_valid):
+        return total + reduce(*piece_and_valid), None
+
+    first = jax.tree_util.tree_map(lambda a: a[0], chunks)
+    out = jax.eval_shape(reduce, first, mask[0])
+    total, _ = jax.lax.scan(step, jnp.zeros(out.shape, out.dtype), (chunks, mask))
     return total

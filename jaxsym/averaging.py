@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._orbits import act_out_each, model_on_orbits, resolve_chunk_size, sum_chunks
+from jaxsym._orbits import act_out_each, auto_chunk_size, model_on_orbits, sum_chunks
 from jaxsym._validation import (
     check_batch,
     check_chunk_size,
@@ -32,7 +32,9 @@ Model = Callable[[jax.Array], jax.Array]
 def _check_weights(weights, size: int) -> jax.Array:
     weights = jnp.asarray(weights)
     if weights.shape != (size,):
-        raise ValueError(f"weights must have shape ({size},), one per element; got {weights.shape}.")
+        raise ValueError(
+            f"weights must have shape ({size},), one per element; got {weights.shape}."
+        )
     if is_concrete(weights):
         check_finite("weights", weights)
         values = np.asarray(weights, dtype=np.float64)
@@ -46,20 +48,23 @@ def _average(f: Model, group: TransformationSet, weights, chunk_size: int | None
 
     def averaged(x: jax.Array) -> jax.Array:
         x = check_batch(group, x)
-        chunk = resolve_chunk_size(chunk_size, group.size, x.shape[0])
-        w = (
-            jnp.full((group.size,), 1.0 / group.size)
-            if weights is None
-            else _check_weights(weights, group.size)
-        )
+        chunk = auto_chunk_size(chunk_size, f, group, x)
 
-        def chunk_sum(piece):
+        def back_to_frame(elements):
+            y = model_on_orbits(f, group, elements, x)  # (B, c, *out)
+            return act_out_each(group, jax.vmap(group.inverse)(elements), y)
+
+        if weights is None:  # uniform: sum, then scale (a weighted dot is ~15% slower on CPU)
+            total = sum_chunks(back_to_frame, group.elements, chunk)
+            return total / jnp.asarray(group.size, total.dtype)
+
+        def weighted(piece):
             elements, chunk_weights = piece
-            y = model_on_orbits(f, group, elements, x)
-            back = act_out_each(group, jax.vmap(group.inverse)(elements), y)
-            return jnp.tensordot(chunk_weights.astype(back.dtype), back, axes=1)
+            back = back_to_frame(elements)
+            return back * chunk_weights.astype(back.dtype).reshape((1, -1) + (1,) * (back.ndim - 2))
 
-        return sum_chunks(chunk_sum, (group.elements, w), chunk)
+        w = _check_weights(weights, group.size)
+        return sum_chunks(weighted, (group.elements, w), chunk)
 
     return averaged
 
@@ -74,8 +79,10 @@ def symmetrize(f: Model, group: TransformationSet, *, chunk_size: int | None = N
     Args:
         f: batched model, ``(B, *input) -> (B, *output)``.
         group: the group (or transformation set) to average over.
-        chunk_size: group elements per model call. ``None`` picks a chunk that
-            keeps each call near 1024 examples; results do not depend on it.
+        chunk_size: group elements per model call. ``None`` picks it at trace
+            time from the model's intermediate bytes per example (a byte budget
+            per call, at most 4096 rows; see ``jaxsym._orbits``), so memory stays
+            bounded for large groups; results do not depend on it.
 
     Returns:
         The batched model ``Q_G f`` with the same signature as ``f``.

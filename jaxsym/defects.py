@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxsym._orbits import act_out_each, map_chunks, model_on_orbits, resolve_chunk_size
+from jaxsym._orbits import act_out_each, auto_chunk_size, map_chunks, model_on_orbits
 from jaxsym._validation import (
     check_batch,
     check_choice,
@@ -47,14 +47,14 @@ def squared_defects(
     x = check_batch(group, x)
     fx = f(x)
     check_model_output(fx, x.shape[0])
-    chunk = resolve_chunk_size(chunk_size, group.size, x.shape[0])
+    chunk = auto_chunk_size(chunk_size, f, group, x)
 
     def chunk_squares(elements):
-        moved = model_on_orbits(f, group, elements, x)
-        count = moved.shape[0]
-        target = act_out_each(group, elements, jnp.broadcast_to(fx, (count,) + fx.shape))
-        diff = (moved - target).reshape(count, x.shape[0], -1)
-        return jnp.sum(diff * diff, axis=-1)
+        moved = model_on_orbits(f, group, elements, x)  # (B, c, *out)
+        count = moved.shape[1]
+        target = act_out_each(group, elements, jnp.broadcast_to(fx[:, None], moved.shape))
+        diff = (moved - target).reshape(x.shape[0], count, -1)
+        return jnp.sum(diff * diff, axis=-1).T  # (c, B)
 
     return map_chunks(chunk_squares, group.elements, chunk)
 

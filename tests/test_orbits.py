@@ -1,0 +1,230 @@
+"""The chunked hot path (jaxsym._orbits): results independent of the chunk size,
+the automatic chunk rule, bounded memory, gradients, no retracing."""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jaxsym
+from jaxsym import _orbits, groups
+
+
+def _mlp(key, in_dim, out_dim, hidden=8):
+    k1, k2 = jax.random.split(key)
+    w1 = jax.random.normal(k1, (in_dim, hidden)) / np.sqrt(in_dim)
+    w2 = jax.random.normal(k2, (hidden, out_dim)) / np.sqrt(hidden)
+    return lambda p, x: jnp.tanh(x.reshape(x.shape[0], -1) @ p[0]) @ p[1], (w1, w2)
+
+
+def _equivariant_points_model(key, k):
+    """A non-equivariant model (k, 2) -> (k, 2): the output lives where inputs do."""
+    net, params = _mlp(key, 2 * k, 2 * k)
+    return lambda x: net(params, x).reshape(x.shape)
+
+
+def _brute_average(f, group, x, weights=None):
+    """``Σ_g w_g ρ_Y(g⁻¹) f(ρ_X(g) x)`` by a plain loop over elements and examples."""
+    weights = np.full(group.size, 1.0 / group.size) if weights is None else weights
+    weights = np.asarray(weights, np.float64) / np.sum(weights)
+    total = 0.0
+    for i in range(group.size):
+        g = group.element(i)
+        y = f(jax.vmap(group.act_in, in_axes=(None, 0))(g, x))
+        back = jax.vmap(group.act_out, in_axes=(None, 0))(group.inverse(g), y)
+        total = total + weights[i] * np.asarray(back, np.float64)
+    return total
+
+
+def _brute_squares(f, group, x):
+    """``e_f(x_b, g)²`` by a loop, shape ``(|G|, B)``."""
+    fx = np.asarray(f(x), np.float64)
+    rows = []
+    for i in range(group.size):
+        g = group.element(i)
+        moved = np.asarray(f(jax.vmap(group.act_in, in_axes=(None, 0))(g, x)), np.float64)
+        target = np.asarray(jax.vmap(group.act_out, in_axes=(None, 0))(g, fx))
+        rows.append(np.sum((moved - target).reshape(len(x), -1) ** 2, axis=-1))
+    return np.stack(rows)
+
+
+CHUNKS = [None, 1, 3, 4, 7, 10, 64]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_symmetrize_equals_brute_force_for_every_chunk(chunk):
+    group = groups.dihedral(5).equivariant()  # 10 elements: chunks 3, 4, 7 are padded
+    x = jax.random.normal(jax.random.key(0), (6, 4, 2))
+    f = _equivariant_points_model(jax.random.key(1), 4)
+    got = jaxsym.symmetrize(f, group, chunk_size=chunk)(x)
+    np.testing.assert_allclose(got, _brute_average(f, group, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_weighted_average_equals_brute_force_for_every_chunk(chunk):
+    group = groups.dihedral(5).equivariant()
+    weights = np.arange(1.0, 11.0)
+    x = jax.random.normal(jax.random.key(2), (5, 4, 2))
+    f = _equivariant_points_model(jax.random.key(3), 4)
+    got = jaxsym.partial_average(f, group, weights, chunk_size=chunk)(x)
+    np.testing.assert_allclose(got, _brute_average(f, group, x, weights), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_defects_equal_brute_force_for_every_chunk(chunk):
+    group = groups.permutations(4)  # 24 elements, invariant outputs
+    net, params = _mlp(jax.random.key(4), 12, 3)
+    f = lambda x: net(params, x)  # noqa: E731
+    x = jax.random.normal(jax.random.key(5), (7, 4, 3))
+    squares = _brute_squares(f, group, x)
+    got = jaxsym.pointwise_defects(f, x, group, chunk_size=chunk)
+    np.testing.assert_allclose(got, np.sqrt(squares), rtol=1e-4, atol=1e-5)
+    profile = jaxsym.defect_profile(f, x, group, "rms", chunk_size=chunk)
+    np.testing.assert_allclose(profile, np.sqrt(squares.mean(1)), rtol=1e-4, atol=1e-5)
+    sup = jaxsym.equivariance_error(f, x, group, "sup", chunk_size=chunk)
+    np.testing.assert_allclose(sup, np.sqrt(squares.max()), rtol=1e-4)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n=st.integers(1, 13),
+    chunk=st.integers(1, 15),
+    batch=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_chunking_never_changes_the_average(n, chunk, batch, seed):
+    group = groups.cyclic_rotations(n).equivariant()
+    x = jax.random.normal(jax.random.key(seed), (batch, 3, 2))
+    f = _equivariant_points_model(jax.random.key(seed + 1), 3)
+    got = jaxsym.symmetrize(f, group, chunk_size=chunk)(x)
+    np.testing.assert_allclose(got, _brute_average(f, group, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["sup", "rms"])
+def test_gradients_do_not_depend_on_chunks(kind):
+    """Several chunks (scan + rematerialization) vs one chunk vs a brute-force loss."""
+    group = groups.cyclic_rotations(9)
+    net, params = _mlp(jax.random.key(6), 8, 2)
+    x = jax.random.normal(jax.random.key(7), (5, 4, 2))
+
+    def loss(p, chunk):
+        value = jaxsym.equivariance_error(lambda z: net(p, z), x, group, kind, chunk_size=chunk)
+        average = jaxsym.symmetrize(lambda z: net(p, z), group, chunk_size=chunk)(x)
+        return value + jnp.sum(average**2)
+
+    def brute(p):
+        fx = net(p, x)
+        moved = groups.transform_batch(group, group.elements, x)
+        ys = jnp.stack([net(p, m) for m in moved])
+        squares = jnp.sum((ys - fx) ** 2, -1)
+        value = jnp.sqrt(jnp.max(squares) if kind == "sup" else jnp.mean(squares))
+        return value + jnp.sum(jnp.mean(ys, 0) ** 2)
+
+    expected = jax.grad(brute)(params)
+    for chunk in (2, 4, 9):
+        got = jax.jit(jax.grad(loss), static_argnums=1)(params, chunk)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bytes_per_row_counts_intermediates():
+    hidden = 24
+    w = jnp.ones((6, hidden))
+    x = jnp.ones((10, 6))
+    # one dot (B, hidden) and one tanh (B, hidden), float32
+    assert _orbits.bytes_per_row(lambda z: jnp.tanh(z @ w), x) == pytest.approx(8 * hidden)
+    # nested jaxprs (jit, custom_jvp) are walked, not skipped
+    nested = jax.jit(lambda z: jax.nn.relu(z @ w))
+    assert _orbits.bytes_per_row(nested, x) >= 8 * hidden
+
+
+def test_chunk_rule_inside_jit_and_grad_matches_outside():
+    group = groups.cyclic_rotations(256)
+    net, params = _mlp(jax.random.key(8), 32, 4, hidden=512)
+    x = jnp.ones((64, 16, 2))
+    outside = _orbits.auto_chunk_size(None, lambda z: net(params, z), group, x)
+    seen = []
+
+    def loss(p):
+        seen.append(_orbits.auto_chunk_size(None, lambda z: net(p, z), group, x))
+        return jnp.sum(jaxsym.symmetrize(lambda z: net(p, z), group)(x))
+
+    jax.jit(jax.grad(loss))(params)
+    assert seen == [outside]
+    row_bytes = _orbits.bytes_per_row(lambda z: net(params, z), x)
+    rows = min(_orbits.MAX_ROWS_PER_CALL, _orbits.ROW_BYTES_BUDGET // row_bytes)
+    assert outside * x.shape[0] <= rows  # within the budget, at least one element
+    assert outside >= 1 and group.size % outside == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(max_chunk=st.integers(1, 300), size=st.integers(1, 300))
+def test_balanced_chunk(max_chunk, size):
+    chunk = _orbits.balanced_chunk(max_chunk, size)
+    assert 1 <= chunk <= min(max_chunk, size)
+    num_chunks = math.ceil(size / chunk)
+    assert num_chunks <= 2 * math.ceil(size / min(max_chunk, size))  # never many more calls
+    assert num_chunks * chunk - size < num_chunks  # padding below one element per chunk
+
+
+def test_user_chunk_size_is_respected_and_checked():
+    assert _orbits.resolve_chunk_size(5, 12, 1000) == 5
+    assert _orbits.resolve_chunk_size(50, 12, 1000) == 12
+    assert _orbits.resolve_chunk_size(None, 12, 10**6, row_bytes=1.0) == 1
+    f = lambda z: z.reshape(z.shape[0], -1)  # noqa: E731
+    x = jnp.ones((2, 3, 2))
+    with pytest.raises(ValueError, match="chunk_size"):
+        jaxsym.symmetrize(f, groups.cyclic_rotations(4), chunk_size=0)
+    with pytest.raises(TypeError, match="chunk_size"):
+        jaxsym.defect_profile(f, x, groups.cyclic_rotations(4), chunk_size=2.5)
+
+
+def _temp_bytes(fn, *args):
+    analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+    if analysis is None:
+        pytest.skip("this backend gives no memory analysis")
+    return analysis.temp_size_in_bytes
+
+
+def test_memory_stays_bounded_as_the_group_grows():
+    """Automatic chunks: compiled temp memory barely grows from C_64 to C_2048,
+    forward and gradient, while the unchunked pass grows with |G|."""
+    net, params = _mlp(jax.random.key(9), 32, 4, hidden=64)
+    x = jnp.ones((256, 16, 2))
+    temps = {}
+    for n in (64, 2048):
+        group = groups.cyclic_rotations(n)
+        temps[n] = _temp_bytes(jaxsym.symmetrize(lambda z: net(params, z), group), x)
+        temps["grad", n] = _temp_bytes(
+            jax.grad(lambda p, g=group: jaxsym.equivariance_error(lambda z: net(p, z), x, g)),
+            params,
+        )
+    unchunked = _temp_bytes(
+        jaxsym.symmetrize(lambda z: net(params, z), groups.cyclic_rotations(2048), chunk_size=2048),
+        x,
+    )
+    assert temps[2048] <= 1.5 * temps[64] + 2**20
+    assert temps["grad", 2048] <= 1.5 * temps["grad", 64] + 2**20
+    assert unchunked > 10 * temps[2048]
+
+
+def test_no_retrace_on_second_call():
+    group = groups.flip_rot90()
+    net, params = _mlp(jax.random.key(10), 16, 3)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def run(p, x):
+        f = lambda z: net(p, z)  # noqa: E731
+        return jaxsym.symmetrize(f, group)(x), jaxsym.defect_profile(f, x, group)
+
+    x = jnp.ones((3, 4, 4))
+    run(params, x)
+    run(params, x + 1.0)
