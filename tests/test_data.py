@@ -1,0 +1,254 @@
+"""Data equivariance error (theory.md §6): knn, reference and Sinkhorn estimators."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+import jaxsym
+from jaxsym import groups
+from jaxsym.data import data_defect, knn_data_defect, nearest_other
+
+C8 = groups.cyclic_rotations(8)
+
+
+def _polar_sample(key, n):
+    x = jax.random.normal(key, (n, 2))
+    radius = jnp.linalg.norm(x, axis=1)
+    angle = jnp.arctan2(x[:, 1], x[:, 0])
+    return x, radius, angle
+
+
+def _labels(kind, radius, angle, noise):
+    # "invariant": C8- (even SO(2)-) invariant; "c4": C4-invariant, odd multiples of 45° flip it.
+    target = jnp.cos(2 * radius) if kind == "invariant" else radius * jnp.cos(4 * angle)
+    return (target + noise)[:, None]
+
+
+@pytest.fixture(scope="module")
+def planar_data():
+    x, radius, angle = _polar_sample(jax.random.key(0), 600)
+    noise = 0.3 * jax.random.normal(jax.random.key(1), (600,))
+    return x, {kind: _labels(kind, radius, angle, noise) for kind in ("invariant", "c4")}
+
+
+def _brute_force_knn(x, y, group, radius):
+    """Loop over (g, i) with a float64 distance matrix: the §6 formula literally."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    mats = np.asarray(group.elements, np.float64)
+    profile, matched = [], []
+    for mat in mats:
+        moved = x @ mat.T
+        distances = np.linalg.norm(moved[:, None, :] - x[None, :, :], axis=-1)
+        np.fill_diagonal(distances, np.inf)
+        nearest = distances.argmin(1)
+        ok = distances[np.arange(len(x)), nearest] <= radius
+        mismatch = np.sum((y[nearest] - y) ** 2, axis=-1)  # invariant labels: ρ_Y = I
+        profile.append(mismatch[ok].mean())
+        matched.append(ok.mean())
+    return np.array(profile), np.array(matched)
+
+
+def test_knn_matches_brute_force(planar_data):
+    x, labels = planar_data
+    x, y = x[:200], labels["c4"][:200]
+    result = knn_data_defect(x, y, C8, radius=0.3, block_size=64)
+    profile, matched = _brute_force_knn(x, y, C8, 0.3)
+    np.testing.assert_allclose(result.profile, profile, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(result.matched_fraction, matched, atol=1e-6)
+    np.testing.assert_allclose(result.excess, profile - profile[0], rtol=1e-4, atol=1e-5)
+    assert float(result.baseline) == pytest.approx(profile[0], rel=1e-4)
+
+
+def test_knn_default_radius_is_nn_distance_quantile(planar_data):
+    x, labels = planar_data
+    result = knn_data_defect(x, labels["invariant"], C8, radius_quantile=0.75)
+    points = np.asarray(x, np.float64)
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    expected = np.quantile(distances.min(1), 0.75)
+    assert float(result.radius) == pytest.approx(expected, rel=1e-3)
+    assert float(result.matched_fraction[0]) == pytest.approx(0.75, abs=0.01)
+
+
+def test_knn_invariant_data_is_at_baseline(planar_data):
+    x, labels = planar_data
+    result = data_defect(x, labels["invariant"], C8, "knn")
+    # Within sampling error of the identity baseline for every element.
+    assert np.all(np.asarray(result.excess) <= 4 * np.asarray(result.stderr) + 1e-6)
+    assert np.all(np.abs(np.asarray(result.excess)) <= 0.05)
+    # μ is rotation invariant, so every element finds matches about as often.
+    assert np.all(np.asarray(result.matched_fraction) > 0.8)
+
+
+def test_knn_flags_exactly_the_asymmetric_elements(planar_data):
+    x, labels = planar_data
+    result = data_defect(x, labels["c4"], C8, "knn")
+    flagged = np.asarray(result.excess) > 5 * np.asarray(result.stderr)
+    np.testing.assert_array_equal(flagged, np.arange(8) % 2 == 1)  # odd multiples of 45°
+    # On the flagged elements E_x e_{f*}(x, g)² = E[4 r² cos² 4θ] = 4 · E r² · ½ = 4;
+    # matching favours dense (small-r) regions, so the estimate is positive but below 4.
+    assert np.all(np.asarray(result.excess)[flagged] > 1.5)
+    assert np.all(np.asarray(result.excess)[flagged] < 4.5)
+
+
+def test_knn_equivariant_outputs_closed_form(planar_data):
+    """ρ_Y = rotation: labels y = 2x are equivariant (excess 0); a constant label
+    c = (1, 0) has e_{f*}(x, g)² = ‖c − R_g c‖² = 2 − 2 cos θ_g for every x."""
+    x, _ = planar_data
+    group = C8.equivariant()
+    equivariant = knn_data_defect(x, 2.0 * x, group, radius=0.3)
+    # f* varies over the matching distance, but the same way for every element.
+    assert np.all(
+        np.abs(np.asarray(equivariant.excess)) <= 4 * np.asarray(equivariant.stderr) + 1e-3
+    )
+    constant = knn_data_defect(x, jnp.tile(jnp.array([[1.0, 0.0]]), (600, 1)), group, radius=0.3)
+    angles = 2 * np.pi * np.arange(8) / 8
+    np.testing.assert_allclose(constant.excess, 2 - 2 * np.cos(angles), atol=1e-4)
+    assert float(constant.baseline) == pytest.approx(0.0, abs=1e-6)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), block=st.sampled_from([7, 48]))
+def test_knn_on_orbit_closed_invariant_data_is_zero(seed, block):
+    """A sample closed under G with exactly invariant labels: every element matches
+    ρ_X(g) x_i itself, so the mismatch is exactly 0 for g ≠ e (a theorem-level check)."""
+    group = groups.dihedral(4)
+    base = jax.random.normal(jax.random.key(seed), (6, 2)) + 0.05
+    x = groups.transform_batch(group, group.elements, base).reshape(-1, 2)
+    y = jnp.sin(3 * jnp.linalg.norm(x, axis=1, keepdims=True))
+    result = knn_data_defect(x, y, group, radius=jnp.inf, block_size=block)
+    np.testing.assert_allclose(np.asarray(result.profile)[1:], 0.0, atol=1e-5)
+    np.testing.assert_allclose(result.matched_fraction, 1.0)
+
+
+def test_nearest_other_blocks_agree():
+    points = jax.random.normal(jax.random.key(3), (50, 5))
+    queries = jax.random.normal(jax.random.key(4), (77, 5))
+    owners = jnp.arange(77) % 50
+    reference = nearest_other(queries, owners, points, block_size=77)
+    for block in (8, 30):
+        index, squares = nearest_other(queries, owners, points, block_size=block)
+        np.testing.assert_array_equal(index, reference[0])
+        np.testing.assert_allclose(squares, reference[1], rtol=1e-5)
+    assert not np.any(np.asarray(reference[0]) == np.asarray(owners))
+
+
+def test_knn_digits_rot180_less_symmetric_than_identity():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = jnp.asarray(digits.images[:900] / 16.0, jnp.float32)  # (900, 8, 8)
+    y = jax.nn.one_hot(digits.target[:900], 10)
+    result = data_defect(x, y, groups.flip_rot90(), "knn", radius=jnp.inf)
+    rot180 = 2  # flip_rot90 order: 4 quarter turns, then the flips
+    excess, stderr = np.asarray(result.excess), np.asarray(result.stderr)
+    assert excess[rot180] > 5 * stderr[rot180]
+    assert float(result.profile[rot180]) > 5 * float(result.baseline)
+    # Every non-identity element is less symmetric than the identity baseline.
+    assert np.all(excess[1:] > 0)
+    # With the default radius, quarter turns of digits match no digit at all: NaN, not 0.
+    local = data_defect(x, y, groups.flip_rot90(), "knn")
+    assert float(local.matched_fraction[1]) == 0.0
+    assert np.isnan(float(local.excess[1])) and np.isnan(float(local.stderr[1]))
+    assert float(local.excess[rot180]) > 3 * float(local.stderr[rot180])
+
+
+def test_reference_equals_defect_profile_and_closed_form():
+    x = jax.random.normal(jax.random.key(5), (20000, 2))
+
+    def teacher(z):  # f*(x) = x₁: E e² = E[(x₁(cos θ − 1) − x₂ sin θ)²] = 2 − 2 cos θ
+        return z[:, :1]
+
+    result = data_defect(x, None, C8, "reference", reference=teacher)
+    np.testing.assert_allclose(result.profile, jaxsym.defect_profile(teacher, x, C8, "rms"))
+    angles = 2 * np.pi * np.arange(8) / 8
+    np.testing.assert_allclose(result.profile, np.sqrt(2 - 2 * np.cos(angles)), rtol=0.03)
+    assert float(result.baseline) == 0.0
+    assert result.matched_fraction is None
+    maxed = data_defect(x, None, C8, "reference", reference=teacher, reduce="max")
+    assert np.all(np.asarray(maxed.profile) >= np.asarray(result.profile) - 1e-6)
+
+
+def test_sinkhorn_invariant_below_baseline_and_c4_flagged(planar_data):
+    x, labels = planar_data
+    key = jax.random.key(8)
+    symmetric = data_defect(x, labels["invariant"], C8, "sinkhorn", key=key)
+    assert float(symmetric.profile[0]) == 0.0
+    assert np.all(np.asarray(symmetric.profile) <= float(symmetric.baseline))
+    asymmetric = data_defect(x, labels["c4"], C8, "sinkhorn", key=key)
+    odd = np.arange(8) % 2 == 1
+    profile, baseline = np.asarray(asymmetric.profile), float(asymmetric.baseline)
+    assert np.all(profile[odd] > 1.3 * baseline)
+    assert np.all(profile[~odd] <= baseline)
+    np.testing.assert_allclose(asymmetric.excess, profile - baseline, atol=1e-6)
+    # The RMS data profile on odd elements is 2: Sinkhorn is a lower estimate.
+    assert np.all(profile[odd] < 2.0)
+
+
+def test_sinkhorn_approaches_exact_w2_for_small_epsilon():
+    """Equal-size uniform samples: exact W₂ is an assignment problem (scipy)."""
+    x = jax.random.normal(jax.random.key(9), (120, 2))
+    y = (x[:, :1] + 0.5 * x[:, 1:]) * 2.0  # not rotation invariant
+    group = groups.cyclic_rotations(4)
+    result = data_defect(x, y, group, "sinkhorn", key=jax.random.key(0), epsilon=0.002)
+    sample = np.concatenate([np.asarray(x), np.asarray(y)], 1).astype(np.float64)
+    for index in (1, 2):
+        mat = np.asarray(group.elements[index], np.float64)
+        image = np.concatenate([sample[:, :2] @ mat.T, sample[:, 2:]], 1)
+        cost = np.sum((sample[:, None] - image[None]) ** 2, -1)
+        rows, cols = linear_sum_assignment(cost)
+        exact = np.sqrt(cost[rows, cols].mean())
+        assert float(result.profile[index]) == pytest.approx(exact, rel=0.1)
+        assert float(result.profile[index]) <= exact * 1.02
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "nearest"}, "method must be one of"),
+        ({"method": "reference"}, "needs reference"),
+        ({"method": "knn", "reference": lambda z: z}, "only used by method='reference'"),
+        ({"method": "knn", "radius": -1.0}, "radius must be non-negative"),
+        ({"method": "knn", "radius_quantile": 0.0}, "radius_quantile"),
+        ({"method": "sinkhorn"}, "key is required"),
+        ({"method": "sinkhorn", "key": jax.random.key(0), "epsilon": 0.0}, "epsilon"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    x = jax.random.normal(jax.random.key(0), (10, 2))
+    y = jnp.zeros((10, 1))
+    method = kwargs.pop("method")
+    with pytest.raises(ValueError, match=message):
+        data_defect(x, y, C8, method, **kwargs)
+
+
+def test_bad_shapes_raise():
+    x = jax.random.normal(jax.random.key(0), (10, 2))
+    with pytest.raises(ValueError, match="leading axis of length 10"):
+        data_defect(x, jnp.zeros((9, 1)), C8)
+    with pytest.raises(ValueError, match="y is required"):
+        data_defect(x, None, C8)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        data_defect(x[:1], jnp.zeros((1, 1)), C8)
+    with pytest.raises(ValueError, match="R\\^2"):
+        data_defect(jnp.zeros((10, 3)), jnp.zeros((10, 1)), C8)
+    with pytest.raises(ValueError, match="non-finite"):
+        data_defect(x, jnp.full((10, 1), jnp.nan), C8)
+
+
+def test_knn_no_retrace_on_second_call(planar_data):
+    x, labels = planar_data
+    from jaxsym import data as data_module
+
+    first = knn_data_defect(x[:100], labels["c4"][:100], C8)
+    size = data_module._knn_jit._cache_size()
+    second = knn_data_defect(x[100:200], labels["c4"][100:200], C8)
+    assert data_module._knn_jit._cache_size() == size
+    assert first.profile.shape == second.profile.shape == (8,)
