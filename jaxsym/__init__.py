@@ -4,8 +4,20 @@ Implements Petrache & Trivedi, "Approximation-Generalization Trade-offs under
 (Approximate) Group Equivariance", NeurIPS 2023, arXiv:2305.17592.
 """
 
-from jaxsym import groups, testing
+from jaxsym import bounds, covering, data, groups, predictive, testing
 from jaxsym.averaging import dial, partial_average, symmetrize
+from jaxsym.bounds import (
+    approximation_error,
+    generalization_bound,
+    generalization_bound_from_table,
+    optimal_level,
+    optimal_subset,
+    ramp_loss_constants,
+    squared_loss_constants,
+    tradeoff,
+)
+from jaxsym.covering import covering_numbers, covering_table, orbit_distances
+from jaxsym.data import DataDefect, data_defect
 from jaxsym.defects import (
     defect_profile,
     distance_to_equivariance,
@@ -14,19 +26,46 @@ from jaxsym.defects import (
     stabilizer,
     stabilizer_measure,
 )
+from jaxsym.predictive import (
+    PredictiveTradeoff,
+    dial_risk,
+    predictive_tradeoff,
+    random_features_ridge,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataDefect",
+    "PredictiveTradeoff",
+    "approximation_error",
+    "bounds",
+    "covering",
+    "covering_numbers",
+    "covering_table",
+    "data",
+    "data_defect",
     "defect_profile",
     "dial",
+    "dial_risk",
     "distance_to_equivariance",
     "equivariance_error",
+    "generalization_bound",
+    "generalization_bound_from_table",
     "groups",
+    "optimal_level",
+    "optimal_subset",
+    "orbit_distances",
     "partial_average",
     "pointwise_defects",
+    "predictive",
+    "predictive_tradeoff",
+    "ramp_loss_constants",
+    "random_features_ridge",
+    "squared_loss_constants",
     "stabilizer",
     "stabilizer_measure",
     "symmetrize",
     "testing",
+    "tradeoff",
 ]
