@@ -34,12 +34,11 @@ from jaxsym._validation import (
     check_positive,
     is_concrete,
 )
-from jaxsym.defects import defect_profile
+from jaxsym.defects import REDUCTIONS, defect_profile, safe_sqrt
 from jaxsym.groups import TransformationSet, transform_batch
 
 Model = Callable[[jax.Array], jax.Array]
 METHODS = ("knn", "reference", "sinkhorn")
-REDUCTIONS = ("max", "mean", "rms")
 
 __all__ = [
     "DataDefect",
@@ -73,12 +72,6 @@ class DataDefect(NamedTuple):
     stderr: jax.Array | None = None
     matched_fraction: jax.Array | None = None
     radius: jax.Array | None = None
-
-
-def safe_sqrt(squares: jax.Array) -> jax.Array:
-    """``√max(s, 0)`` with gradient 0 (not NaN) where ``s ≤ 0``."""
-    positive = squares > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
 
 
 def turned_labels(group: TransformationSet, y: jax.Array) -> jax.Array:

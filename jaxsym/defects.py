@@ -34,7 +34,7 @@ ERROR_KINDS = ("sup", "rms")
 
 
 def safe_sqrt(squares: jax.Array) -> jax.Array:
-    """``√s`` with gradient 0 (not NaN) where ``s = 0``, e.g. at the identity."""
+    """``√max(s, 0)`` with gradient 0 (not NaN) where ``s ≤ 0``, e.g. at the identity."""
     positive = squares > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
 
