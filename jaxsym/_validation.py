@@ -6,8 +6,6 @@ checked always, at trace time.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,6 +101,3 @@ def check_profile(profile, name: str = "profile") -> jax.Array:
     check_finite(name, profile)
     return profile
 
-
-def isclose_one(total: float) -> bool:
-    return math.isclose(total, 1.0, rel_tol=1e-5, abs_tol=1e-6)
