@@ -100,4 +100,3 @@ def check_profile(profile, name: str = "profile") -> jax.Array:
         )
     check_finite(name, profile)
     return profile
-
