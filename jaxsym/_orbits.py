@@ -21,14 +21,17 @@ that every chunk runs the same compiled body inside one scan.
 
 Under differentiation the chunk body is rematerialized (:func:`jax.checkpoint`),
 so gradients of the averages (theory.md §3) and defects (§2) also run in memory
-bounded by the chunk, not by ``|G|``.
+bounded by the chunk, not by ``|G|``. One exception, for speed: convolutional
+models on the CPU backend with at most :data:`MAX_UNROLLED_CHUNKS` chunks take
+their derivatives in an unrolled loop (:func:`plan_chunks` says why).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +46,8 @@ DEFAULT_ROWS_PER_CALL = 1024
 ROW_BYTES_BUDGET = 64 * 2**20
 #: At most this many rows (transformed examples) per model call.
 MAX_ROWS_PER_CALL = 4096
+#: At most this many chunks have their derivatives unrolled (see :func:`plan_chunks`).
+MAX_UNROLLED_CHUNKS = 16
 
 
 def _sub_jaxprs(eqn) -> list:
@@ -56,14 +61,21 @@ def _sub_jaxprs(eqn) -> list:
     return subs
 
 
-def _intermediate_bytes(jaxpr) -> int:
-    """Bytes of all values produced by the primitive operations of a jaxpr."""
-    total = 0
+def _walk(jaxpr):
+    """Every primitive equation of a jaxpr, nested jaxprs included."""
     for eqn in jaxpr.eqns:
         subs = _sub_jaxprs(eqn)
         if subs:
-            total += sum(_intermediate_bytes(sub) for sub in subs)
-            continue
+            for sub in subs:
+                yield from _walk(sub)
+        else:
+            yield eqn
+
+
+def _intermediate_bytes(jaxpr) -> int:
+    """Bytes of all values produced by the primitive operations of a jaxpr."""
+    total = 0
+    for eqn in _walk(jaxpr):
         for var in eqn.outvars:
             aval = getattr(var, "aval", None)
             if hasattr(aval, "shape") and hasattr(aval, "dtype"):
@@ -71,18 +83,33 @@ def _intermediate_bytes(jaxpr) -> int:
     return total
 
 
-def bytes_per_row(f: Callable, x: jax.Array) -> float | None:
-    """Bytes of intermediates per example when ``f`` runs on a batch like ``x``.
+class ModelProfile(NamedTuple):
+    """What the chunk rule needs to know of a model, read off its jaxpr.
 
-    Traces ``f`` (no compilation, no execution), so it works on tracers inside
-    ``jit``/``grad``. Returns ``None`` if ``f`` cannot be traced abstractly.
+    Attributes:
+        row_bytes: bytes of intermediates per example, ``None`` if unknown.
+        has_convolution: whether the model runs a convolution.
+    """
+
+    row_bytes: float | None
+    has_convolution: bool
+
+
+def model_profile(f: Callable, x: jax.Array) -> ModelProfile:
+    """Traces ``f`` on a batch like ``x`` (no compilation, no execution).
+
+    Works on tracers inside ``jit``/``grad``. A model that cannot be traced
+    abstractly gets an empty profile (the real call raises the user's error).
     """
     spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
     try:
-        closed = jax.make_jaxpr(f)(spec)
+        jaxpr = jax.make_jaxpr(f)(spec).jaxpr
     except Exception:  # the real call will raise the user's error, if any
-        return None
-    return _intermediate_bytes(closed.jaxpr) / max(x.shape[0], 1)
+        return ModelProfile(None, False)
+    return ModelProfile(
+        row_bytes=_intermediate_bytes(jaxpr) / max(x.shape[0], 1),
+        has_convolution=any(eqn.primitive.name == "conv_general_dilated" for eqn in _walk(jaxpr)),
+    )
 
 
 def balanced_chunk(max_chunk: int, num_elements: int) -> int:
@@ -112,7 +139,7 @@ def resolve_chunk_size(
         chunk_size: the user's chunk size, or ``None`` for automatic.
         num_elements: ``|G|``.
         batch_size: ``B``.
-        row_bytes: intermediate bytes per example (:func:`bytes_per_row`);
+        row_bytes: intermediate bytes per example (:func:`model_profile`);
             ``None`` uses :data:`DEFAULT_ROWS_PER_CALL`.
     """
     if chunk_size is not None:
@@ -124,13 +151,43 @@ def resolve_chunk_size(
     return balanced_chunk(max(1, rows // max(batch_size, 1)), num_elements)
 
 
-def auto_chunk_size(
+class ChunkPlan(NamedTuple):
+    """How a loop over the group runs.
+
+    Attributes:
+        size: elements per chunk.
+        unroll_derivatives: take derivatives chunk by chunk in a loop unrolled
+            at trace time instead of through the scan (see :func:`plan_chunks`).
+    """
+
+    size: int
+    unroll_derivatives: bool = False
+
+
+def plan_chunks(
     chunk_size: int | None, f: Callable, group: TransformationSet, x: jax.Array
-) -> int:
-    """:func:`resolve_chunk_size` with the model's bytes per row measured on ``x``."""
-    if chunk_size is not None:
-        return resolve_chunk_size(chunk_size, group.size, x.shape[0])
-    return resolve_chunk_size(None, group.size, x.shape[0], bytes_per_row(f, x))
+) -> ChunkPlan:
+    """The chunk size (:func:`resolve_chunk_size`) and how to differentiate the loop.
+
+    Values always come from one :func:`jax.lax.scan` over the chunks (on CPU
+    the fastest forward: unrolled chunks ran ~20% slower). Derivatives are
+    unrolled when the backend is the CPU, the model convolves, and there are
+    2 to :data:`MAX_UNROLLED_CHUNKS` chunks: XLA:CPU rewrites convolutions
+    into its fast (Eigen) form only outside loop bodies, so the transposed
+    convolutions of a backward pass inside a scan run a naive kernel, 20–200×
+    slower. The price is memory: XLA recomputes the unrolled chunks side by
+    side, so the backward pass holds about as much as one unchunked call.
+    """
+    profile = model_profile(f, x)
+    row_bytes = None if chunk_size is not None else profile.row_bytes
+    size = resolve_chunk_size(chunk_size, group.size, x.shape[0], row_bytes)
+    num_chunks = -(-group.size // size)
+    unroll = (
+        profile.has_convolution
+        and 1 < num_chunks <= MAX_UNROLLED_CHUNKS
+        and jax.default_backend() == "cpu"
+    )
+    return ChunkPlan(size, unroll)
 
 
 def model_on_orbits(f: Callable, group: TransformationSet, elements: Any, x: jax.Array):
@@ -181,7 +238,7 @@ def _chunked(tree: Any, chunk: int):
 def _rematerialized(fn: Callable, num_chunks: int) -> Callable:
     """``fn`` under :func:`jax.checkpoint` when there are several chunks.
 
-    Under differentiation a scan would otherwise keep every chunk's activations
+    Under differentiation a loop would otherwise keep every chunk's activations
     for the backward pass (memory growing with ``|G|``); recomputing one chunk's
     forward pass instead keeps gradients in bounded memory, and on CPU it was
     also faster (benchmarks/run.py, defects table).
@@ -189,51 +246,96 @@ def _rematerialized(fn: Callable, num_chunks: int) -> Callable:
     return jax.checkpoint(fn, prevent_cse=False) if num_chunks > 1 else fn
 
 
-def map_chunks(fn: Callable, tree: Any, chunk: int):
+def _take(tree: Any, i: int) -> Any:
+    return jax.tree_util.tree_map(lambda a: a[i], tree)
+
+
+def _combine(values: list, accumulate: bool) -> Any:
+    if accumulate:
+        return jax.tree_util.tree_map(lambda *v: sum(v[1:], v[0]), *values)
+    return jax.tree_util.tree_map(lambda *v: jnp.stack(v), *values)
+
+
+def _scan(fn: Callable, chunks: Any, accumulate: bool) -> Any:
+    """``fn`` on every chunk in one :func:`jax.lax.scan`: summed, or stacked."""
+    if not accumulate:
+        return jax.lax.map(fn, chunks)
+
+    def step(total, piece):
+        return jax.tree_util.tree_map(jnp.add, total, fn(piece)), None
+
+    out = jax.eval_shape(fn, _take(chunks, 0))
+    zeros = jax.tree_util.tree_map(lambda o: jnp.zeros(o.shape, o.dtype), out)
+    return jax.lax.scan(step, zeros, chunks)[0]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _scan_unrolled_tangents(body: Callable, accumulate: bool, chunks: Any, *consts) -> Any:
+    return _scan(lambda piece: body(piece, *consts), chunks, accumulate)
+
+
+@_scan_unrolled_tangents.defjvp
+def _scan_unrolled_tangents_jvp(body, accumulate, primals, tangents):
+    chunks, *consts = primals
+    chunk_tangents, *const_tangents = tangents
+    out = _scan_unrolled_tangents(body, accumulate, chunks, *consts)
+    num_chunks = jax.tree_util.tree_leaves(chunks)[0].shape[0]
+    pieces = [
+        jax.jvp(
+            body,
+            (_take(chunks, i), *consts),
+            (_take(chunk_tangents, i), *const_tangents),
+        )[1]
+        for i in range(num_chunks)
+    ]
+    return out, _combine(pieces, accumulate)
+
+
+def _over_chunks(fn: Callable, chunks: Any, accumulate: bool, unroll_derivatives: bool) -> Any:
+    """``fn`` on each chunk (leading axis of ``chunks``), summed or stacked.
+
+    The values come from one :func:`jax.lax.scan`. With ``unroll_derivatives``
+    a custom JVP takes the derivatives chunk by chunk in a loop unrolled at
+    trace time (reasons in :func:`plan_chunks`); being a JVP rule, it keeps
+    forward and reverse mode, ``vmap`` and higher derivatives working.
+    """
+    num_chunks = jax.tree_util.tree_leaves(chunks)[0].shape[0]
+    fn = _rematerialized(fn, num_chunks)
+    if num_chunks == 1:
+        value = fn(_take(chunks, 0))
+        return value if accumulate else _combine([value], accumulate)
+    if not unroll_derivatives:
+        return _scan(fn, chunks, accumulate)
+    body, consts = jax.closure_convert(fn, _take(chunks, 0))
+    return _scan_unrolled_tangents(body, accumulate, chunks, *consts)
+
+
+def map_chunks(fn: Callable, tree: Any, plan: ChunkPlan):
     """``concat([fn(tree[i:i+chunk]) for each chunk])``, one compiled body.
 
     ``fn`` maps a chunk of ``c`` elements to arrays with leading axis ``c``.
     A padded last chunk is computed and its padding dropped.
     """
-    chunks, mask, size = _chunked(tree, chunk)
-    num_chunks = mask.shape[0]
-    fn = _rematerialized(fn, num_chunks)
-    if num_chunks == 1:
-        mapped = jax.tree_util.tree_map(
-            lambda a: a[None], fn(jax.tree_util.tree_map(lambda a: a[0], chunks))
-        )
-    else:
-        mapped = jax.lax.map(fn, chunks)
-    return jax.tree_util.tree_map(
-        lambda a: a.reshape((num_chunks * chunk,) + a.shape[2:])[:size], mapped
-    )
+    chunks, mask, size = _chunked(tree, plan.size)
+    mapped = _over_chunks(fn, chunks, False, plan.unroll_derivatives)
+    return jax.tree_util.tree_map(lambda a: a.reshape((mask.size,) + a.shape[2:])[:size], mapped)
 
 
-def sum_chunks(fn: Callable, tree: Any, chunk: int, axis: int = 1):
-    """``Σ`` over all elements of ``fn(chunk)``, accumulated chunk by chunk in a scan.
+def sum_chunks(fn: Callable, tree: Any, plan: ChunkPlan, axis: int = 1):
+    """``Σ`` over all elements of ``fn(chunk)``, accumulated chunk by chunk.
 
     ``fn`` maps a chunk of ``c`` elements to an array whose axis ``axis`` has
     length ``c`` (one slice per element); the slices of padding elements are
     masked out and the rest summed. One scan body, started from zeros: on CPU
     a model call outside the loop next to the loop ran ~1.5× slower.
     """
-    chunks, mask, _ = _chunked(tree, chunk)
-    num_chunks = mask.shape[0]
-    fn = _rematerialized(fn, num_chunks)
+    chunks, mask, _ = _chunked(tree, plan.size)
 
-    def reduce(piece, valid):
+    def reduce(piece_and_valid):
+        piece, valid = piece_and_valid
         values = fn(piece)
         shape = [1] * values.ndim
         shape[axis] = valid.shape[0]
         return jnp.sum(jnp.where(valid.reshape(shape), values, 0), axis=axis)
 
-    if num_chunks == 1:
-        return reduce(jax.tree_util.tree_map(lambda a: a[0], chunks), mask[0])
-
-    def step(total, piece_and_valid):
-        return total + reduce(*piece_and_valid), None
-
-    first = jax.tree_util.tree_map(lambda a: a[0], chunks)
-    out = jax.eval_shape(reduce, first, mask[0])
-    total, _ = jax.lax.scan(step, jnp.zeros(out.shape, out.dtype), (chunks, mask))
-    return total
+    return _over_chunks(reduce, (chunks, mask), True, plan.unroll_derivatives)

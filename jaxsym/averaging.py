@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._orbits import act_out_each, auto_chunk_size, model_on_orbits, sum_chunks
+from jaxsym._orbits import act_out_each, model_on_orbits, plan_chunks, sum_chunks
 from jaxsym._validation import (
     check_batch,
     check_chunk_size,
@@ -48,14 +48,14 @@ def _average(f: Model, group: TransformationSet, weights, chunk_size: int | None
 
     def averaged(x: jax.Array) -> jax.Array:
         x = check_batch(group, x)
-        chunk = auto_chunk_size(chunk_size, f, group, x)
+        plan = plan_chunks(chunk_size, f, group, x)
 
         def back_to_frame(elements):
             y = model_on_orbits(f, group, elements, x)  # (B, c, *out)
             return act_out_each(group, jax.vmap(group.inverse)(elements), y)
 
         if weights is None:  # uniform: sum, then scale (a weighted dot is ~15% slower on CPU)
-            total = sum_chunks(back_to_frame, group.elements, chunk)
+            total = sum_chunks(back_to_frame, group.elements, plan)
             return total / jnp.asarray(group.size, total.dtype)
 
         def weighted(piece):
@@ -64,7 +64,7 @@ def _average(f: Model, group: TransformationSet, weights, chunk_size: int | None
             return back * chunk_weights.astype(back.dtype).reshape((1, -1) + (1,) * (back.ndim - 2))
 
         w = _check_weights(weights, group.size)
-        return sum_chunks(weighted, (group.elements, w), chunk)
+        return sum_chunks(weighted, (group.elements, w), plan)
 
     return averaged
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxsym._orbits import act_out_each, auto_chunk_size, map_chunks, model_on_orbits
+from jaxsym._orbits import act_out_each, map_chunks, model_on_orbits, plan_chunks
 from jaxsym._validation import (
     check_batch,
     check_choice,
@@ -47,7 +47,7 @@ def squared_defects(
     x = check_batch(group, x)
     fx = f(x)
     check_model_output(fx, x.shape[0])
-    chunk = auto_chunk_size(chunk_size, f, group, x)
+    plan = plan_chunks(chunk_size, f, group, x)
 
     def chunk_squares(elements):
         moved = model_on_orbits(f, group, elements, x)  # (B, c, *out)
@@ -56,7 +56,7 @@ def squared_defects(
         diff = (moved - target).reshape(x.shape[0], count, -1)
         return jnp.sum(diff * diff, axis=-1).T  # (c, B)
 
-    return map_chunks(chunk_squares, group.elements, chunk)
+    return map_chunks(chunk_squares, group.elements, plan)
 
 
 def pointwise_defects(

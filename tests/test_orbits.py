@@ -134,31 +134,95 @@ def test_gradients_do_not_depend_on_chunks(kind):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_bytes_per_row_counts_intermediates():
+def _conv_net(key, channels=3):
+    """A small non-equivariant conv net (B, 6, 6, 1) -> (B, 2) and its parameters."""
+    k1, k2 = jax.random.split(key)
+    params = (
+        jax.random.normal(k1, (3, 3, 1, channels)) * 0.5,
+        jax.random.normal(k2, (6 * 6 * channels, 2)) * 0.1,
+    )
+
+    def net(p, x):
+        h = jax.lax.conv_general_dilated(
+            x, p[0], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        return jnp.tanh(h).reshape(x.shape[0], -1) @ p[1]
+
+    return net, params
+
+
+def test_conv_derivatives_on_cpu_are_unrolled_only_when_it_pays():
+    group = groups.flip_rot90()
+    net, params = _conv_net(jax.random.key(0))
+    x = jnp.ones((4, 6, 6, 1))
+    conv = lambda z: net(params, z)  # noqa: E731
+    on_cpu = jax.default_backend() == "cpu"
+    assert _orbits.plan_chunks(2, conv, group, x) == (2, on_cpu)
+    assert _orbits.plan_chunks(8, conv, group, x) == (8, False)  # one chunk: no loop
+    mlp, mlp_params = _mlp(jax.random.key(1), 36, 2)
+    assert _orbits.plan_chunks(2, lambda z: mlp(mlp_params, z), group, x) == (2, False)
+    big = groups.cyclic_shifts(_orbits.MAX_UNROLLED_CHUNKS + 1)
+    assert not _orbits.plan_chunks(1, conv, big, jnp.ones((4, 6, 6, 1))).unroll_derivatives
+
+
+def test_unrolled_derivatives_match_brute_force_in_every_mode():
+    """grad, jvp, a Hessian and vmap through the custom JVP (several conv chunks)."""
+    with jax.enable_x64(True):
+        group = groups.flip_rot90()
+        net, params = _conv_net(jax.random.key(2))
+        x = jax.random.normal(jax.random.key(3), (3, 6, 6, 1))
+        assert _orbits.plan_chunks(3, lambda z: net(params, z), group, x).unroll_derivatives
+
+        def loss(scale, p=params):
+            f = lambda z: net(p, z) * scale  # noqa: E731
+            value = jaxsym.equivariance_error(f, x, group, "rms", chunk_size=3)
+            return value + jnp.sum(jaxsym.symmetrize(f, group, chunk_size=3)(x) ** 2)
+
+        def brute(scale, p=params):
+            moved = groups.transform_batch(group, group.elements, x)
+            ys = jnp.stack([net(p, m) * scale for m in moved])  # invariant outputs
+            value = jnp.sqrt(jnp.mean(jnp.sum((ys - net(p, x) * scale) ** 2, -1)))
+            return value + jnp.sum(jnp.mean(ys, 0) ** 2)
+
+        scale = jnp.asarray(1.3)
+        np.testing.assert_allclose(loss(scale), brute(scale), rtol=1e-10)
+        got, expected = jax.jit(jax.grad(loss, 1))(scale, params), jax.grad(brute, 1)(scale, params)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+        tangent = jax.jvp(loss, (scale,), (jnp.asarray(1.0),))[1]
+        np.testing.assert_allclose(tangent, jax.jvp(brute, (scale,), (jnp.asarray(1.0),))[1])
+        np.testing.assert_allclose(jax.hessian(loss)(scale), jax.hessian(brute)(scale), rtol=1e-8)
+        scales = jnp.asarray([0.5, 2.0])
+        np.testing.assert_allclose(jax.vmap(loss)(scales), jax.vmap(brute)(scales), rtol=1e-10)
+
+
+def test_model_profile_counts_intermediates():
     hidden = 24
     w = jnp.ones((6, hidden))
     x = jnp.ones((10, 6))
     # one dot (B, hidden) and one tanh (B, hidden), float32
-    assert _orbits.bytes_per_row(lambda z: jnp.tanh(z @ w), x) == pytest.approx(8 * hidden)
+    profile = _orbits.model_profile(lambda z: jnp.tanh(z @ w), x)
+    assert profile.row_bytes == pytest.approx(8 * hidden)
+    assert not profile.has_convolution
     # nested jaxprs (jit, custom_jvp) are walked, not skipped
     nested = jax.jit(lambda z: jax.nn.relu(z @ w))
-    assert _orbits.bytes_per_row(nested, x) >= 8 * hidden
+    assert _orbits.model_profile(nested, x).row_bytes >= 8 * hidden
 
 
 def test_chunk_rule_inside_jit_and_grad_matches_outside():
     group = groups.cyclic_rotations(256)
     net, params = _mlp(jax.random.key(8), 32, 4, hidden=512)
     x = jnp.ones((64, 16, 2))
-    outside = _orbits.auto_chunk_size(None, lambda z: net(params, z), group, x)
+    outside = _orbits.plan_chunks(None, lambda z: net(params, z), group, x).size
     seen = []
 
     def loss(p):
-        seen.append(_orbits.auto_chunk_size(None, lambda z: net(p, z), group, x))
+        seen.append(_orbits.plan_chunks(None, lambda z: net(p, z), group, x).size)
         return jnp.sum(jaxsym.symmetrize(lambda z: net(p, z), group)(x))
 
     jax.jit(jax.grad(loss))(params)
     assert seen == [outside]
-    row_bytes = _orbits.bytes_per_row(lambda z: net(params, z), x)
+    row_bytes = _orbits.model_profile(lambda z: net(params, z), x).row_bytes
     rows = min(_orbits.MAX_ROWS_PER_CALL, _orbits.ROW_BYTES_BUDGET // row_bytes)
     assert outside * x.shape[0] <= rows  # within the budget, at least one element
     assert outside >= 1 and group.size % outside == 0
