@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym.groups._base import Action, TransformationSet
-from jaxsym.groups._checks import positive_int
+from jaxsym._validation import positive_int
 
 MAX_EXHAUSTIVE_K = 8
 

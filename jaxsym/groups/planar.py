@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym.groups._base import MatrixAction, TransformationSet
-from jaxsym.groups._checks import positive_int
+from jaxsym._validation import positive_int
 
 
 def rotation_matrices(angles) -> np.ndarray:

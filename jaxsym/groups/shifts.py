@@ -7,7 +7,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from jaxsym.groups._base import Action, TransformationSet
-from jaxsym.groups._checks import positive_int
+from jaxsym._validation import positive_int
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxsym.groups._base import MatrixAction, TransformationSet
-from jaxsym.groups._checks import positive_int
+from jaxsym._validation import positive_int
 
 
 def quaternion_to_matrix(q: jax.Array) -> jax.Array:
