@@ -102,6 +102,29 @@ def test_citations_name_the_repository_path():
     assert not offenders, f"cite docs/theory.md, not theory.md: {offenders[:10]}"
 
 
+def test_display_math_is_a_block():
+    # pymdownx.arithmatex only typesets a $$ … $$ block that stands alone: a blank
+    # line before and after (inside a list item, indented by four spaces).
+    problems = []
+    for path in sorted((ROOT / "docs").rglob("*.md")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        inside = False
+        for index, line in enumerate(lines):
+            if line.strip() != "$$":
+                continue
+            before = lines[index - 1] if index else ""
+            after = lines[index + 1] if index + 1 < len(lines) else ""
+            if not inside and before.strip():
+                problems.append(f"{path.relative_to(ROOT)}:{index + 1}: no blank line before $$")
+            if inside and after.strip():
+                problems.append(f"{path.relative_to(ROOT)}:{index + 1}: no blank line after $$")
+            indent = len(line) - len(line.lstrip())
+            if indent not in (0, 4):
+                problems.append(f"{path.relative_to(ROOT)}:{index + 1}: indent $$ by 0 or 4")
+            inside = not inside
+    assert not problems, problems
+
+
 # ----------------------------------------------------------------------------- timings
 
 _TIMING = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|µs|us|ns|s|sec|seconds|minutes)\b")
