@@ -1,0 +1,305 @@
+"""The documentation in the repository: citations resolve, no timings, snippets run.
+
+* Every ``§N`` that a docstring or comment in ``jaxsym/`` cites must be a section
+  of ``docs/theory.md`` (a heading ``## N. Title {#sN}``).
+* No docstring quotes a timing (a number with a time unit next to words such
+  as "takes", "faster", "slower"); performance claims live in ``benchmarks/``.
+* Every fenced ``python`` block in ``README.md`` and ``docs/**/*.md`` runs as
+  written, in a fresh interpreter. A block preceded by the line
+  ``<!-- skip -->`` is not run; one preceded by ``<!-- continue -->`` runs
+  after the block before it in the same file (for step-by-step tours).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "jaxsym"
+THEORY = ROOT / "docs" / "theory.md"
+
+#: The README still holds snippets written for an older API (undefined names such
+#: as ``W`` and ``net``); it is rewritten at integration. Set to False then.
+README_SNIPPETS_XFAIL = True
+
+SNIPPET_TIMEOUT_S = 300
+
+# ----------------------------------------------------------------------------- §N citations
+
+_HEADING = re.compile(r"^##\s+(\d+)\.\s+.*\{#s(\d+)\}\s*$", re.MULTILINE)
+_CITATION = re.compile(r"§\s*(\d+)(?:\s*[–-]\s*(\d+))?")
+
+
+def theory_sections(text: str) -> set[int]:
+    """Section numbers of ``docs/theory.md``: headings ``## N. Title {#sN}``."""
+    sections = set()
+    for number, anchor in _HEADING.findall(text):
+        assert number == anchor, f"theory.md heading §{number} has anchor #s{anchor}"
+        sections.add(int(number))
+    return sections
+
+
+def cited_sections(text: str) -> set[int]:
+    """Every section cited as ``§N`` or as a range ``§N–M``."""
+    cited = set()
+    for start, end in _CITATION.findall(text):
+        first = int(start)
+        last = int(end) if end else first
+        cited.update(range(first, last + 1))
+    return cited
+
+
+def package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_theory_has_sections_one_to_eight():
+    sections = theory_sections(THEORY.read_text(encoding="utf-8"))
+    assert sections == set(range(1, 9))
+
+
+def test_citation_parser_finds_ranges_and_lists():
+    assert cited_sections("(theory.md §2–3) and §5, §8; docs/theory.md §4") == {2, 3, 4, 5, 8}
+    assert cited_sections("no citation here") == set()
+
+
+def test_every_cited_section_exists():
+    sections = theory_sections(THEORY.read_text(encoding="utf-8"))
+    missing = {}
+    for path in package_files():
+        for number in cited_sections(path.read_text(encoding="utf-8")):
+            if number not in sections:
+                missing.setdefault(str(path.relative_to(ROOT)), []).append(number)
+    assert not missing, f"citations of sections that docs/theory.md lacks: {missing}"
+
+
+def test_some_citations_exist():
+    # Guards the test above against a parser that finds nothing.
+    total = sum(len(cited_sections(p.read_text(encoding="utf-8"))) for p in package_files())
+    assert total >= 8
+
+
+@pytest.mark.xfail(
+    reason="docstrings still say 'theory.md §N'; the integrator rewrites them to "
+    "'docs/theory.md §N' (jaxsym/ is owned by other helpers this round)",
+    strict=False,
+)
+def test_citations_name_the_repository_path():
+    bare = re.compile(r"(?<!docs/)theory\.md")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in package_files()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert not offenders, f"cite docs/theory.md, not theory.md: {offenders[:10]}"
+
+
+def test_display_math_is_a_block():
+    # pymdownx.arithmatex only typesets a $$ … $$ block that stands alone: a blank
+    # line before and after (inside a list item, indented by four spaces).
+    problems = []
+    for path in sorted((ROOT / "docs").rglob("*.md")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        inside = False
+        for index, line in enumerate(lines):
+            if line.strip() != "$$":
+                continue
+            before = lines[index - 1] if index else ""
+            after = lines[index + 1] if index + 1 < len(lines) else ""
+            if not inside and before.strip():
+                problems.append(f"{path.relative_to(ROOT)}:{index + 1}: no blank line before $$")
+            if inside and after.strip():
+                problems.append(f"{path.relative_to(ROOT)}:{index + 1}: no blank line after $$")
+            indent = len(line) - len(line.lstrip())
+            if indent not in (0, 4):
+                problems.append(f"{path.relative_to(ROOT)}:{index + 1}: indent $$ by 0 or 4")
+            inside = not inside
+    assert not problems, problems
+
+
+# ----------------------------------------------------------------------------- timings
+
+_TIMING = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ms|µs|us|ns|s|sec|seconds|minutes)\b")
+_TIMING_WORDS = re.compile(
+    r"\b(?:takes?|took|faster|slower|speed(?:-?up)?|runs? in|ran in|wall|timing|latency)\b",
+    re.IGNORECASE,
+)
+_SPEED_RATIO = re.compile(
+    r"\d+(?:\.\d+)?\s?(?:×|x|%)\s*(?:faster|slower)\b|"
+    r"\b(?:faster|slower)\s+(?:by\s+)?\d+(?:\.\d+)?\s?(?:×|x|%)",
+    re.IGNORECASE,
+)
+
+
+def docstrings(path: Path) -> list[tuple[int, str]]:
+    """``(line, text)`` of the module, class and function docstrings of a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            text = ast.get_docstring(node, clean=False)
+            if text:
+                line = node.body[0].lineno if node.body else 0
+                found.append((line, text))
+    return found
+
+
+def quoted_timings(text: str, window: int = 60) -> list[str]:
+    """Numbers with a time unit that sit within ``window`` characters of a timing word."""
+    hits = []
+    for match in _TIMING.finditer(text):
+        context = text[max(0, match.start() - window) : match.end() + window]
+        if _TIMING_WORDS.search(context):
+            hits.append(match.group(0))
+    return hits
+
+
+def test_timing_detector():
+    assert quoted_timings("the D4 CNN takes 123 ms against 64 ms") == ["123 ms", "64 ms"]
+    assert quoted_timings("runs in 9.1s on two cores") == ["9.1s"]
+    assert quoted_timings("rotations by 30 degrees; a σ of 0.3 s.t. the noise") == []
+    assert quoted_timings("shape (n, 2) with 5 ms") == []  # no timing word nearby
+    assert _SPEED_RATIO.search("unrolled chunks ran ~20% slower")
+    assert _SPEED_RATIO.search("a 21x faster backward")
+    assert not _SPEED_RATIO.search("faster on XLA:CPU")
+
+
+def test_no_docstring_quotes_a_timing():
+    offenders = []
+    for path in package_files():
+        for line, text in docstrings(path):
+            for hit in quoted_timings(text):
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {hit!r}")
+    assert not offenders, f"docstrings quote timings (move them to benchmarks/): {offenders}"
+
+
+def test_no_public_docstring_quotes_a_speed_ratio():
+    # Private modules (``_orbits.py``) explain design choices with the A/B that
+    # decided them; public docstrings make no performance claims.
+    offenders = []
+    for path in package_files():
+        if path.name.startswith("_") and path.name != "__init__.py":
+            continue
+        for line, text in docstrings(path):
+            for match in _SPEED_RATIO.finditer(text):
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {match.group(0)!r}")
+    assert not offenders, f"public docstrings quote speed ratios: {offenders}"
+
+
+# ----------------------------------------------------------------------------- snippets
+
+_FENCE = re.compile(r"^```(\S*)\s*$")
+
+
+def fenced_python(path: Path) -> list[tuple[int, str, str]]:
+    """``(line, code, marker)`` of every fenced ``python`` block of a Markdown file.
+
+    ``marker`` is ``"skip"``, ``"continue"`` or ``""``, from an HTML comment on
+    the last non-blank line before the fence.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index].strip())
+        if not opening:
+            index += 1
+            continue
+        language = opening.group(1).lower()
+        start = index
+        index += 1
+        body = []
+        while index < len(lines) and lines[index].strip() != "```":
+            body.append(lines[index])
+            index += 1
+        index += 1  # the closing fence
+        if language not in ("python", "py"):
+            continue
+        previous = next((ln.strip() for ln in reversed(lines[:start]) if ln.strip()), "")
+        marker = ""
+        if previous == "<!-- skip -->":
+            marker = "skip"
+        elif previous == "<!-- continue -->":
+            marker = "continue"
+        indent = min((len(b) - len(b.lstrip()) for b in body if b.strip()), default=0)
+        blocks.append((start + 1, "\n".join(b[indent:] for b in body), marker))
+    return blocks
+
+
+def snippet_cases():
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    cases = []
+    for path in files:
+        if not path.exists():
+            continue
+        chain = ""
+        for line, code, marker in fenced_python(path):
+            if marker == "skip":
+                continue
+            chain = chain + "\n" + code if marker == "continue" else code
+            name = f"{path.relative_to(ROOT)}:{line}"
+            marks = []
+            if path.name == "README.md" and README_SNIPPETS_XFAIL:
+                marks.append(
+                    pytest.mark.xfail(
+                        reason="README snippets predate the current API; the integrator "
+                        "rewrites the README (then set README_SNIPPETS_XFAIL = False)",
+                        strict=False,
+                    )
+                )
+            cases.append(pytest.param(chain, id=name, marks=marks))
+    return cases
+
+
+def test_snippet_extraction(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "text\n```python\na = 1\n```\n<!-- skip -->\n```python\nraise SystemExit(1)\n```\n"
+        "<!-- continue -->\n\n```python\nprint(a)\n```\n```bash\nls\n```\n",
+        encoding="utf-8",
+    )
+    blocks = fenced_python(page)
+    assert [(code, marker) for _, code, marker in blocks] == [
+        ("a = 1", ""),
+        ("raise SystemExit(1)", "skip"),
+        ("print(a)", "continue"),
+    ]
+
+
+def run_snippet(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SNIPPET_TIMEOUT_S,
+    )
+
+
+def test_snippet_runner_reports_failures(tmp_path):
+    assert run_snippet("x = 1 + 1", tmp_path).returncode == 0
+    failed = run_snippet("print(undefined_name)", tmp_path)
+    assert failed.returncode != 0 and "NameError" in failed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", snippet_cases())
+def test_markdown_snippet_runs(code, tmp_path):
+    result = run_snippet(code, tmp_path)
+    assert result.returncode == 0, (
+        f"snippet failed (exit {result.returncode}):\n{code}\n--- stderr ---\n"
+        f"{result.stderr[-3000:]}"
+    )
