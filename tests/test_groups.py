@@ -97,7 +97,7 @@ def test_groups_pass_through_jit_without_retracing():
 
 
 def test_so3_is_a_haar_sample():
-    sample = groups.so3(20001, jax.random.key(0))
+    sample = groups.so3(20001, key=jax.random.key(0))
     mats = np.asarray(sample.elements[1:], dtype=np.float64)
     np.testing.assert_allclose(
         mats @ np.swapaxes(mats, 1, 2), np.broadcast_to(np.eye(3), mats.shape), atol=1e-5
@@ -178,7 +178,7 @@ def test_constructors_reject_bad_arguments(make, match):
     ("group", "shape", "match"),
     [
         (groups.cyclic_rotations(4), (3, 5, 3), "R\\^2"),
-        (groups.so3(3, jax.random.key(0)), (3, 2), "R\\^3"),
+        (groups.so3(3, key=jax.random.key(0)), (3, 2), "R\\^3"),
         (groups.rot90(), (3, 4, 5), "square"),
         (groups.permutations(3), (3, 4, 2), "size 3"),
         (groups.cyclic_shifts(5), (2, 4), "size 5"),
@@ -190,7 +190,7 @@ def test_inputs_the_group_cannot_act_on(group, shape, match):
 
 
 def test_random_permutations_are_permutations():
-    sample = groups.random_permutations(12, 50, jax.random.key(3))
+    sample = groups.random_permutations(12, 50, key=jax.random.key(3))
     perms = np.asarray(sample.elements)
     assert perms.shape == (50, 12)
     np.testing.assert_array_equal(np.sort(perms, axis=1), np.broadcast_to(np.arange(12), (50, 12)))
