@@ -2,7 +2,7 @@
 
 Prints the per-element equivariance defect of a random MLP on planar point sets
 under D8, of its group average ``Q_G f`` and of the dial ``f_{1/2}``, with their
-ε-stabilizer measures (theory.md §2–3).
+ε-stabilizer measures (docs/theory.md §2–3).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from jaxsym._validation import (
 )
 from jaxsym.defects import pointwise_defects
 from jaxsym.groups import TransformationSet
+from jaxsym.groups._base import check_argument_order
 
 __all__ = ["EquivarianceProfile", "assert_equivariant", "default_tolerance"]
 
@@ -135,6 +136,7 @@ def assert_equivariant(
         TypeError, ValueError: for invalid arguments (named).
     """
     check_callable("f", f)
+    check_argument_order("assert_equivariant(f, x, group)", x)
     x = check_batch(group, x)
     y = jax.jit(f)(x)  # f is traced by pointwise_defects below anyway
     check_model_output(y, x.shape[0])

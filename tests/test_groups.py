@@ -447,6 +447,8 @@ def test_orbit_augment_is_element_major():
     assert from_int.dtype == jnp.float32
     with pytest.raises(TypeError, match="group"):
         groups.orbit_augment(x, np.eye(2))
+    with pytest.raises(TypeError, match="group comes after the data"):
+        groups.orbit_augment(group, x)
     with pytest.raises(ValueError, match="R\\^2"):
         groups.orbit_augment(jnp.ones((2, 3)), group)
     with pytest.raises(ValueError, match="non-finite"):
@@ -504,5 +506,9 @@ def test_every_public_module_declares_all(module):
             and (inspect.isfunction(v) or inspect.isclass(v))
             and v.__module__ == name
         }
-        missing = defined - set(mod.__all__) - {"CustomOutputAction", "check_key", "format_matrix"}
+        missing = (
+            defined
+            - set(mod.__all__)
+            - {"CustomOutputAction", "check_argument_order", "check_key", "format_matrix"}
+        )
         assert not missing, (name, missing)

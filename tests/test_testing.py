@@ -182,6 +182,8 @@ def test_bad_arguments():
     x = jnp.ones((2, 3, 2))
     with pytest.raises(TypeError, match="group"):
         assert_equivariant(_norm_model(0.0), x, "C4")
+    with pytest.raises(TypeError, match=r"group comes after the data.*C4"):
+        assert_equivariant(_norm_model(0.0), groups.cyclic_rotations(4), x)
     with pytest.raises(TypeError, match="f must be callable"):
         assert_equivariant(3, x, groups.cyclic_rotations(4))
     with pytest.raises(ValueError, match="non-finite"):

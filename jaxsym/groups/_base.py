@@ -6,9 +6,21 @@ Everything batched comes from :func:`jax.vmap`. Because it is an
 :class:`equinox.Module`, it passes through :func:`jax.jit` as an ordinary
 argument: the elements are traced, the action and the flags are static.
 
-Conventions (theory.md §1): actions are left actions, ``act(compose(a, b), x)
+Conventions (docs/theory.md §1): actions are left actions, ``act(compose(a, b), x)
 == act(a, act(b, x))``, and they are isometries of the Euclidean norm. By
 construction element 0 of every set built by this package is the identity.
+
+Dtypes: matrix elements (rotations, reflections) are built in float64 and
+stored in JAX's default float when the set is built (float32, or float64 under
+``jax_enable_x64``). A matrix action computes in the input's float dtype
+(elements are cast to it; float16/bfloat16 inputs stay half precision) and
+promotes integer and boolean inputs to the elements' float dtype, never casting
+the elements down to integers; it multiplies at ``Precision.HIGHEST`` so that
+accelerators do not round it to TF32. Gathering actions (image grids,
+permutations, shifts) move values without arithmetic and keep the input's dtype.
+
+Static fields hold structure only (the action, sizes, flags, a value-free name):
+sets that differ only in their elements share one ``jit`` trace.
 """
 
 from __future__ import annotations
@@ -166,8 +178,10 @@ class TransformationSet(eqx.Module):
             input action for equivariance, or any ``(element, y) -> y``.
         is_group: ``True`` when the elements form a group (closed under
             composition and inverses) and uniform weights are its Haar measure,
-            so that averaging gives the exact projection ``Q_G`` (theory.md §3).
-        name: a human-readable name, e.g. ``"C8"``.
+            so that averaging gives the exact projection ``Q_G`` (docs/theory.md §3).
+        name: a human-readable name, e.g. ``"C8"``. It is a static field (part
+            of the ``jit`` cache key), so it holds sizes only, never values such
+            as angles or seeds.
     """
 
     elements: Any
@@ -220,7 +234,7 @@ class TransformationSet(eqx.Module):
         """The same set with a custom output action ``act_out(element, y)``.
 
         The action must be a linear isometry and a left action with the same
-        element algebra as the input action (theory.md §1).
+        element algebra as the input action (docs/theory.md §1).
         """
         if not callable(act_out):
             raise TypeError(f"act_out must be callable (element, y) -> y; got {act_out!r}.")
@@ -271,6 +285,15 @@ class TransformationSet(eqx.Module):
         return f"{self.name}({kind}, {self.size} elements, {out} outputs)"
 
 
+def check_argument_order(signature: str, x) -> None:
+    """Raise a ``TypeError`` pointing at the order when a group is passed as ``x``."""
+    if isinstance(x, TransformationSet):
+        raise TypeError(
+            f"{signature}: the group comes after the data; got the group {x.name} in the "
+            f"place of x (the order changed from (group, x) to (x, group))."
+        )
+
+
 def check_key(key, name: str = "key") -> None:
     """Raise ``TypeError`` unless ``key`` is one PRNG key (typed, or a raw ``uint32[2]``)."""
     dtype = getattr(key, "dtype", None)
@@ -315,6 +338,7 @@ def orbit_augment(x: Array, group: TransformationSet) -> Array:
         TypeError: if ``group`` is not a group.
         ValueError: if ``group`` cannot act on ``x`` or a concrete ``x`` is not finite.
     """
+    check_argument_order("orbit_augment(x, group)", x)
     x = check_batch(group, x)
     moved = transform_batch(group, group.elements, x)
     return moved.reshape((-1,) + x.shape[1:])

@@ -1,7 +1,7 @@
 """Symmetries of square image grids: rot90 (C4) and rot90 with flips (D4).
 
 Elements are 2 × 2 integer orthogonal matrices ``A`` acting on pixel coordinates
-centred on the grid. Pixel maps must be left actions (theory.md §1), so the
+centred on the grid. Pixel maps must be left actions (docs/theory.md §1), so the
 image is moved as ``(A·x)(p) = x(A⁻¹ p)``.
 """
 

@@ -2,7 +2,7 @@
 
 An element ``p`` acts by gathering, ``(p·x)_i = x_{p_i}``; composition is
 ``compose(a, b) = b[a]`` so that ``act(compose(a, b)) = act(a) ∘ act(b)``
-(a left action, theory.md §1).
+(a left action, docs/theory.md §1).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Planar rotation groups acting on points or point sets ``(..., 2)``.
 
 C_n, D_n, an evenly spaced discretization of SO(2), and the partial-symmetry
-subset "rotations by at most θ" (theory.md §1, §3).
+subset "rotations by at most θ" (docs/theory.md §1, §3).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def so2(num: int) -> TransformationSet:
     """SO(2) discretized by its evenly spaced subgroup C_num.
 
     Averaging over it is the exact C_num projection, and SO(2)-equivariant only
-    for functions band-limited below ``num`` (theory.md §3).
+    for functions band-limited below ``num`` (docs/theory.md §3).
 
     Args:
         num: number of evenly spaced angles, at least 1.
