@@ -2,7 +2,7 @@
 
 Prints the per-element equivariance defect of a random MLP on planar point sets
 under D8, of its group average ``Q_G f`` and of the dial ``f_{1/2}``, with their
-ε-stabilizer measures (theory.md §2–3).
+ε-stabilizer measures (docs/theory.md §2–3).
 """
 
 from __future__ import annotations
@@ -14,6 +14,38 @@ import jax.numpy as jnp
 
 import jaxsym
 from jaxsym import groups
+from jaxsym._validation import check_nonnegative, positive_int
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    """argparse ``type=``: a positive integer, or an argparse error (exit code 2)."""
+    try:
+        return positive_int("value", int(text))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+
+
+def _nonnegative_float(text: str) -> float:
+    """argparse ``type=``: a finite float ≥ 0, or an argparse error (exit code 2)."""
+    try:
+        value = float(text)
+        check_nonnegative("value", value)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text!r}") from None
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse ``type=``: a non-negative integer seed."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 def _random_mlp(key: jax.Array, in_dim: int, hidden: int, out_dim: int):
@@ -25,10 +57,16 @@ def _random_mlp(key: jax.Array, in_dim: int, hidden: int, out_dim: int):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="jaxsym", description=__doc__.splitlines()[0])
-    parser.add_argument("--order", type=int, default=8, help="n of the dihedral group D_n")
-    parser.add_argument("--batch", type=int, default=256, help="number of point sets")
-    parser.add_argument("--eps", type=float, default=0.1, help="tolerance for Stab_ε")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--order", type=_positive_int, default=8, help="n of the dihedral group D_n (≥ 1)"
+    )
+    parser.add_argument(
+        "--batch", type=_positive_int, default=256, help="number of point sets (≥ 1)"
+    )
+    parser.add_argument(
+        "--eps", type=_nonnegative_float, default=0.1, help="tolerance for Stab_ε (≥ 0)"
+    )
+    parser.add_argument("--seed", type=_seed, default=0, help="PRNG seed (≥ 0)")
     args = parser.parse_args(argv)
 
     key_model, key_data = jax.random.split(jax.random.key(args.seed))

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import itertools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxsym import groups
+
+
+def _normal(seed, shape, dtype=jnp.float32):
+    """Standard normal test data from NumPy (no PRNG compile per shape)."""
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
 
 
 def _act(group, index, x):
@@ -44,7 +50,7 @@ def test_closure_inverse_and_associativity_through_actions(finite_group):
 
 def test_actions_are_isometries(finite_group):
     group, shape = finite_group
-    x = jax.random.normal(jax.random.key(2), (3, *shape))
+    x = _normal(2, (3, *shape))
     moved = groups.transform_batch(group, group.elements, x)
     np.testing.assert_allclose(
         jnp.linalg.norm(moved.reshape(group.size, 3, -1), axis=-1),
@@ -97,7 +103,7 @@ def test_groups_pass_through_jit_without_retracing():
 
 
 def test_so3_is_a_haar_sample():
-    sample = groups.so3(20001, jax.random.key(0))
+    sample = groups.so3(20001, key=jax.random.key(0))
     mats = np.asarray(sample.elements[1:], dtype=np.float64)
     np.testing.assert_allclose(
         mats @ np.swapaxes(mats, 1, 2), np.broadcast_to(np.eye(3), mats.shape), atol=1e-5
@@ -178,7 +184,7 @@ def test_constructors_reject_bad_arguments(make, match):
     ("group", "shape", "match"),
     [
         (groups.cyclic_rotations(4), (3, 5, 3), "R\\^2"),
-        (groups.so3(3, jax.random.key(0)), (3, 2), "R\\^3"),
+        (groups.so3(3, key=jax.random.key(0)), (3, 2), "R\\^3"),
         (groups.rot90(), (3, 4, 5), "square"),
         (groups.permutations(3), (3, 4, 2), "size 3"),
         (groups.cyclic_shifts(5), (2, 4), "size 5"),
@@ -190,8 +196,319 @@ def test_inputs_the_group_cannot_act_on(group, shape, match):
 
 
 def test_random_permutations_are_permutations():
-    sample = groups.random_permutations(12, 50, jax.random.key(3))
+    sample = groups.random_permutations(12, 50, key=jax.random.key(3))
     perms = np.asarray(sample.elements)
     assert perms.shape == (50, 12)
     np.testing.assert_array_equal(np.sort(perms, axis=1), np.broadcast_to(np.arange(12), (50, 12)))
     np.testing.assert_array_equal(perms[0], np.arange(12))
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+def _norm_model(x):
+    """Exactly invariant under any isometry of the example: ‖x_b‖² (plus a cube)."""
+    squares = jnp.sum(x.reshape(x.shape[0], -1) ** 2, axis=-1, keepdims=True)
+    return squares + 0.1 * squares**1.5
+
+
+def _matrix_groups():
+    return {
+        "C8": (groups.cyclic_rotations(8), 2),
+        "D8": (groups.dihedral(8), 2),
+        "SO3[16]": (groups.so3(16, key=jax.random.key(4)), 3),
+    }
+
+
+def test_integer_inputs_are_promoted_not_the_elements():
+    for name, (group, dim) in _matrix_groups().items():
+        x_int = jnp.arange(-6, 6, dtype=jnp.int32).reshape(2, -1, dim)
+        moved = groups.transform_batch(group, group.elements, x_int)
+        assert moved.dtype == jnp.float32, name
+        # Independent: NumPy float64 matrices acting on the float64 points.
+        mats = np.asarray(group.elements, dtype=np.float64)
+        expected = np.einsum("gij,bpj->gbpi", mats, np.asarray(x_int, dtype=np.float64))
+        np.testing.assert_allclose(moved, expected, atol=1e-5, err_msg=name)
+        assert np.abs(np.asarray(moved) - np.round(np.asarray(moved))).max() > 0.1, name
+        as_float = groups.transform_batch(group, group.elements, x_int.astype(jnp.float32))
+        np.testing.assert_array_equal(moved, as_float)
+        bools = groups.transform_batch(group, group.elements, x_int > 0)
+        assert bools.dtype == jnp.float32
+
+
+def test_float_inputs_keep_their_precision():
+    group = groups.cyclic_rotations(8)
+    for dtype in (jnp.float16, jnp.bfloat16, jnp.float32):
+        x = jnp.ones((2, 3, 2), dtype)
+        assert groups.transform_batch(group, group.elements, x).dtype == dtype
+
+
+def test_x64_gives_float64_elements_and_rounding_level_defects():
+    from jaxsym.defects import pointwise_defects
+
+    defects_of = jax.jit(lambda x, group: pointwise_defects(_norm_model, x, group))
+    with jax.enable_x64(True):
+        for name, (group, dim) in _matrix_groups().items():
+            assert group.elements.dtype == jnp.float64, name
+            x = _normal(5, (16, 5, dim), jnp.float64)
+            assert jax.eval_shape(groups.transform_batch, group, group.elements, x).dtype == (
+                jnp.float64
+            )
+            mats = np.asarray(group.elements)
+            np.testing.assert_allclose(
+                mats @ np.swapaxes(mats, 1, 2),
+                np.broadcast_to(np.eye(dim), mats.shape),
+                atol=1e-14,
+                err_msg=name,
+            )
+            defects = np.asarray(defects_of(x, group))
+            assert defects.shape == (group.size, 16)
+            assert defects.max() <= 1e-12, (name, defects.max())
+            x_int = jnp.asarray((np.arange(24) % 5 - 2).reshape(2, -1, dim))
+            from_int = defects_of(x_int, group)
+            np.testing.assert_array_equal(from_int, defects_of(x_int.astype(jnp.float64), group))
+            assert np.asarray(from_int).max() <= 1e-12
+    # Without x64 the same elements are float32 (a group is fixed when it is built).
+    assert groups.cyclic_rotations(8).elements.dtype == jnp.float32
+
+
+def test_gathering_actions_work_on_integer_and_boolean_inputs():
+    grid = np.arange(16, dtype=np.int32).reshape(4, 4)
+    produced = groups.transform_batch(groups.flip_rot90(), groups.flip_rot90().elements, grid[None])
+    assert produced.dtype == jnp.int32
+    expected = {np.rot90(y, k).tobytes() for y in (grid, grid[::-1]) for k in range(4)}
+    assert {np.asarray(p[0]).tobytes() for p in produced} == expected
+    sets = np.arange(12, dtype=np.int32).reshape(1, 4, 3)
+    s4 = groups.permutations(4)
+    moved = np.asarray(groups.transform_batch(s4, s4.elements, sets))
+    assert moved.dtype == np.int32
+    np.testing.assert_array_equal(moved[:, 0], sets[0][np.asarray(s4.elements)])
+    seq = np.array([[True, False, False, True, False]])
+    z5 = groups.cyclic_shifts(5)
+    shifted = np.asarray(groups.transform_batch(z5, z5.elements, seq))
+    assert shifted.dtype == np.bool_
+    for s in range(5):
+        np.testing.assert_array_equal(shifted[s, 0], np.roll(seq[0], s))
+
+
+# ----------------------------------------------------------------------------- rotation_range
+
+
+@pytest.mark.parametrize("max_angle", [np.pi, np.pi - 1e-9, 3.0, 2.7, 2.0, 0.3, 1e-3])
+@pytest.mark.parametrize("num", [3, 5, 7, 9])
+def test_rotation_range_never_repeats_a_rotation(max_angle, num):
+    subset = groups.rotation_range(max_angle, num)
+    mats = np.asarray(subset.elements, dtype=np.float64)
+    angles = np.arctan2(mats[:, 1, 0], mats[:, 0, 0])
+    assert angles[0] == 0.0 and subset.size == num
+    assert np.all(np.abs(angles) <= max_angle + 1e-6)
+    # Circular distance between every pair of distinct elements.
+    gaps = np.abs(np.angle(np.exp(1j * (angles[:, None] - angles[None, :]))))
+    np.fill_diagonal(gaps, np.inf)
+    step = min(max_angle / (num // 2), 2 * np.pi / num)
+    assert gaps.min() >= step * (1 - 1e-5), (gaps.min(), step)
+    # Symmetric: inverses are in the set.
+    assert sorted(groups.inverse_indices(subset).tolist()) == list(range(num))
+    if subset.is_group:  # the whole circle: C_num, closed under composition
+        groups.cayley_table(subset)
+        np.testing.assert_allclose(
+            np.sort(np.mod(angles, 2 * np.pi)), 2 * np.pi * np.arange(num) / num, atol=1e-6
+        )
+
+
+def test_rotation_range_at_pi_is_the_cyclic_group():
+    subset = groups.rotation_range(np.pi, 7)
+    mats = np.asarray(subset.elements, dtype=np.float64)
+    angles = np.arctan2(mats[:, 1, 0], mats[:, 0, 0])
+    assert not np.any(np.isclose(np.abs(angles), np.pi))  # neither +π nor −π twice
+    assert subset.is_group
+    table = groups.cayley_table(subset)
+    assert sorted(table[1].tolist()) == list(range(7))
+    with pytest.raises(ValueError, match="num=1"):
+        groups.rotation_range(0.0, 5)
+    assert groups.rotation_range(0.0, 1).size == 1
+
+
+# ----------------------------------------------------------------------------- jit
+
+
+def _count_traces(pairs):
+    chex.clear_trace_counter()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def act_all(group, x):
+        return groups.transform_batch(group, group.elements, x)
+
+    for group, x in pairs:
+        act_all(group, x)
+
+
+def test_groups_differing_only_in_elements_share_one_trace():
+    points = jnp.ones((2, 3, 2))
+    _count_traces([(groups.rotation_range(a, 7), points) for a in (0.3, 0.5, 1.0)])
+    _count_traces([(groups.so3(5, key=jax.random.key(k)), jnp.ones((2, 4, 3))) for k in range(3)])
+    _count_traces(
+        [
+            (groups.random_permutations(6, 10, key=jax.random.key(k)), jnp.ones((2, 6, 2)))
+            for k in range(3)
+        ]
+    )
+    c8 = groups.cyclic_rotations(8)
+    _count_traces([(c8.subset(idx), points) for idx in ([0, 2, 4, 6], [1, 3, 5, 7])])
+    with pytest.raises(AssertionError):  # the counter does catch a retrace
+        _count_traces([(groups.rotation_range(0.3, 7), points), (groups.so2(7), points)])
+
+
+def test_names_hold_no_values():
+    assert groups.rotation_range(0.3, 7).name == groups.rotation_range(0.5, 7).name
+    for make in (
+        lambda k: groups.so3(4, key=k),
+        lambda k: groups.random_permutations(5, 4, key=k),
+    ):
+        a, b = make(jax.random.key(0)), make(jax.random.key(1))
+        assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+        assert not np.array_equal(np.asarray(a.elements), np.asarray(b.elements))
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def test_keys_are_keyword_only_and_checked():
+    key = jax.random.key(0)
+    with pytest.raises(TypeError):
+        groups.so3(3, key)  # the positional form is gone
+    with pytest.raises(TypeError):
+        groups.random_permutations(4, 3, key)
+    with pytest.raises(TypeError, match="key must be one PRNG key"):
+        groups.so3(3, key=0)
+    with pytest.raises(TypeError, match="key must be one PRNG key"):
+        groups.random_permutations(4, 3, key=jax.random.split(key, 2))
+    assert groups.so3(3, key=jax.random.PRNGKey(0)).size == 3  # raw uint32 keys work
+
+
+# ----------------------------------------------------------------------------- identity probe
+
+
+def _identity_by_brute_force(group, x):
+    """Matrices acting on float32 points in NumPy; exact equality with the points."""
+    x = np.asarray(x, dtype=np.float32)
+    mats = np.asarray(group.elements, dtype=np.float32)
+    return [i for i, mat in enumerate(mats) if np.array_equal(x @ mat.T, x)]
+
+
+def test_identity_elements_match_brute_force():
+    d4 = groups.dihedral(4)
+    x = _normal(6, (10, 3, 2))
+    assert groups.identity_elements(d4, x).tolist() == [0] == _identity_by_brute_force(d4, x)
+    on_axis = jnp.stack([jnp.linspace(1.0, 2.0, 10), jnp.zeros(10)], -1)[:, None]  # (10, 1, 2)
+    found = groups.identity_elements(d4, on_axis)
+    assert found.tolist() == _identity_by_brute_force(d4, on_axis)
+    assert len(found) == 2 and found[0] == 0  # the identity and the reflection F
+    np.testing.assert_array_equal(d4.element(int(found[1])), np.diag([1.0, -1.0]))
+    # A row beyond the screened ones breaks the reflection: it is confirmed on all rows.
+    broken = on_axis.at[-1, 0, 1].set(0.5)
+    assert groups.identity_elements(d4, broken, probe_rows=4).tolist() == [0]
+    assert groups.identity_elements(d4, jnp.zeros((3, 2, 2))).tolist() == list(range(8))
+    assert groups.identity_elements(d4.subset([1, 2, 3]), x).size == 0
+    ints = jnp.ones((4, 5), jnp.int32)
+    assert groups.identity_elements(groups.cyclic_shifts(5), ints).tolist() == list(range(5))
+    with pytest.raises(TypeError, match="group"):
+        groups.identity_elements("D4", x)
+
+
+def test_identity_elements_of_traced_values_is_empty():
+    results = []
+
+    @jax.jit
+    def probe(x):
+        results.append(groups.identity_elements(groups.cyclic_rotations(4), x))
+        return x
+
+    probe(jnp.ones((3, 2)))
+    assert results[0].shape == (0,)
+
+
+# ----------------------------------------------------------------------------- orbit_augment
+
+
+def test_orbit_augment_is_element_major():
+    group = groups.dihedral(3)
+    x = _normal(7, (4, 5, 2))
+    augmented = groups.orbit_augment(x, group)
+    assert augmented.shape == (6 * 4, 5, 2)
+    for i in range(group.size):
+        mat = np.asarray(group.element(i), dtype=np.float64)
+        for b in range(4):
+            np.testing.assert_allclose(
+                augmented[i * 4 + b], np.asarray(x[b], np.float64) @ mat.T, atol=1e-6
+            )
+    from_int = groups.orbit_augment(jnp.ones((2, 5, 2), jnp.int32), group)
+    assert from_int.dtype == jnp.float32
+    with pytest.raises(TypeError, match="group"):
+        groups.orbit_augment(x, np.eye(2))
+    with pytest.raises(TypeError, match="group comes after the data"):
+        groups.orbit_augment(group, x)
+    with pytest.raises(ValueError, match="R\\^2"):
+        groups.orbit_augment(jnp.ones((2, 3)), group)
+    with pytest.raises(ValueError, match="non-finite"):
+        groups.orbit_augment(x.at[0, 0, 0].set(jnp.nan), group)
+
+
+def test_group_functions_check_the_group():
+    for fn in (groups.cayley_table, groups.inverse_indices):
+        with pytest.raises(TypeError, match="group"):
+            fn("C8")
+    with pytest.raises(TypeError, match="group"):
+        groups.transform_batch(None, jnp.eye(2)[None], jnp.ones((1, 2)))
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def test_elements_are_formatted_readably():
+    c8 = groups.cyclic_rotations(8)
+    assert "rotation by 45°" in c8.action.format_element(c8.element(1))
+    d4 = groups.dihedral(4)
+    assert "reflection across the line at 45°" in d4.action.format_element(d4.element(5))
+    img = groups.flip_rot90()
+    assert "rotation by 90°" in img.action.format_element(img.element(1))
+    s3 = groups.permutations(3)
+    assert s3.action.format_element(s3.element(3)) == "permutation [1, 2, 0]"
+    z5 = groups.cyclic_shifts(5)
+    assert z5.action.format_element(z5.element(2)) == "shift by 2"
+    so3 = groups.so3(2, key=jax.random.key(0))
+    mat = np.asarray(so3.element(1), np.float64)
+    angle = np.degrees(np.arccos((np.trace(mat) - 1) / 2))
+    assert f"rotation by {angle:.4g}°" in so3.action.format_element(so3.element(1))
+
+
+# ----------------------------------------------------------------------------- __all__
+
+
+@pytest.mark.parametrize(
+    "module", ["_base", "images", "permutations", "planar", "shifts", "spatial", "__init__"]
+)
+def test_every_public_module_declares_all(module):
+    import importlib
+    import inspect
+
+    name = "jaxsym.groups" if module == "__init__" else f"jaxsym.groups.{module}"
+    mod = importlib.import_module(name)
+    assert hasattr(mod, "__all__"), name
+    for exported in mod.__all__:
+        assert hasattr(mod, exported), (name, exported)
+    if module != "__init__":
+        defined = {
+            n
+            for n, v in vars(mod).items()
+            if not n.startswith("_")
+            and (inspect.isfunction(v) or inspect.isclass(v))
+            and v.__module__ == name
+        }
+        missing = (
+            defined
+            - set(mod.__all__)
+            - {"CustomOutputAction", "check_argument_order", "check_key", "format_matrix"}
+        )
+        assert not missing, (name, missing)

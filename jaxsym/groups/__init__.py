@@ -5,7 +5,9 @@ from jaxsym.groups._base import (
     MatrixAction,
     TransformationSet,
     cayley_table,
+    identity_elements,
     inverse_indices,
+    orbit_augment,
     transform_batch,
 )
 from jaxsym.groups.images import GridAction, flip_rot90, rot90
@@ -26,7 +28,9 @@ __all__ = [
     "cyclic_shifts",
     "dihedral",
     "flip_rot90",
+    "identity_elements",
     "inverse_indices",
+    "orbit_augment",
     "permutations",
     "random_permutations",
     "rot90",

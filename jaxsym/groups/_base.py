@@ -6,14 +6,27 @@ Everything batched comes from :func:`jax.vmap`. Because it is an
 :class:`equinox.Module`, it passes through :func:`jax.jit` as an ordinary
 argument: the elements are traced, the action and the flags are static.
 
-Conventions (theory.md §1): actions are left actions, ``act(compose(a, b), x)
+Conventions (docs/theory.md §1): actions are left actions, ``act(compose(a, b), x)
 == act(a, act(b, x))``, and they are isometries of the Euclidean norm. By
 construction element 0 of every set built by this package is the identity.
+
+Dtypes: matrix elements (rotations, reflections) are built in float64 and
+stored in JAX's default float when the set is built (float32, or float64 under
+``jax_enable_x64``). A matrix action computes in the input's float dtype
+(elements are cast to it; float16/bfloat16 inputs stay half precision) and
+promotes integer and boolean inputs to the elements' float dtype, never casting
+the elements down to integers; it multiplies at ``Precision.HIGHEST`` so that
+accelerators do not round it to TF32. Gathering actions (image grids,
+permutations, shifts) move values without arithmetic and keep the input's dtype.
+
+Static fields hold structure only (the action, sizes, flags, a value-free name):
+sets that differ only in their elements share one ``jit`` trace.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +34,25 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxsym._validation import (
+    check_batch,
+    check_group,
+    float_dtype,
+    is_concrete,
+    positive_int,
+)
+
+__all__ = [
+    "Action",
+    "MatrixAction",
+    "TransformationSet",
+    "cayley_table",
+    "identity_elements",
+    "inverse_indices",
+    "orbit_augment",
+    "transform_batch",
+]
 
 Array = jax.Array
 OutputAction = Callable[[Any, Array], Array]
@@ -51,6 +83,29 @@ class Action:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def format_element(self, element: Any) -> str:
+        """A short human-readable rendering of one element (for error messages)."""
+        leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(element)]
+        return ", ".join(_format_array(leaf) for leaf in leaves)
+
+
+def _format_array(array: np.ndarray) -> str:
+    return np.array2string(
+        np.asarray(array), precision=4, suppress_small=True, separator=", ", max_line_width=200
+    ).replace("\n", "")
+
+
+def _compute_dtype(element_dtype, x_dtype) -> jnp.dtype:
+    """The dtype a matrix acts in: the input's float dtype; integers promote.
+
+    Float inputs keep their precision (elements are cast to the input's float
+    dtype); integer and boolean inputs are promoted to the elements' float dtype
+    (float64 elements under ``jax_enable_x64``), never the other way round.
+    """
+    if jnp.issubdtype(x_dtype, jnp.inexact):
+        return jnp.dtype(x_dtype)
+    return float_dtype(jnp.zeros((), element_dtype))
+
 
 @dataclasses.dataclass(frozen=True)
 class MatrixAction(Action):
@@ -59,7 +114,12 @@ class MatrixAction(Action):
     dim: int
 
     def __call__(self, element: Array, x: Array) -> Array:
-        return x @ element.T.astype(x.dtype)
+        dtype = _compute_dtype(element.dtype, x.dtype)
+        # HIGHEST: no TF32/bf16 rounding of the action on accelerators, so that
+        # the identity acts exactly and an invariant model has a rounding-level defect.
+        return jnp.matmul(
+            x.astype(dtype), element.T.astype(dtype), precision=jax.lax.Precision.HIGHEST
+        )
 
     def inverse(self, element: Array) -> Array:
         return jnp.swapaxes(element, -1, -2)
@@ -76,6 +136,26 @@ class MatrixAction(Action):
 
     def describe(self) -> str:
         return f"rotation/reflection matrices on the last axis (R^{self.dim})"
+
+    def format_element(self, element: Any) -> str:
+        return format_matrix(np.asarray(element, dtype=np.float64))
+
+
+def format_matrix(matrix: np.ndarray) -> str:
+    """A matrix, with its angle in degrees for 2 × 2 and 3 × 3 orthogonal matrices."""
+    text = _format_array(matrix)
+    if matrix.shape == (2, 2):
+        det = float(np.linalg.det(matrix))
+        if det > 0:
+            degrees = math.degrees(math.atan2(matrix[1, 0], matrix[0, 0]))
+            return f"rotation by {degrees:.4g}° {text}"
+        # R_φ F with F = diag(1, −1) reflects across the line at angle φ/2.
+        degrees = math.degrees(math.atan2(matrix[1, 0], matrix[0, 0])) / 2
+        return f"reflection across the line at {degrees:.4g}° {text}"
+    if matrix.shape == (3, 3) and np.linalg.det(matrix) > 0:
+        cosine = np.clip((np.trace(matrix) - 1) / 2, -1.0, 1.0)
+        return f"rotation by {math.degrees(math.acos(cosine)):.4g}° {text}"
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +178,10 @@ class TransformationSet(eqx.Module):
             input action for equivariance, or any ``(element, y) -> y``.
         is_group: ``True`` when the elements form a group (closed under
             composition and inverses) and uniform weights are its Haar measure,
-            so that averaging gives the exact projection ``Q_G`` (theory.md §3).
-        name: a human-readable name, e.g. ``"C8"``.
+            so that averaging gives the exact projection ``Q_G`` (docs/theory.md §3).
+        name: a human-readable name, e.g. ``"C8"``. It is a static field (part
+            of the ``jit`` cache key), so it holds sizes only, never values such
+            as angles or seeds.
     """
 
     elements: Any
@@ -152,7 +234,7 @@ class TransformationSet(eqx.Module):
         """The same set with a custom output action ``act_out(element, y)``.
 
         The action must be a linear isometry and a left action with the same
-        element algebra as the input action (theory.md §1).
+        element algebra as the input action (docs/theory.md §1).
         """
         if not callable(act_out):
             raise TypeError(f"act_out must be callable (element, y) -> y; got {act_out!r}.")
@@ -203,10 +285,117 @@ class TransformationSet(eqx.Module):
         return f"{self.name}({kind}, {self.size} elements, {out} outputs)"
 
 
+def check_argument_order(signature: str, x) -> None:
+    """Raise a ``TypeError`` pointing at the order when a group is passed as ``x``."""
+    if isinstance(x, TransformationSet):
+        raise TypeError(
+            f"{signature}: the group comes after the data; got the group {x.name} in the "
+            f"place of x (the order changed from (group, x) to (x, group))."
+        )
+
+
+def check_key(key, name: str = "key") -> None:
+    """Raise ``TypeError`` unless ``key`` is one PRNG key (typed, or a raw ``uint32[2]``)."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == np.uint32 and shape == (2,)
+    if not ((typed and shape == ()) or raw):
+        raise TypeError(
+            f"{name} must be one PRNG key, e.g. jax.random.key(0); got "
+            f"{type(key).__name__}{'' if shape is None else f' of shape {shape}'}: {key!r:.60}."
+        )
+
+
 def transform_batch(group: TransformationSet, elements: Any, x: Array) -> Array:
-    """All transformed inputs ``ρ_X(g) x_b``, shape ``(num_elements, B, *example)``."""
+    """All transformed inputs ``ρ_X(g) x_b``, shape ``(num_elements, B, *example)``.
+
+    A low-level helper (no checks on ``x``; it works on traced values): matrix
+    actions promote integer inputs to a float dtype, gathering actions (grids,
+    permutations, shifts) keep the input's dtype.
+    """
+    check_group(group)
     per_element = jax.vmap(group.act_in, in_axes=(None, 0))
     return jax.vmap(per_element, in_axes=(0, None))(elements, x)
+
+
+def orbit_augment(x: Array, group: TransformationSet) -> Array:
+    """All copies ``ρ_X(g) x_b`` of a batch, element-major: a G-invariant sample.
+
+    Row ``i·B + b`` of the result is ``ρ_X(g_i) x_b`` (element-major: the first
+    ``B`` rows are ``x`` itself moved by element 0, the identity). The uniform
+    distribution on the result is invariant under a finite group ``G``
+    (docs/theory.md §1).
+
+    Args:
+        x: a batch ``(B, *example)``; integer inputs are promoted to a float dtype.
+        group: the elements to apply.
+
+    Returns:
+        ``(|G|·B, *example)``.
+
+    Raises:
+        TypeError: if ``group`` is not a group.
+        ValueError: if ``group`` cannot act on ``x`` or a concrete ``x`` is not finite.
+    """
+    check_argument_order("orbit_augment(x, group)", x)
+    x = check_batch(group, x)
+    moved = transform_batch(group, group.elements, x)
+    return moved.reshape((-1,) + x.shape[1:])
+
+
+IDENTITY_PROBE_ROWS = 64
+_VERIFY_BUDGET = 1 << 22  # values per verification call
+
+
+def identity_elements(
+    group: TransformationSet, x: Array, *, probe_rows: int = IDENTITY_PROBE_ROWS
+) -> np.ndarray:
+    """Indices of the elements that act as the identity on every example of ``x``.
+
+    Element ``g`` is reported when ``ρ_X(g) x_b == x_b`` exactly (bitwise-equal
+    flattened values, after the action's float promotion) for every example
+    ``b``. The test is screened on the first ``probe_rows`` examples, and the
+    (few) survivors are then confirmed on the whole sample, so that the cost is
+    ``O(|G| · probe_rows + survivors · B)`` actions.
+
+    Element 0 of every group built by this package is the identity, so the
+    result is normally ``[0]``; it also lists elements that happen to fix the
+    sample (e.g. a reflection of points on its axis), and is empty for sets
+    without the identity (e.g. a user's :meth:`TransformationSet.subset`).
+
+    Args:
+        group: the elements to test.
+        x: a concrete batch ``(B, *example)``.
+        probe_rows: number of leading examples used to screen the elements.
+
+    Returns:
+        Sorted ``int64`` indices. If the elements or ``x`` are traced (inside
+        ``jit``), nothing can be proved and the result is empty.
+    """
+    probe_rows = positive_int("probe_rows", probe_rows)
+    x = check_batch(group, x)
+    if not (is_concrete(group.elements) and is_concrete(x)):
+        return np.zeros((0,), np.int64)
+    candidates = _fixing(group, np.arange(group.size), x[:probe_rows])
+    rest = x[probe_rows:]
+    if rest.shape[0] == 0 or candidates.size == 0:
+        return candidates
+    per_call = max(1, _VERIFY_BUDGET // max(1, int(np.prod(rest.shape))))
+    kept = [
+        _fixing(group, candidates[start : start + per_call], rest)
+        for start in range(0, candidates.size, per_call)
+    ]
+    return np.concatenate(kept)
+
+
+def _fixing(group: TransformationSet, indices: np.ndarray, x: Array) -> np.ndarray:
+    """The subset of ``indices`` whose elements fix every example of ``x`` exactly."""
+    elements = jax.tree_util.tree_map(lambda leaf: leaf[indices], group.elements)
+    moved = np.asarray(transform_batch(group, elements, x))
+    flat = np.asarray(x).astype(moved.dtype).reshape(1, x.shape[0], -1)
+    same = np.all(moved.reshape(len(indices), x.shape[0], -1) == flat, axis=(1, 2))
+    return np.asarray(indices, dtype=np.int64)[same]
 
 
 def _flat_elements(elements: Any, size: int) -> np.ndarray:
@@ -234,6 +423,7 @@ def inverse_indices(group: TransformationSet) -> np.ndarray:
     Raises:
         ValueError: if some inverse is not in the set.
     """
+    check_group(group)
     inverses = jax.vmap(group.inverse)(group.elements)
     return _index_of(group, inverses)
 
@@ -244,6 +434,7 @@ def cayley_table(group: TransformationSet) -> np.ndarray:
     Raises:
         ValueError: if the set is not closed under composition.
     """
+    check_group(group)
     n = group.size
     products = jax.vmap(jax.vmap(group.compose, in_axes=(None, 0)), in_axes=(0, None))(
         group.elements, group.elements

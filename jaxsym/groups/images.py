@@ -1,7 +1,7 @@
 """Symmetries of square image grids: rot90 (C4) and rot90 with flips (D4).
 
 Elements are 2 × 2 integer orthogonal matrices ``A`` acting on pixel coordinates
-centred on the grid. Pixel maps must be left actions (theory.md §1), so the
+centred on the grid. Pixel maps must be left actions (docs/theory.md §1), so the
 image is moved as ``(A·x)(p) = x(A⁻¹ p)``.
 """
 
@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym.groups._base import Action, TransformationSet
+from jaxsym.groups._base import Action, TransformationSet, format_matrix
+
+__all__ = ["GridAction", "flip_rot90", "rot90"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,9 @@ class GridAction(Action):
 
     def describe(self) -> str:
         return "rot90/flips of square image grids"
+
+    def format_element(self, element) -> str:
+        return format_matrix(np.asarray(element, dtype=np.float64))
 
 
 _QUARTER_TURN = np.array([[0, -1], [1, 0]], dtype=np.int32)

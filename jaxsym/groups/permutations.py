@@ -2,7 +2,7 @@
 
 An element ``p`` acts by gathering, ``(p·x)_i = x_{p_i}``; composition is
 ``compose(a, b) = b[a]`` so that ``act(compose(a, b)) = act(a) ∘ act(b)``
-(a left action, theory.md §1).
+(a left action, docs/theory.md §1).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym.groups._base import Action, TransformationSet
 from jaxsym._validation import positive_int
+from jaxsym.groups._base import Action, TransformationSet, check_key
+
+__all__ = ["MAX_EXHAUSTIVE_K", "PermutationAction", "permutations", "random_permutations"]
 
 MAX_EXHAUSTIVE_K = 8
 
@@ -46,6 +48,9 @@ class PermutationAction(Action):
     def describe(self) -> str:
         return f"permutations of the leading set axis (k={self.k})"
 
+    def format_element(self, element) -> str:
+        return f"permutation {np.asarray(element).tolist()}"
+
 
 def permutations(k: int) -> TransformationSet:
     """The symmetric group S_k: all ``k!`` permutations (identity first).
@@ -57,7 +62,7 @@ def permutations(k: int) -> TransformationSet:
     if k > MAX_EXHAUSTIVE_K:
         raise ValueError(
             f"permutations(k={k}) would hold {math.factorial(k):,} elements; k must be at "
-            f"most {MAX_EXHAUSTIVE_K}. Sample instead: random_permutations(k, num, key)."
+            f"most {MAX_EXHAUSTIVE_K}. Sample instead: random_permutations(k, num, key=key)."
         )
     elements = np.array(list(itertools.permutations(range(k))), dtype=np.int32)
     return TransformationSet(
@@ -65,13 +70,20 @@ def permutations(k: int) -> TransformationSet:
     )
 
 
-def random_permutations(k: int, num: int, key: jax.Array) -> TransformationSet:
+def random_permutations(k: int, num: int, *, key: jax.Array) -> TransformationSet:
     """The identity and ``num − 1`` uniformly random permutations of ``k`` items.
 
     A uniform sample of S_k, not a group: averaging over it is Monte Carlo.
+    Samples drawn with different keys share one ``jit`` trace.
+
+    Args:
+        k: number of items, at least 1.
+        num: number of elements, at least 1.
+        key: a PRNG key (keyword-only), e.g. ``jax.random.key(0)``.
     """
     k = positive_int("k", k)
     num = positive_int("num", num)
+    check_key(key)
     keys = jax.random.split(key, num - 1)
     sample = jax.vmap(lambda kk: jax.random.permutation(kk, k))(keys).astype(jnp.int32)
     elements = jnp.concatenate([jnp.arange(k, dtype=jnp.int32)[None], sample])

@@ -1,7 +1,7 @@
 """Planar rotation groups acting on points or point sets ``(..., 2)``.
 
 C_n, D_n, an evenly spaced discretization of SO(2), and the partial-symmetry
-subset "rotations by at most θ" (theory.md §1, §3).
+subset "rotations by at most θ" (docs/theory.md §1, §3).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym.groups._base import MatrixAction, TransformationSet
 from jaxsym._validation import positive_int
+from jaxsym.groups._base import MatrixAction, TransformationSet
+
+__all__ = ["cyclic_rotations", "dihedral", "rotation_matrices", "rotation_range", "so2"]
 
 
 def rotation_matrices(angles) -> np.ndarray:
@@ -23,8 +25,10 @@ def rotation_matrices(angles) -> np.ndarray:
 
 
 def _planar(matrices: np.ndarray, *, is_group: bool, name: str) -> TransformationSet:
+    # Built in float64 and stored in JAX's default float: float32, or float64
+    # under ``jax_enable_x64`` (the dtype is fixed when the group is built).
     return TransformationSet(
-        elements=jnp.asarray(matrices, dtype=jnp.float32),
+        elements=jnp.asarray(np.asarray(matrices, dtype=np.float64)),
         action=MatrixAction(2),
         is_group=is_group,
         name=name,
@@ -65,7 +69,7 @@ def so2(num: int) -> TransformationSet:
     """SO(2) discretized by its evenly spaced subgroup C_num.
 
     Averaging over it is the exact C_num projection, and SO(2)-equivariant only
-    for functions band-limited below ``num`` (theory.md §3).
+    for functions band-limited below ``num`` (docs/theory.md §3).
 
     Args:
         num: number of evenly spaced angles, at least 1.
@@ -78,16 +82,33 @@ def so2(num: int) -> TransformationSet:
 def rotation_range(max_angle: float, num: int) -> TransformationSet:
     """The subset ``{R_θ : |θ| ≤ max_angle}`` of SO(2), on an even grid of angles.
 
-    Not a group (partial symmetry, theory.md §3): averaging over it is ``Q_ν``,
-    only approximately equivariant.
+    Not a group (partial symmetry, docs/theory.md §3): averaging over it is
+    ``Q_ν``, only approximately equivariant.
+
+    The angles are ``θ_k = k·h`` for ``k = −m..m`` (``num = 2m + 1``), with step
+    ``h = min(max_angle / m, 2π / num)``. The cap keeps the grid from wrapping
+    around the circle: with ``h = max_angle / m`` the two ends ``±max_angle``
+    would lie closer to each other (across ``±π``) than the step, and at
+    ``max_angle = π`` they would be the same rotation twice. Once
+    ``max_angle ≥ 2π·m / num`` the grid is therefore the evenly spaced ``C_num``
+    (every rotation in it has ``|θ| ≤ max_angle``), which is a group and is
+    flagged as one. So all ``num`` elements are distinct, at least ``h`` apart
+    on the circle (``max_angle = 0`` is accepted only with ``num = 1``).
 
     Args:
         max_angle: largest rotation angle in radians, in ``[0, π]``.
         num: number of angles, odd so that the grid is symmetric and holds the
-            identity (element 0).
+            identity (element 0), then ``+h, …, +m·h``, then ``−h, …, −m·h``.
+
+    Returns:
+        A transformation set named ``Rot[num]`` (the name holds no angle, so
+        sets that differ only in ``max_angle`` share one ``jit`` trace).
     """
     num = positive_int("num", num)
-    max_angle = float(max_angle)
+    try:
+        max_angle = float(max_angle)
+    except (TypeError, ValueError):
+        raise TypeError(f"max_angle must be a number of radians; got {max_angle!r:.80}.") from None
     if not math.isfinite(max_angle) or not 0.0 <= max_angle <= math.pi:
         raise ValueError(f"max_angle must be in [0, π] radians; got {max_angle}.")
     if num % 2 == 0:
@@ -95,10 +116,16 @@ def rotation_range(max_angle: float, num: int) -> TransformationSet:
             f"num must be odd so that the grid of angles is symmetric and contains "
             f"the identity; got {num}."
         )
-    half = np.linspace(0.0, max_angle, num // 2 + 1)[1:]
+    half_count = num // 2
+    if half_count == 0:
+        return _planar(rotation_matrices([0.0]), is_group=True, name="Rot[1]")
+    if max_angle == 0.0:
+        raise ValueError(
+            f"max_angle = 0 leaves only the identity, which num={num} would repeat "
+            f"{num} times; pass num=1."
+        )
+    step = min(max_angle / half_count, 2 * math.pi / num)
+    whole_circle = step == 2 * math.pi / num
+    half = step * np.arange(1, half_count + 1)
     angles = np.concatenate([[0.0], half, -half])
-    return _planar(
-        rotation_matrices(angles),
-        is_group=num == 1,
-        name=f"Rot[|θ|≤{math.degrees(max_angle):.0f}°]",
-    )
+    return _planar(rotation_matrices(angles), is_group=whole_circle, name=f"Rot[{num}]")

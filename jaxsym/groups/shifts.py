@@ -6,8 +6,10 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from jaxsym.groups._base import Action, TransformationSet
 from jaxsym._validation import positive_int
+from jaxsym.groups._base import Action, TransformationSet
+
+__all__ = ["ShiftAction", "cyclic_shifts"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,9 @@ class ShiftAction(Action):
 
     def describe(self) -> str:
         return f"cyclic shifts of the leading axis (n={self.n})"
+
+    def format_element(self, element) -> str:
+        return f"shift by {int(element)}"
 
 
 def cyclic_shifts(n: int) -> TransformationSet:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxsym.groups._base import MatrixAction, TransformationSet
 from jaxsym._validation import positive_int
+from jaxsym.groups._base import MatrixAction, TransformationSet, check_key
+
+__all__ = ["haar_so3", "quaternion_to_matrix", "so3"]
 
 
 def quaternion_to_matrix(q: jax.Array) -> jax.Array:
@@ -20,30 +22,34 @@ def quaternion_to_matrix(q: jax.Array) -> jax.Array:
     return jnp.stack([jnp.stack(row, -1) for row in rows], -2)
 
 
-def haar_so3(key: jax.Array, num: int) -> jax.Array:
+def haar_so3(num: int, *, key: jax.Array) -> jax.Array:
     """``num`` independent Haar-distributed rotations, shape ``(num, 3, 3)``.
 
     A normalized standard Gaussian in R⁴ is uniform on the unit quaternions,
-    whose image in SO(3) is Haar-distributed.
+    whose image in SO(3) is Haar-distributed. Computed in JAX's default float
+    (float64 under ``jax_enable_x64``).
     """
-    q = jax.random.normal(key, (num, 4))
+    q = jax.random.normal(key, (num, 4), dtype=jnp.zeros(()).dtype)
     return quaternion_to_matrix(q / jnp.linalg.norm(q, axis=-1, keepdims=True))
 
 
-def so3(num: int, key: jax.Array) -> TransformationSet:
+def so3(num: int, *, key: jax.Array) -> TransformationSet:
     """A Haar sample of SO(3): the identity and ``num − 1`` uniform rotations.
 
     Not a group: averaging over it is a Monte Carlo ``Q_ν``, neither idempotent
-    nor exactly equivariant (theory.md §3). The identity is element 0 because it
-    is always counted in ``S`` (theory.md §1).
+    nor exactly equivariant (docs/theory.md §3). The identity is element 0
+    because it is always counted in ``S`` (docs/theory.md §1). The elements are
+    in JAX's default float (float64 under ``jax_enable_x64``); samples drawn with
+    different keys share one ``jit`` trace (the name ``SO3[num]`` holds no key).
 
     Args:
         num: number of elements, at least 1.
-        key: a PRNG key.
+        key: a PRNG key (keyword-only), e.g. ``jax.random.key(0)``.
     """
     num = positive_int("num", num)
-    sample = haar_so3(key, num - 1)
-    elements = jnp.concatenate([jnp.eye(3)[None], sample]).astype(jnp.float32)
+    check_key(key)
+    sample = haar_so3(num - 1, key=key)
+    elements = jnp.concatenate([jnp.eye(3, dtype=sample.dtype)[None], sample])
     return TransformationSet(
         elements=elements, action=MatrixAction(3), is_group=num == 1, name=f"SO3[{num}]"
     )
