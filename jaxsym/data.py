@@ -1,4 +1,4 @@
-"""The data's own equivariance error, estimated from a sample (theory.md §6).
+"""The data's own equivariance error, estimated from a sample (docs/theory.md §6).
 
 The regression function ``f*(x) = E[y | x]`` is unknown, so its per-element
 profile ``g ↦ E_{f*}(g)`` (§5) is estimated from the sample ``(x_i, y_i)`` in one
@@ -8,10 +8,13 @@ of three ways, each with its own units (kept apart on purpose, §2):
   true target of a synthetic task): :func:`jaxsym.defect_profile`, in the units
   of its ``reduce`` (default ``"rms"``, *not* squared).
 - ``"knn"`` — nearest-orbit label consistency, in **squared** (mean-square)
-  units: its ``excess`` estimates ``E_x e_{f*}(x, g)²``.
-- ``"sinkhorn"`` — the Wasserstein-2 distance between the sample and its image
-  under ``g`` (ott-jax), *not* squared: a lower estimate of the RMS profile that
-  also reacts when the input distribution μ is not invariant.
+  units: its ``excess`` estimates ``E_x e_{f*}(x, g)²`` (every sample matched,
+  the default; a finite matching radius estimates ``E[e² | matched]``).
+- ``"sinkhorn"`` — the square root of the debiased Sinkhorn divergence
+  ``S_ε(P_n, g_# P_n) = OT_ε(P_n, g_# P_n) − ½ OT_ε(P_n, P_n) − ½ OT_ε(g_# P_n,
+  g_# P_n)`` between the ``(x, y)`` sample and its image under ``g`` (ott-jax),
+  *not* squared: an entropic estimate of ``W_2``, a lower estimate of the RMS
+  profile that also reacts when the input distribution μ is not invariant.
 
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """
@@ -53,7 +56,7 @@ __all__ = [
 
 
 class DataDefect(NamedTuple):
-    """Estimated equivariance profile of a data set (theory.md §6).
+    """Estimated equivariance profile of a data set (docs/theory.md §6).
 
     Attributes:
         profile: ``(|G|,)`` the method's statistic per element (units depend on
@@ -65,8 +68,10 @@ class DataDefect(NamedTuple):
             mean-square data profile ``E_x e_{f*}(x, g)²``.
         stderr: ``(|G|,)`` standard error of ``excess`` (knn only, else ``None``).
         matched_fraction: ``(|G|,)`` fraction of samples whose transformed copy
-            found a neighbour within ``radius`` (knn only, else ``None``).
-        radius: scalar matching radius used (knn only, else ``None``).
+            found a neighbour within ``radius`` (knn only, else ``None``; 1 with
+            the default infinite radius).
+        radius: scalar matching radius used (knn only, else ``None``; ``inf`` by
+            default).
     """
 
     profile: jax.Array
@@ -229,8 +234,8 @@ def knn_data_defect(
     order of the mean nearest-neighbour displacement times ``e``, which shrinks
     as n grows. When μ is not invariant under ``g`` (e.g. quarter turns of
     digit images), the matches are far and ``excess`` mixes the input
-    asymmetry into the label asymmetry: read it with ``matched distances``
-    in mind, or use a finite radius.
+    asymmetry into the label asymmetry; a finite radius then restricts the
+    average to the samples whose image lands near the data.
 
     With a finite radius ``r`` (``radius=`` or ``radius_quantile=``) the
     averages run over the matched samples only, so ``excess`` estimates
@@ -323,25 +328,36 @@ def reference_data_defect(
 
 
 def _entropic_cost(a: jax.Array, b: jax.Array, epsilon, threshold: float, max_iterations: int):
-    """Entropic OT cost ``OT_ε(a, b)`` between uniform samples, squared Euclidean cost."""
+    """``OT_ε(a, b)`` between uniform samples, squared Euclidean cost, absolute ``ε``.
+
+    ``OT_ε = min_P ⟨P, C⟩ + ε KL(P | a ⊗ b)`` (ott-jax's ``reg_ot_cost``); ``NaN``
+    when Sinkhorn has not converged to ``threshold`` within ``max_iterations``.
+    """
     from ott.geometry import pointcloud
     from ott.problems.linear import linear_problem
     from ott.solvers.linear import sinkhorn
 
-    geom = pointcloud.PointCloud(a, b, epsilon=epsilon, relative_epsilon="mean")
+    geom = pointcloud.PointCloud(a, b, epsilon=epsilon)
     solver = sinkhorn.Sinkhorn(threshold=threshold, max_iterations=max_iterations)
-    return solver(linear_problem.LinearProblem(geom)).reg_ot_cost
+    out = solver(linear_problem.LinearProblem(geom))
+    return jnp.where(out.converged, out.reg_ot_cost, jnp.nan)
 
 
 def _sinkhorn_core(group, x, y, key, label_scale, epsilon, threshold, max_iterations, splits):
     n = x.shape[0]
     flat_y = label_scale * y.reshape(n, -1)
     sample = jnp.concatenate([x.reshape(n, -1), flat_y], axis=1)
+    # One absolute ε for every term: epsilon × the mean pairwise squared distance
+    # mean_{i,k} ‖z_i − z_k‖² = 2 (mean ‖z‖² − ‖mean z‖²) of the sample.
+    centred = sample - jnp.mean(sample, axis=0)
+    scale = 2.0 * jnp.mean(jnp.sum(centred * centred, axis=1))
+    absolute = epsilon * jnp.where(scale > 0, scale, 1.0)
 
     def cost(a, b):
-        return _entropic_cost(a, b, epsilon, threshold, max_iterations)
+        return _entropic_cost(a, b, absolute, threshold, max_iterations)
 
-    # ρ_X, ρ_Y are isometries, so OT_ε(g z, g z) = OT_ε(z, z): one self-term serves all g.
+    # S_ε(a, b) = OT_ε(a, b) − ½ OT_ε(a, a) − ½ OT_ε(b, b). For b = g·a the two self terms
+    # are equal (ρ_X, ρ_Y are isometries, so the cost matrices agree): one serves all g.
     self_cost = cost(sample, sample)
 
     def image_divergence(element):
@@ -350,7 +366,7 @@ def _sinkhorn_core(group, x, y, key, label_scale, epsilon, threshold, max_iterat
         image = jnp.concatenate([moved_x, label_scale * moved_y], axis=1)
         return cost(sample, image) - self_cost
 
-    profile = safe_sqrt(jax.lax.map(image_divergence, group.elements))
+    profile = _sqrt_nonneg(jax.lax.map(image_divergence, group.elements))
     half = n // 2
 
     def split_divergence(split_key):
@@ -358,7 +374,8 @@ def _sinkhorn_core(group, x, y, key, label_scale, epsilon, threshold, max_iterat
         first, second = sample[order[:half]], sample[order[half : 2 * half]]
         return cost(first, second) - 0.5 * (cost(first, first) + cost(second, second))
 
-    baseline = safe_sqrt(jnp.mean(jax.lax.map(split_divergence, jax.random.split(key, splits))))
+    splits_divergence = jax.lax.map(split_divergence, jax.random.split(key, splits))
+    baseline = _sqrt_nonneg(jnp.mean(splits_divergence))
     return DataDefect(profile=profile, baseline=baseline, excess=profile - baseline)
 
 
@@ -377,16 +394,24 @@ def sinkhorn_data_defect(
     threshold: float = 1e-3,
     max_iterations: int = 2000,
 ) -> DataDefect:
-    """Distributional data asymmetry: ``W_2(P_n, g_# P_n)`` per element (§6).
+    """Distributional data asymmetry: the debiased Sinkhorn divergence per element (§6).
 
     Each sample point is ``z_i = (x_i, label_scale · y_i)`` (flattened and
-    concatenated); its image under ``g`` is ``(ρ_X(g) x_i, label_scale ·
-    ρ_Y(g) y_i)``. ``profile(g)`` is the entropic optimal-transport estimate
-    ``⟨P_ε, C⟩^{1/2}`` of ``W_2`` between the two uniform samples (squared
-    Euclidean cost, Sinkhorn from ott-jax, ``ε = epsilon · mean cost``); not
-    squared. ``baseline`` is the same distance between two random halves of the
-    sample (averaged over ``num_splits`` splits): the sampling floor. Elements
-    with ``profile ≤ baseline`` are indistinguishable from symmetries at this n.
+    concatenated); its image under ``g`` is ``g·z_i = (ρ_X(g) x_i, label_scale ·
+    ρ_Y(g) y_i)``. With ``P_n`` the uniform measure on the ``z_i`` and
+    ``OT_ε(α, β) = min_P ⟨P, C⟩ + ε KL(P | α ⊗ β)`` for the squared Euclidean
+    cost ``C`` (Sinkhorn from ott-jax), the debiased Sinkhorn divergence is
+
+    ``S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β)``,
+
+    and ``profile(g) = S_ε(P_n, g_# P_n)^{1/2}`` (not squared; W_2 units). The
+    two self terms are equal here because ``ρ_X`` and ``ρ_Y`` are isometries,
+    so one ``OT_ε(P_n, P_n)`` serves every element. ``ε = epsilon · mean_{i,k}
+    ‖z_i − z_k‖²``, one absolute value for every term. ``S_ε ≥ 0``, it is 0 for
+    identical samples, and ``S_ε → W_2²`` as ``ε → 0`` (Feydy et al., 2019).
+    ``baseline`` is ``(mean over num_splits random split-halves of S_ε(first
+    half, second half))^{1/2}``: the sampling floor. Elements with
+    ``profile ≤ baseline`` are indistinguishable from symmetries at this n.
 
     Interpretation: if μ is invariant under ``g`` and the label noise is
     ``ρ_Y``-invariant, coupling ``(x, y)`` with ``(ρ_X(g) x, ρ_Y(g) y)`` shows
@@ -394,18 +419,21 @@ def sinkhorn_data_defect(
     **lower estimate of the RMS data profile**. It is also positive when μ
     itself is not invariant under ``g`` (then it mixes input and label
     asymmetry). The sample value carries an upward finite-sample bias, gauged by
-    the baseline.
+    the baseline. Non-finite values propagate: an element whose Sinkhorn run
+    does not converge (to ``threshold`` within ``max_iterations``) reads NaN.
+
+    Needs ott-jax (the ``ot`` extra).
 
     Args:
         x: ``(n, *input)`` inputs, ``n ≥ 4``.
         y: ``(n, *output)`` labels.
         group: elements to test.
         key: PRNG key for the split-half baseline (keyword-only).
-        label_scale: weight of the labels against the inputs in the cost.
-        epsilon: entropic regularization relative to the mean cost, ``> 0``
-            (smaller: closer to ``W_2``, more Sinkhorn iterations).
+        label_scale: weight ``≥ 0`` of the labels against the inputs in the cost.
+        epsilon: entropic regularization relative to the mean pairwise cost,
+            ``> 0`` (smaller: closer to ``W_2``, more Sinkhorn iterations).
         num_splits: random split-halves averaged for the baseline.
-        threshold: Sinkhorn marginal-error tolerance.
+        threshold: Sinkhorn marginal-error tolerance, ``> 0``.
         max_iterations: Sinkhorn iteration cap.
 
     Returns:
@@ -413,17 +441,15 @@ def sinkhorn_data_defect(
         units; ``stderr``, ``matched_fraction`` and ``radius`` are ``None``).
     """
     x = check_batch(group, x)
-    if x.shape[0] < 4:
-        raise ValueError(f"x must hold at least 4 samples for a split-half; got {x.shape[0]}.")
+    positive_int("n (the number of samples in x)", x.shape[0], minimum=4)
     y = _check_labels(y, x.shape[0])
     if key is None:
         raise ValueError("key is required by method='sinkhorn' (for the split-half baseline).")
     check_positive("epsilon", epsilon)
     check_nonnegative("label_scale", label_scale)
-    if int(num_splits) < 1:
-        raise ValueError(f"num_splits must be a positive int; got {num_splits}.")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
+    check_positive("threshold", threshold)
+    num_splits = positive_int("num_splits", num_splits)
+    max_iterations = positive_int("max_iterations", max_iterations)
     return _sinkhorn_jit(
         group,
         x,
@@ -432,8 +458,8 @@ def sinkhorn_data_defect(
         jnp.asarray(label_scale, x.dtype),
         jnp.asarray(epsilon, x.dtype),
         float(threshold),
-        int(max_iterations),
-        int(num_splits),
+        max_iterations,
+        num_splits,
     )
 
 
@@ -453,7 +479,7 @@ def data_defect(
     epsilon: float = 0.05,
     num_splits: int = 4,
 ) -> DataDefect:
-    """Estimate the data's own equivariance profile ``g ↦ E_{f*}(g)`` (theory.md §6).
+    """Estimate the data's own equivariance profile ``g ↦ E_{f*}(g)`` (docs/theory.md §6).
 
     Units differ by method — never compare them without converting:
 
@@ -464,8 +490,9 @@ def data_defect(
                                                             not squared
     knn        ``mean ‖y_j − ρ_Y(g) y_i‖²``; ``excess``     mean-square
                estimates ``E_x e_{f*}(x, g)²``              (squared)
-    sinkhorn   ``≈ W_2((x,y)-sample, its image under g)``   RMS lower estimate,
-               (debiased Sinkhorn divergence, square root)  not squared
+    sinkhorn   ``S_ε(P_n, g_# P_n)^{1/2}``: the debiased    W_2 units (RMS
+               Sinkhorn divergence of the (x, y)-sample     lower estimate),
+               and its image under g, square root           not squared
     ========== ============================================ ====================
 
     See :func:`knn_data_defect`, :func:`reference_data_defect` and
