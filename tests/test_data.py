@@ -92,7 +92,7 @@ def test_knn_default_matches_every_sample(planar_data):
     np.testing.assert_array_equal(matched, 1.0)
 
 
-def _monte_carlo_profile(target, group, key, size=200_000):
+def _monte_carlo_profile(target, group, key, size=100_000):
     """E_x ‖f*(g x) − f*(x)‖² per element on fresh x ~ N(0, I₂), with its standard error."""
     x = jax.random.normal(key, (size, 2))
     moved = groups.transform_batch(group, group.elements, x)
@@ -190,7 +190,7 @@ def test_knn_equivariant_outputs_closed_form(planar_data):
     assert float(constant.baseline) == pytest.approx(0.0, abs=1e-6)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**16), block=st.sampled_from([7, 48]))
 def test_knn_on_orbit_closed_invariant_data_is_zero(seed, block):
     """A sample closed under G with exactly invariant labels: every element matches
@@ -216,6 +216,7 @@ def test_nearest_other_blocks_agree():
     assert not np.any(np.asarray(reference[0]) == np.asarray(owners))
 
 
+@pytest.mark.slow
 def test_knn_digits_rot180_less_symmetric_than_identity():
     from sklearn.datasets import load_digits
 
@@ -254,6 +255,7 @@ def test_reference_equals_defect_profile_and_closed_form():
     assert np.all(np.asarray(maxed.profile) >= np.asarray(result.profile) - 1e-6)
 
 
+@pytest.mark.slow
 def test_sinkhorn_invariant_below_baseline_and_c4_flagged(planar_data):
     x, labels = planar_data
     key = jax.random.key(8)
@@ -310,15 +312,15 @@ def _numpy_entropic_cost(a, b, epsilon, iterations=3000):
 def test_sinkhorn_profile_is_the_debiased_divergence():
     """profile(g)² = OT_ε(z, gz) − ½OT_ε(z, z) − ½OT_ε(gz, gz), each term by an independent
     float64 Sinkhorn, with ε = epsilon × the mean pairwise squared distance."""
-    x = jax.random.normal(jax.random.key(3), (40, 2))
+    x = jax.random.normal(jax.random.key(3), (48, 2))
     y = x[:, :1] ** 2 + x[:, 1:]
-    group = groups.cyclic_rotations(4)
+    group = groups.dihedral(4)  # shapes shared with the next tests: one compilation
     result = sinkhorn_data_defect(
-        x, y, group, key=jax.random.key(0), epsilon=0.1, threshold=1e-4, max_iterations=5000
+        x, y, group, key=jax.random.key(0), epsilon=0.1, threshold=1e-4, num_splits=1
     )
     sample = np.concatenate([np.asarray(x), np.asarray(y)], 1).astype(np.float64)
     epsilon = 0.1 * np.mean(np.sum((sample[:, None] - sample[None]) ** 2, -1))
-    for index in (1, 2):
+    for index in (1, 2, 5):
         mat = np.asarray(group.elements[index], np.float64)
         image = np.concatenate([sample[:, :2] @ mat.T, sample[:, 2:]], 1)
         divergence = (
@@ -336,21 +338,28 @@ def test_sinkhorn_is_zero_on_an_orbit_closed_invariant_sample():
     base = jax.random.normal(jax.random.key(4), (6, 2)) + 0.05
     x = groups.transform_batch(group, group.elements, base).reshape(-1, 2)
     y = jnp.sin(3 * jnp.linalg.norm(x, axis=1, keepdims=True))
-    result = sinkhorn_data_defect(x, y, group, key=jax.random.key(0))
+    options = {"key": jax.random.key(0), "threshold": 1e-4, "num_splits": 1}
+    result = sinkhorn_data_defect(x, y, group, **options)
     np.testing.assert_allclose(result.profile, 0.0, atol=0.02)
     # An asymmetric label on the same inputs is visible.
-    skewed = sinkhorn_data_defect(x, x[:, :1], group, key=jax.random.key(0))
+    skewed = sinkhorn_data_defect(x, x[:, :1], group, **options)
     assert float(jnp.max(skewed.profile)) > 0.3
 
 
 def test_nan_propagates_in_traced_knn_and_sinkhorn():
-    x = jax.random.normal(jax.random.key(0), (20, 2)).at[3, 0].set(jnp.nan)
-    y = jnp.ones((20, 1))
-    knn = jax.jit(lambda z: knn_data_defect(z, y, C8).excess)(x)
-    assert np.all(np.isnan(np.asarray(knn)))
-    group = groups.cyclic_rotations(4)
-    sink = jax.jit(lambda z: sinkhorn_data_defect(z, y, group, key=jax.random.key(0)).profile)(x)
-    assert np.all(np.isnan(np.asarray(sink)))
+    """Traced NaN inputs (no concrete check possible) give NaN, never a finite defect.
+    The compiled cores are called directly, with the shapes of the tests above (cached)."""
+    from jaxsym import data as module
+
+    x = jax.random.normal(jax.random.key(0), (100, 2)).at[3, 0].set(jnp.nan)
+    y = jnp.ones((100, 1))
+    knn = module._knn_jit(C8, x, y, jnp.inf, None, 256)
+    assert np.all(np.isnan(np.asarray(knn.excess)[1:])) and np.isnan(float(knn.baseline))
+    group = groups.dihedral(4)
+    z = jax.random.normal(jax.random.key(1), (48, 2)).at[5, 1].set(jnp.nan)
+    one = jnp.asarray(1.0)
+    sink = module._sinkhorn_jit(group, z, y[:48], jax.random.key(0), one, 0.05 * one, 1e-4, 2000, 1)
+    assert np.all(np.isnan(np.asarray(sink.profile))) and np.isnan(float(sink.baseline))
     with pytest.raises(ValueError, match="non-finite"):
         knn_data_defect(x, y, C8)
 

@@ -32,7 +32,11 @@ def _fresh_labels(x, eta):
     return planar_target(x, eta) + 0.3 * jax.random.normal(jax.random.key(4321), (x.shape[0], 1))
 
 
-@settings(max_examples=8, deadline=None)
+def _tanh_model(weights, z):
+    return jnp.tanh(z @ weights) + z[:, :1] ** 2
+
+
+@settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_dial_risk_matches_direct_evaluation(seed):
     """The quadratic identity against the dial evaluated point by point."""
@@ -40,10 +44,8 @@ def test_dial_risk_matches_direct_evaluation(seed):
     x = jax.random.normal(keys[0], (64, 2))
     y = jax.random.normal(keys[1], (64, 1))
     weights = jax.random.normal(keys[2], (2, 1))
-
-    def model(z):
-        return jnp.tanh(z @ weights) + z[:, :1] ** 2
-
+    # A pytree model (the weights are leaves): one compilation serves every example.
+    model = jax.tree_util.Partial(_tanh_model, weights)
     grid = jnp.linspace(0.0, 1.0, 4)
     result = dial_risk(model, x, y, C8, grid)
     direct = [jnp.mean(jnp.sum((jaxsym.dial(model, C8, t)(x) - y) ** 2, -1)) for t in grid]
@@ -73,16 +75,10 @@ def test_cross_fitted_curve_matches_manual_loop():
             squares[i] += float(jnp.sum((pred - task.y[held]) ** 2))
     np.testing.assert_allclose(result.risk, squares / 203, rtol=1e-4)
 
-    # The same with plain closures (evaluated fold by fold, not stacked).
-    def closure_fit(a, b):
-        model = FIT(a, b)
-        return lambda z: model(z)
-
-    closures = predictive_tradeoff(closure_fit, task.x, task.y, C8, t_grid=grid, num_folds=4)
-    np.testing.assert_allclose(closures.risk, squares / 203, rtol=1e-4)
-    fine = jnp.linspace(0.0, 1.0, 1001)
-    dense = predictive_tradeoff(FIT, task.x, task.y, C8, t_grid=fine, num_folds=4)
-    assert float(result.t_star_cv) == pytest.approx(float(fine[jnp.argmin(dense.risk)]), abs=2e-3)
+    # Three levels determine the quadratic: its minimizer over [0, 1] is t_star_cv.
+    coefficients = np.polyfit(np.asarray(grid), squares / 203, 2)
+    vertex = -coefficients[1] / (2 * coefficients[0])
+    assert float(result.t_star_cv) == pytest.approx(np.clip(vertex, 0, 1), abs=1e-3)
     # The correction swaps the cross-fitted C for the full-data model's d_2(f̂)².
     expected = np.clip(float(result.alignment) / float(result.distance) ** 2, 0, 1)
     assert float(result.t_star) == pytest.approx(expected, rel=1e-5)
@@ -90,9 +86,25 @@ def test_cross_fitted_curve_matches_manual_loop():
     assert float(uncorrected.t_star) == pytest.approx(float(result.t_star_cv), abs=1e-6)
 
 
+@pytest.mark.slow
+def test_closure_models_evaluated_fold_by_fold_match_stacked():
+    """Plain closures cannot be stacked: they are evaluated fold by fold on padded folds."""
+    task = planar_task(203, 0.3, key=jax.random.key(0))
+    grid = jnp.linspace(0.0, 1.0, 3)
+
+    def closure_fit(a, b):
+        model = FIT(a, b)
+        return lambda z: model(z)
+
+    stacked = predictive_tradeoff(FIT, task.x, task.y, C8, t_grid=grid, num_folds=4)
+    closures = predictive_tradeoff(closure_fit, task.x, task.y, C8, t_grid=grid, num_folds=4)
+    for name in stacked._fields:
+        np.testing.assert_allclose(getattr(closures, name), getattr(stacked, name), rtol=1e-4)
+
+
 def test_eps_star_and_distance_on_orbit_augmented_inputs():
     task = planar_task(200, 0.3, key=jax.random.key(1))
-    result = predictive_tradeoff(FIT, task.x, task.y, C8, key=jax.random.key(2))
+    result = predictive_tradeoff(FIT, task.x, task.y, C8, num_folds=4, key=jax.random.key(2))
     model = FIT(task.x, task.y)
     distance = jaxsym.distance_to_equivariance(
         model, groups.transform_batch(C8, C8.elements, task.x).reshape(-1, 2), C8
@@ -191,6 +203,11 @@ def test_bad_inputs_raise():
         random_features_ridge(10, -1.0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="eta"):
         planar_task(10, -0.1, key=jax.random.key(0))
+    # Keys are keyword-only: the old positional calls fail loudly.
+    with pytest.raises(TypeError, match="positional"):
+        planar_task(jax.random.key(0), 10, 0.1)
+    with pytest.raises(TypeError, match="positional"):
+        random_features_ridge(10, 1e-3, jax.random.key(0))
 
 
 def test_invariant_fit_gives_zero_level_with_plain_closure():
@@ -204,7 +221,7 @@ def test_invariant_fit_gives_zero_level_with_plain_closure():
         )
 
     task = planar_task(60, 0.3, key=jax.random.key(4))
-    result = predictive_tradeoff(fit, task.x, task.y, C8, num_folds=3)
+    result = predictive_tradeoff(fit, task.x, task.y, C8, num_folds=2)
     assert float(result.anti_energy) == pytest.approx(0.0, abs=1e-8)
     assert float(result.t_star) == 0.0 and float(result.t_star_cv) == 0.0
     assert float(result.eps_star) == pytest.approx(0.0, abs=1e-6)
@@ -295,7 +312,7 @@ def test_passing_trained_models_gives_the_same_result():
 
 
 def test_trained_model_arguments_are_checked():
-    task = planar_task(40, 0.3, key=jax.random.key(5))
+    task = planar_task(200, 0.3, key=jax.random.key(5))
     full = FIT(task.x, task.y)
     with pytest.raises(ValueError, match="fit=None needs both fold_models and full_model"):
         predictive_tradeoff(None, task.x, task.y, C8, full_model=full)
@@ -322,14 +339,16 @@ def test_fold_evaluation_compiles_once():
         traces.append(args[1].shape)
         return original(*args)
 
-    first = planar_task(211, 0.1, key=jax.random.key(20))
-    second = planar_task(211, 0.3, key=jax.random.key(21))
+    first = planar_task(203, 0.1, key=jax.random.key(20))
+    second = planar_task(203, 0.3, key=jax.random.key(21))
     try:
         module._moments = counting
         predictive_tradeoff(FIT, first.x, first.y, C8, num_folds=4)
-        assert traces == [(53, 2)]  # one trace for all 4 folds (padded to 53)
+        # At most one trace for all 4 folds (padded to 51); none if an earlier test traced it.
+        assert traces in ([], [(51, 2)])
+        seen = list(traces)
         predictive_tradeoff(FIT, second.x, second.y, C8, num_folds=4, key=jax.random.key(0))
-        assert traces == [(53, 2)]  # new data, new folds: no retrace
+        assert traces == seen  # new data, new folds: no retrace
     finally:
         module._moments = original
 
