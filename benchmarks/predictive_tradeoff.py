@@ -5,11 +5,14 @@ Task: ``x ~ N(0, I₂)``, ``y = cos‖x‖ + η (x₁ + x₁x₂)/√2 + 0.3 ε`
 ridge 1e-4, lengthscale 0.5). For each (η, n) and each training draw, the
 predicted ``t*`` comes from :func:`jaxsym.predictive.predictive_tradeoff` on the
 training data alone; the measured best t is the exact minimizer of the dial's
-risk on 20 000 fresh samples (:func:`jaxsym.predictive.dial_risk`).
+risk on 20 000 fresh samples (:func:`jaxsym.predictive.dial_risk`). The model
+is :func:`jaxsym.models.random_features_ridge`, the task
+:func:`jaxsym.tasks.planar_task`.
 
 Usage::
 
     python benchmarks/predictive_tradeoff.py [--seeds 3] [--out results.json]
+    python benchmarks/predictive_tradeoff.py --quick   # 1 seed, n ≤ 800, 2000 test points
 """
 
 from __future__ import annotations
@@ -22,31 +25,27 @@ import jax
 import numpy as np
 
 from jaxsym import groups
-from jaxsym.predictive import (
-    dial_risk,
-    planar_target,
-    planar_task,
-    predictive_tradeoff,
-    random_features_ridge,
-)
+from jaxsym.models import random_features_ridge
+from jaxsym.predictive import dial_risk, predictive_tradeoff
+from jaxsym.tasks import planar_target, planar_task
 
 ETAS = (0.1, 0.3)
 SIZES = (200, 800, 3200)
 NOISE = 0.3
 
 
-def run(seeds: int, test_size: int) -> list[dict]:
+def run(seeds: int, test_size: int, sizes=SIZES) -> list[dict]:
     group = groups.cyclic_rotations(8)
-    fit = random_features_ridge(400, 1e-4, jax.random.key(7), lengthscale=0.5)
+    fit = random_features_ridge(400, 1e-4, key=jax.random.key(7), lengthscale=0.5)
     x_test = jax.random.normal(jax.random.key(1234), (test_size, 2))
     noise = NOISE * jax.random.normal(jax.random.key(4321), (test_size, 1))
     rows = []
     for eta in ETAS:
         y_test = planar_target(x_test, eta) + noise
-        for n in SIZES:
+        for n in sizes:
             draws = []
             for seed in range(seeds):
-                task = planar_task(jax.random.key(1000 * seed + n), n, eta, noise=NOISE)
+                task = planar_task(n, eta, key=jax.random.key(1000 * seed + n), noise=NOISE)
                 result = predictive_tradeoff(fit, task.x, task.y, group, key=jax.random.key(seed))
                 t_star = float(result.t_star)
                 fresh = dial_risk(fit(task.x, task.y), x_test, y_test, group, [0.0, t_star, 1.0])
@@ -68,9 +67,9 @@ def run(seeds: int, test_size: int) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], seeds: int) -> str:
+def markdown(rows: list[dict], seeds: int, test_size: int) -> str:
     lines = [
-        f"Means over {seeds} training draws; risks on 20 000 fresh samples (σ² = 0.09).",
+        f"Means over {seeds} training draws; risks on {test_size} fresh samples (σ² = 0.09).",
         "",
         "| η | n | predicted t* | measured best t | mean \\|t* − best\\| | η̂ | ε* "
         "| risk t=0 | risk t* | risk t=1 |",
@@ -90,11 +89,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="training draws per (η, n)")
     parser.add_argument("--test-size", type=int, default=20000)
     parser.add_argument("--out", type=str, default=None, help="write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="1 seed, n ≤ 800: a smoke run")
     args = parser.parse_args()
+    if args.seeds < 1 or args.test_size < 1:
+        parser.error("--seeds and --test-size must be positive")
+    sizes = SIZES
+    if args.quick:
+        args.seeds, args.test_size, sizes = 1, 2000, SIZES[:2]
     start = time.perf_counter()
-    rows = run(args.seeds, args.test_size)
+    rows = run(args.seeds, args.test_size, sizes)
     elapsed = time.perf_counter() - start
-    print(markdown(rows, args.seeds))
+    print(markdown(rows, args.seeds, args.test_size))
     print(f"\n({elapsed:.0f} s, {jax.devices()[0].platform})")
     if args.out:
         with open(args.out, "w") as handle:

@@ -1,6 +1,6 @@
 """The predictive trade-off: how much symmetry to keep, estimated from training data.
 
-theory.md §8 (with §5). For a fitted model ``f̂`` and the symmetry dial
+docs/theory.md §8 (with §5). For a fitted model ``f̂`` and the symmetry dial
 ``f_t = Q_G f̂ + t (I − Q_G) f̂``, the squared-loss risk on fresh data is a
 quadratic in ``t``. Writing ``s = Q_G f̂`` and ``r = (I − Q_G) f̂``,
 
@@ -13,12 +13,17 @@ is §8's ``t* = ⟨a, E(I − Q_G) f̂⟩ / E‖(I − Q_G) f̂‖²``. The pack
 cross-fitting (fit on K − 1 folds, evaluate on the held-out fold) and reports the
 optimal model error ``ε* = t* · d_2(f̂)`` in ``d_2`` units.
 
+The folds are public (:func:`cross_fitting_folds`) so that a caller can train
+the K fold models itself (e.g. in one vectorized loop) and pass them in
+(``fold_models=``, ``full_model=``). The model fitter and the synthetic task
+live in :mod:`jaxsym.models` and :mod:`jaxsym.tasks`.
+
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -26,7 +31,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_batch, check_finite, check_nonnegative, check_positive
+from jaxsym._validation import (
+    as_float,
+    check_batch,
+    check_callable,
+    check_finite,
+    check_group,
+    check_unit_interval,
+    positive_int,
+    raise_if_nonfinite,
+)
 from jaxsym.averaging import symmetrize
 from jaxsym.defects import distance_to_equivariance
 from jaxsym.groups import TransformationSet, transform_batch
@@ -36,20 +50,33 @@ Fit = Callable[[jax.Array, jax.Array], Model]
 
 __all__ = [
     "DialRisk",
-    "PlanarTask",
     "PredictiveTradeoff",
-    "RandomFeaturesModel",
+    "cross_fitting_folds",
     "dial_risk",
-    "orbit_augment",
-    "planar_target",
-    "planar_task",
     "predictive_tradeoff",
-    "random_features_ridge",
 ]
+
+# Names that moved in this release: kept importable from here so that old imports
+# keep working (resolved lazily, not part of __all__).
+_MOVED = {
+    "RandomFeaturesModel": "jaxsym.models",
+    "random_features_ridge": "jaxsym.models",
+    "PlanarTask": "jaxsym.tasks",
+    "planar_target": "jaxsym.tasks",
+    "planar_task": "jaxsym.tasks",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'jaxsym.predictive' has no attribute {name!r}")
 
 
 class DialRisk(NamedTuple):
-    """Risk of the dialed model ``f_t`` on a labelled sample (theory.md §8).
+    """Risk of the dialed model ``f_t`` on a labelled sample (docs/theory.md §8).
 
     Attributes:
         t: ``(T,)`` dial levels.
@@ -69,7 +96,7 @@ class DialRisk(NamedTuple):
 
 
 class PredictiveTradeoff(NamedTuple):
-    """Cross-fitted estimate of the best symmetry level (theory.md §8).
+    """Cross-fitted estimate of the best symmetry level (docs/theory.md §8).
 
     Attributes:
         t: ``(T,)`` dial levels.
@@ -100,20 +127,18 @@ class PredictiveTradeoff(NamedTuple):
     anti_energy: jax.Array
 
 
+# ----------------------------------------------------------------------------- checks
+
+
 def _check_t_grid(t_grid) -> jax.Array:
     if t_grid is None:
         return jnp.linspace(0.0, 1.0, 21)
-    t_grid = jnp.asarray(t_grid, dtype=jnp.float32)
+    t_grid = as_float(jnp.asarray(t_grid))
     if t_grid.ndim != 1 or t_grid.shape[0] == 0:
         raise ValueError(
             f"t_grid must be a non-empty 1-D array of levels; got shape {t_grid.shape}."
         )
-    check_finite("t_grid", t_grid)
-    values = np.asarray(t_grid)
-    if np.any(values < 0) or np.any(values > 1):
-        raise ValueError(
-            f"t_grid values must lie in [0, 1]; got min {values.min()}, max {values.max()}."
-        )
+    check_unit_interval("t_grid", t_grid)
     return t_grid
 
 
@@ -125,12 +150,23 @@ def _check_labels(y, num_examples: int) -> jax.Array:
             f"got shape {y.shape}."
         )
     check_finite("y", y)
-    return y.astype(jnp.float32) if not jnp.issubdtype(y.dtype, jnp.floating) else y
+    return as_float(y)
 
 
-@eqx.filter_jit
-def _dial_moments(f: Model, x: jax.Array, y: jax.Array, group: TransformationSet):
-    """Sums ``(Σ‖y − s‖², Σ⟨y − s, r⟩, Σ‖r‖²)`` over a sample, ``s = Q_G f``, ``r = f − s``."""
+def _check_group_is_group(group) -> None:
+    check_group(group)
+    if not group.is_group:
+        raise ValueError(
+            f"group must be a group (is_group=True) so that Q_G is the exact projection; "
+            f"got {group!r}."
+        )
+
+
+# ----------------------------------------------------------------------------- moments
+
+
+def _moments(f: Model, x: jax.Array, y: jax.Array, weights: jax.Array, group):
+    """Weighted sums ``(Σ w‖y − s‖², Σ w⟨y − s, r⟩, Σ w‖r‖²)``, ``s = Q_G f``, ``r = f − s``."""
     symmetric = symmetrize(f, group)(x)
     full = f(x)
     if full.shape != y.shape:
@@ -139,10 +175,52 @@ def _dial_moments(f: Model, x: jax.Array, y: jax.Array, group: TransformationSet
     residual = (y - symmetric).reshape(n, -1)
     anti = (full - symmetric).reshape(n, -1)
     return (
-        jnp.sum(residual * residual),
-        jnp.sum(residual * anti),
-        jnp.sum(anti * anti),
+        jnp.sum(weights * jnp.sum(residual * residual, axis=1)),
+        jnp.sum(weights * jnp.sum(residual * anti, axis=1)),
+        jnp.sum(weights * jnp.sum(anti * anti, axis=1)),
     )
+
+
+@eqx.filter_jit
+def _dial_moments(f: Model, x: jax.Array, y: jax.Array, weights: jax.Array, group):
+    """:func:`_moments` for one model, compiled once per model structure and shape."""
+    return jnp.stack(_moments(f, x, y, weights, group))
+
+
+@eqx.filter_jit
+def _stacked_moments(dynamic, static, x, y, weights, group):
+    """Moments of K models with stacked parameters on K padded folds, one compiled call."""
+
+    def one(parameters, xs, ys, ws):
+        return jnp.stack(_moments(eqx.combine(parameters, static), xs, ys, ws, group))
+
+    return jax.vmap(one)(dynamic, x, y, weights)
+
+
+def _stack_models(models: Sequence[Model]):
+    """``(stacked array leaves, shared static part)`` if the models differ only in array
+    values (e.g. equinox Modules from one ``fit``), else ``None``."""
+    parts = [eqx.partition(model, eqx.is_array) for model in models]
+    first_dynamic, first_static = parts[0]
+    structure = jax.tree_util.tree_structure(first_dynamic)
+    if not jax.tree_util.tree_leaves(first_dynamic):
+        return None  # a plain closure: nothing to stack
+    shapes = [(leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(first_dynamic)]
+    for dynamic, static in parts[1:]:
+        if jax.tree_util.tree_structure(dynamic) != structure:
+            return None
+        leaves = jax.tree_util.tree_leaves(dynamic)
+        if [(leaf.shape, leaf.dtype) for leaf in leaves] != shapes:
+            return None
+        try:
+            if not eqx.tree_equal(static, first_static):
+                return None
+        except Exception:
+            return None
+    stacked = jax.tree_util.tree_map(
+        lambda *leaves: jnp.stack(leaves), *[dynamic for dynamic, _ in parts]
+    )
+    return stacked, first_static
 
 
 def _quadratic(t, symmetric_risk, alignment, anti_energy):
@@ -157,7 +235,8 @@ def _best_level(alignment, anti_energy, scale):
     """
     present = anti_energy > 1e-10 * scale
     safe = jnp.where(present, anti_energy, 1.0)
-    return jnp.where(present, jnp.clip(alignment / safe, 0.0, 1.0), 0.0)
+    level = jnp.where(present, jnp.clip(alignment / safe, 0.0, 1.0), 0.0)
+    return jnp.where(jnp.isnan(alignment + anti_energy + scale), jnp.nan, level)  # NaN stays NaN
 
 
 def dial_risk(
@@ -168,8 +247,9 @@ def dial_risk(
     Uses the exact identity ``mean ‖y − f_t‖² = A − 2tB + t²C`` with
     ``A = mean ‖y − Q_G f‖²``, ``B = mean ⟨y − Q_G f, (I − Q_G) f⟩``,
     ``C = mean ‖(I − Q_G) f‖²``, so ``t_best = clip(B / C, 0, 1)`` is the exact
-    minimizer over ``[0, 1]``, not a grid point. On a large fresh sample this is
-    the measured best level; on training data it is optimistic.
+    minimizer over ``[0, 1]``, not a grid point (docs/theory.md §8). On a large
+    fresh sample this is the measured best level; on training data it is
+    optimistic.
 
     Args:
         f: batched model ``(n, *input) -> (n, *output)``.
@@ -181,10 +261,15 @@ def dial_risk(
     Returns:
         :class:`DialRisk`.
     """
+    check_callable("f", f)
     x = check_batch(group, x)
     y = _check_labels(y, x.shape[0])
     t_grid = _check_t_grid(t_grid)
-    total_residual, total_alignment, total_anti = _dial_moments(f, x, y, group)
+    weights = jnp.ones(x.shape[0], x.dtype)
+    total_residual, total_alignment, total_anti = _dial_moments(f, x, y, weights, group)
+    raise_if_nonfinite(
+        "dial_risk", jnp.stack([total_residual, total_alignment, total_anti]), "f's outputs"
+    )
     n = x.shape[0]
     a, b, c = total_residual / n, total_alignment / n, total_anti / n
     return DialRisk(
@@ -197,27 +282,73 @@ def dial_risk(
     )
 
 
-@eqx.filter_jit
-def _orbit_distance(f: Model, x: jax.Array, group: TransformationSet) -> jax.Array:
-    """``d_2(f)`` on the orbit-augmented sample ``{ρ_X(g) x_i}``."""
-    return distance_to_equivariance(f, orbit_augment(group, x), group)
+def _orbit_augment(x: jax.Array, group: TransformationSet) -> jax.Array:
+    """All copies ``ρ_X(g) x_b``, element-major, shape ``(|G|·B, *input)``.
 
-
-def _folds(num_examples: int, num_folds: int, key) -> list[np.ndarray]:
-    order = np.arange(num_examples)
-    if key is not None:
-        order = np.asarray(jax.random.permutation(key, num_examples))
-    return [order[k::num_folds] for k in range(num_folds)]
-
-
-def orbit_augment(group: TransformationSet, x: jax.Array) -> jax.Array:
-    """All copies ``ρ_X(g) x_b``, shape ``(|G|·B, *input)``: a G-invariant sample."""
+    Private stand-in for ``jaxsym.groups.orbit_augment(x, group)`` (same order).
+    """
     moved = transform_batch(group, group.elements, x)
     return moved.reshape((-1,) + x.shape[1:])
 
 
+@eqx.filter_jit
+def _orbit_distance(f: Model, x: jax.Array, group: TransformationSet) -> jax.Array:
+    """``d_2(f)`` on the orbit-augmented sample ``{ρ_X(g) x_i}``."""
+    return distance_to_equivariance(f, _orbit_augment(x, group), group)
+
+
+def cross_fitting_folds(num_examples: int, num_folds: int, *, key=None) -> list[np.ndarray]:
+    """The held-out index sets of K-fold cross-fitting, as :func:`predictive_tradeoff` uses.
+
+    With ``key=None`` fold ``k`` holds every K-th example from ``k``
+    (``k, k + K, k + 2K, …``); with a key, every K-th example of the random
+    permutation ``jax.random.permutation(key, n)``. Folds are disjoint, cover
+    ``0..n−1``, differ in size by at most one, and are returned sorted. Model
+    ``k`` of a cross-fit is trained on the complement of fold ``k``.
+
+    Args:
+        num_examples: ``n ≥ 2``.
+        num_folds: ``K`` with ``2 ≤ K ≤ n``.
+        key: optional PRNG key (keyword-only) to shuffle the examples first.
+
+    Returns:
+        A list of K sorted ``int`` index arrays.
+    """
+    num_examples = positive_int("num_examples", num_examples, minimum=2)
+    num_folds = positive_int("num_folds", num_folds, minimum=2, maximum=num_examples)
+    order = np.arange(num_examples)
+    if key is not None:
+        order = np.asarray(jax.random.permutation(key, num_examples))
+    return [np.sort(order[k::num_folds]) for k in range(num_folds)]
+
+
+def _padded_folds(folds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(index (K, m), weight (K, m))``: folds padded to equal size ``m`` with weight 0.
+
+    A padded slot repeats its fold's first index, so it evaluates a real example.
+    """
+    size = max(len(fold) for fold in folds)
+    index = np.stack([np.pad(fold, (0, size - len(fold)), mode="edge") for fold in folds])
+    weight = np.stack([np.arange(size) < len(fold) for fold in folds])
+    return index, weight
+
+
+def _fold_moments(models, x, y, folds, group) -> jax.Array:
+    """Summed held-out moments over all folds: one compiled call where models stack."""
+    index, weight = _padded_folds(folds)
+    weights = jnp.asarray(weight, x.dtype)
+    stacked = _stack_models(models)
+    if stacked is not None:
+        dynamic, static = stacked
+        return jnp.sum(_stacked_moments(dynamic, static, x[index], y[index], weights, group), 0)
+    total = jnp.zeros(3, x.dtype)
+    for model, rows, w in zip(models, index, weights, strict=True):
+        total = total + _dial_moments(model, x[rows], y[rows], w, group)
+    return total
+
+
 def predictive_tradeoff(
-    fit: Fit,
+    fit: Fit | None,
     x: jax.Array,
     y: jax.Array,
     group: TransformationSet,
@@ -226,11 +357,14 @@ def predictive_tradeoff(
     num_folds: int = 5,
     key: jax.Array | None = None,
     correct_bias: bool = True,
+    fold_models: Sequence[Model] | None = None,
+    full_model: Model | None = None,
 ) -> PredictiveTradeoff:
     """Estimate, from training data alone, the best symmetry level of a fitted model (§8).
 
-    Cross-fitting: for each of K folds, ``f̂_k = fit(x without fold k)`` and on
-    the held-out fold the dial moments ``A = ‖y − Q_G f̂_k‖²``,
+    Cross-fitting (docs/theory.md §8): for each of K folds
+    (:func:`cross_fitting_folds`), ``f̂_k = fit(x without fold k)`` and on the
+    held-out fold the dial moments ``A = ‖y − Q_G f̂_k‖²``,
     ``B = ⟨y − Q_G f̂_k, (I − Q_G) f̂_k⟩``, ``C = ‖(I − Q_G) f̂_k‖²`` are summed,
     then averaged over all n held-out points. The cross-fitted risk curve is
     exactly ``risk(t) = A − 2tB + t²C`` and its minimizer
@@ -258,50 +392,78 @@ def predictive_tradeoff(
     ``f̂ = fit(x, y)`` and ``d_2`` measured on the orbit-augmented training
     inputs ``{ρ_X(g) x_i}`` (a G-invariant sample, §2).
 
+    Already-trained models: ``fold_models[k]`` must be trained without fold
+    ``k`` of ``cross_fitting_folds(n, num_folds, key=key)`` and ``full_model``
+    on all of ``(x, y)``; then ``fit`` is not called for them (``fit`` may be
+    ``None`` when both are given). Fold models that differ only in array
+    values (equinox Modules of one structure, such as
+    :class:`jaxsym.models.RandomFeaturesModel`) are evaluated in one compiled,
+    vectorized call; other callables fold by fold on equal-size padded folds.
+
     Args:
-        fit: ``fit(x, y)`` returns a batched predictor; called K + 1 times.
+        fit: ``fit(x, y)`` returns a batched predictor; called K + 1 times
+            (fewer when models are passed in).
         x: ``(n, *input)`` training inputs.
         y: ``(n, *output)`` training labels (the predictor's output shape).
         group: a group (``Q_G`` must be the exact projection).
         t_grid: ``(T,)`` levels in ``[0, 1]`` for ``risk``; default 21 levels.
-        num_folds: K ≥ 2, at most n.
+        num_folds: K with ``2 ≤ K ≤ n``.
         key: PRNG key to shuffle the folds; ``None`` takes every K-th sample.
         correct_bias: use the full-data model's ``d_2(f̂)²`` as the denominator.
+        fold_models: optional K batched predictors, model k trained without fold k.
+        full_model: optional batched predictor trained on all the data.
 
     Returns:
         :class:`PredictiveTradeoff`.
 
     Raises:
-        ValueError: if ``group`` is not a group, shapes disagree, or
-            ``num_folds`` is out of range.
+        TypeError, ValueError: if ``group`` is not a group, shapes disagree,
+            ``num_folds`` is out of range, or ``fit`` is missing where needed.
+        FloatingPointError: if a model returns NaN or inf on the (concrete) data.
     """
-    if not group.is_group:
-        raise ValueError(
-            f"group must be a group (is_group=True) so that Q_G is the exact projection; "
-            f"got {group!r}."
+    _check_group_is_group(group)
+    if fit is not None:
+        check_callable("fit", fit)
+    elif fold_models is None or full_model is None:
+        missing = " and ".join(
+            name
+            for name, value in (("fold_models", fold_models), ("full_model", full_model))
+            if value is None
         )
-    if not callable(fit):
-        raise ValueError(f"fit must be callable fit(x, y) -> predictor; got {fit!r}.")
+        raise ValueError(
+            f"fit=None needs both fold_models and full_model; {missing} not given, so "
+            f"fit(x, y) would have to train it."
+        )
     x = check_batch(group, x)
     n = x.shape[0]
     y = _check_labels(y, n)
     t_grid = _check_t_grid(t_grid)
-    if isinstance(num_folds, bool) or not isinstance(num_folds, (int, np.integer)):
-        raise ValueError(f"num_folds must be an int; got {num_folds!r}.")
-    if not 2 <= num_folds <= n:
-        raise ValueError(f"num_folds must lie in [2, n={n}]; got {num_folds}.")
+    folds = cross_fitting_folds(n, num_folds, key=key)
+    if fold_models is None:
+        everything = np.arange(n)
+        trains = [np.setdiff1d(everything, held) for held in folds]
+        fold_models = [fit(x[train], y[train]) for train in trains]
+    else:
+        fold_models = list(fold_models)
+        if len(fold_models) != len(folds):
+            raise ValueError(
+                f"fold_models must hold num_folds={len(folds)} predictors (model k trained "
+                f"without fold k of cross_fitting_folds(n, num_folds, key=key)); got "
+                f"{len(fold_models)}."
+            )
+        for k, model in enumerate(fold_models):
+            check_callable(f"fold_models[{k}]", model)
+    if full_model is None:
+        full_model = fit(x, y)
+    check_callable("full_model", full_model)
 
-    totals = jnp.zeros(3)
-    for held_out in _folds(n, num_folds, key):
-        train = np.setdiff1d(np.arange(n), held_out)
-        model = fit(x[train], y[train])
-        totals = totals + jnp.stack(_dial_moments(model, x[held_out], y[held_out], group))
+    totals = _fold_moments(fold_models, x, y, folds, group)
+    raise_if_nonfinite("predictive_tradeoff", totals, "the fold models' held-out outputs")
     symmetric_risk, alignment, anti_energy = totals / n
-
     scale = symmetric_risk + anti_energy
     t_star_cv = _best_level(alignment, anti_energy, scale)
-    model = fit(x, y)
-    distance = _orbit_distance(model, x, group)
+    distance = _orbit_distance(full_model, x, group)
+    raise_if_nonfinite("predictive_tradeoff", distance, "the full model's outputs (on the orbit)")
     t_star = _best_level(alignment, distance**2, scale) if correct_bias else t_star_cv
     return PredictiveTradeoff(
         t=t_grid,
@@ -314,135 +476,3 @@ def predictive_tradeoff(
         alignment=alignment,
         anti_energy=anti_energy,
     )
-
-
-class RandomFeaturesModel(eqx.Module):
-    """``f(x) = m + Φ(x) w`` with random Fourier features ``Φ(x) = √(2/p) cos(x W + b)``.
-
-    Attributes:
-        projection: ``(d, p)`` random frequencies ``W``.
-        phase: ``(p,)`` random phases ``b``.
-        weights: ``(p, d_y)`` ridge weights ``w``.
-        offset: ``(d_y,)`` the label mean ``m``.
-        output_shape: the shape of one output (static).
-    """
-
-    projection: jax.Array
-    phase: jax.Array
-    weights: jax.Array
-    offset: jax.Array
-    output_shape: tuple[int, ...] = eqx.field(static=True)
-
-    def features(self, x: jax.Array) -> jax.Array:
-        """``Φ(x)``, shape ``(n, p)`` for inputs ``(n, *input)``."""
-        flat = x.reshape(x.shape[0], -1)
-        scale = jnp.sqrt(2.0 / self.phase.shape[0])
-        return scale * jnp.cos(flat @ self.projection + self.phase)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        out = self.features(x) @ self.weights + self.offset
-        return out.reshape((x.shape[0],) + self.output_shape)
-
-
-@eqx.filter_jit
-def _fit_random_features(
-    x: jax.Array, y: jax.Array, key: jax.Array, num_features: int, ridge, lengthscale
-) -> RandomFeaturesModel:
-    """Draw the features from ``key`` and solve ``(ΦᵀΦ/n + λI) w = Φᵀ(y − m)/n`` by Cholesky."""
-    n = x.shape[0]
-    dim = int(np.prod(x.shape[1:]))
-    frequency_key, phase_key = jax.random.split(key)
-    projection = jax.random.normal(frequency_key, (dim, num_features), x.dtype) / lengthscale
-    phase = jax.random.uniform(phase_key, (num_features,), x.dtype, maxval=2 * jnp.pi)
-    targets = y.reshape(n, -1)
-    offset = jnp.mean(targets, axis=0)
-    shape = tuple(y.shape[1:])
-    features = RandomFeaturesModel(projection, phase, offset, offset, shape).features(x)
-    gram = features.T @ features / n + ridge * jnp.eye(num_features, dtype=features.dtype)
-    factor = jax.scipy.linalg.cho_factor(gram, lower=True)
-    weights = jax.scipy.linalg.cho_solve(factor, features.T @ (targets - offset) / n)
-    return RandomFeaturesModel(projection, phase, weights, offset, shape)
-
-
-def random_features_ridge(
-    num_features: int, ridge: float, key: jax.Array, *, lengthscale: float = 1.0
-) -> Fit:
-    """A small regressor to use as ``fit``: random Fourier features + ridge (§8).
-
-    ``fit(x, y)`` draws (from ``key``, so the same for every call on inputs of
-    the same size) frequencies ``W ~ N(0, I/ℓ²)`` and phases ``b ~ U[0, 2π)``,
-    and solves ``min_w mean ‖y − m − Φ(x) w‖² + λ‖w‖²`` with ``m`` the label
-    mean. The features are not equivariant, so the fitted model has an
-    anti-symmetric part for the dial to scale.
-
-    Args:
-        num_features: ``p ≥ 1`` random features.
-        ridge: ``λ > 0`` (on the mean squared loss).
-        key: PRNG key for the features.
-        lengthscale: ``ℓ > 0``, in input units.
-
-    Returns:
-        ``fit(x: (n, *input), y: (n, *output)) -> RandomFeaturesModel``.
-    """
-    if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
-        raise ValueError(f"num_features must be a positive int; got {num_features!r}.")
-    if num_features < 1:
-        raise ValueError(f"num_features must be a positive int; got {num_features}.")
-    check_positive("ridge", ridge)
-    check_positive("lengthscale", lengthscale)
-    lengthscale = float(lengthscale)
-
-    def fit(x: jax.Array, y: jax.Array) -> RandomFeaturesModel:
-        x = jnp.asarray(x)
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(jnp.float32)
-        y = _check_labels(y, x.shape[0]).astype(x.dtype)
-        return _fit_random_features(
-            x, y, key, int(num_features), jnp.asarray(ridge, x.dtype), lengthscale
-        )
-
-    return fit
-
-
-class PlanarTask(NamedTuple):
-    """A sample of §8's synthetic task: ``y = q(x) + η a(x) + σ ε``.
-
-    Attributes:
-        x: ``(n, 2)`` inputs ``~ N(0, I₂)`` (rotation-invariant μ).
-        y: ``(n, 1)`` noisy labels.
-        target: ``(n, 1)`` noise-free ``f*(x)``.
-    """
-
-    x: jax.Array
-    y: jax.Array
-    target: jax.Array
-
-
-def planar_target(x: jax.Array, eta) -> jax.Array:
-    """``f*(x) = q(x) + η a(x)`` with ``q = cos ‖x‖`` and ``a = (x₁ + x₁x₂)/√2``.
-
-    ``q`` is rotation invariant; ``a`` has angular frequencies 1 and 2 only, so
-    ``Q_{C_n} a = 0`` for ``n ≥ 3``, and ``‖a‖_{L²(N(0, I₂))} = 1``: hence
-    ``d_2(f*) = η`` exactly (§5). Shape ``(n, 2) -> (n, 1)``.
-    """
-    radius = jnp.sqrt(jnp.sum(x * x, axis=-1))
-    anti = (x[:, 0] + x[:, 0] * x[:, 1]) / jnp.sqrt(2.0)
-    return (jnp.cos(radius) + eta * anti)[:, None]
-
-
-def planar_task(key: jax.Array, num_samples: int, eta, *, noise: float = 0.3) -> PlanarTask:
-    """Draw §8's synthetic C_n task: ``x ~ N(0, I₂)``, ``y = f*(x) + noise · ε``.
-
-    Args:
-        key: PRNG key.
-        num_samples: ``n``.
-        eta: data asymmetry ``η = d_2(f*) ≥ 0`` for ``G = C_n``, ``n ≥ 3``.
-        noise: label noise standard deviation σ.
-    """
-    check_nonnegative("eta", eta)
-    check_nonnegative("noise", noise)
-    input_key, noise_key = jax.random.split(key)
-    x = jax.random.normal(input_key, (num_samples, 2))
-    target = planar_target(x, eta)
-    y = target + noise * jax.random.normal(noise_key, target.shape)
-    return PlanarTask(x=x, y=y, target=target)

@@ -12,7 +12,8 @@ from scipy.optimize import linear_sum_assignment
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.data import data_defect, knn_data_defect, nearest_other
+from jaxsym.data import data_defect, knn_data_defect, nearest_other, sinkhorn_data_defect
+from jaxsym.tasks import planar_target
 
 C8 = groups.cyclic_rotations(8)
 
@@ -66,7 +67,7 @@ def test_knn_matches_brute_force(planar_data):
     assert float(result.baseline) == pytest.approx(profile[0], rel=1e-4)
 
 
-def test_knn_default_radius_is_nn_distance_quantile(planar_data):
+def test_knn_radius_quantile_is_nn_distance_quantile(planar_data):
     x, labels = planar_data
     result = knn_data_defect(x, labels["invariant"], C8, radius_quantile=0.75)
     points = np.asarray(x, np.float64)
@@ -75,16 +76,93 @@ def test_knn_default_radius_is_nn_distance_quantile(planar_data):
     expected = np.quantile(distances.min(1), 0.75)
     assert float(result.radius) == pytest.approx(expected, rel=1e-3)
     assert float(result.matched_fraction[0]) == pytest.approx(0.75, abs=0.01)
+    profile, _ = _brute_force_knn(x, labels["invariant"], C8, float(result.radius))
+    np.testing.assert_allclose(result.profile, profile, rtol=1e-4, atol=1e-5)
+
+
+def test_knn_default_matches_every_sample(planar_data):
+    """The default radius is ∞: every sample is matched (the brute force with r = ∞)."""
+    x, labels = planar_data
+    x, y = x[:150], labels["c4"][:150]
+    result = knn_data_defect(x, y, C8)
+    assert float(result.radius) == np.inf
+    np.testing.assert_array_equal(result.matched_fraction, 1.0)
+    profile, matched = _brute_force_knn(x, y, C8, np.inf)
+    np.testing.assert_allclose(result.profile, profile, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(matched, 1.0)
+
+
+def _monte_carlo_profile(target, group, key, size=100_000):
+    """E_x ‖f*(g x) − f*(x)‖² per element on fresh x ~ N(0, I₂), with its standard error."""
+    x = jax.random.normal(key, (size, 2))
+    moved = groups.transform_batch(group, group.elements, x)
+    squares = np.stack([np.asarray(jnp.sum((target(m) - target(x)) ** 2, -1)) for m in moved])
+    return squares.mean(1), squares.std(1) / np.sqrt(size)
+
+
+def _check_against_truth(target, group, n, seed, relative):
+    """The estimator's excess vs the Monte Carlo truth, element by element.
+
+    Tolerance: 4 of the estimator's standard errors (sampling) + 4 Monte Carlo
+    standard errors + ``relative`` × truth (the remaining nearest-neighbour bias:
+    measured ≤ 2% on average over 8 draws at n = 8000 for C8, C6 and D4).
+    """
+    truth, mc_error = _monte_carlo_profile(target, group, jax.random.key(99))
+    kx, kn = jax.random.split(jax.random.key(seed))
+    x = jax.random.normal(kx, (n, 2))
+    y = target(x) + 0.3 * jax.random.normal(kn, (n, 1))
+    result = knn_data_defect(x, y, group)
+    excess, stderr = np.asarray(result.excess), np.asarray(result.stderr)
+    tolerance = 4 * stderr + 4 * mc_error + relative * truth
+    assert np.all(np.abs(excess - truth) <= tolerance), (excess, truth, tolerance)
+    # The old 90%-quantile radius reads far lower (E[e² | matched], dense regions only).
+    local = knn_data_defect(x, y, group, radius_quantile=0.9)
+    asymmetric = truth > 0.05
+    assert np.all(np.asarray(local.excess)[asymmetric] < 0.85 * truth[asymmetric])
+    return truth, mc_error
+
+
+@pytest.mark.slow
+def test_knn_estimates_the_mean_square_profile_planar_c8():
+    """§8's planar task, η = 0.3, n = 8000: truth η²(2 − cos θ − cos 2θ) per element."""
+    truth, mc_error = _check_against_truth(lambda z: planar_target(z, 0.3), C8, 8000, 0, 0.05)
+    angles = 2 * np.pi * np.arange(8) / 8
+    closed_form = 0.09 * (2 - np.cos(angles) - np.cos(2 * angles))
+    assert np.all(np.abs(truth - closed_form) <= 4 * mc_error + 1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("group", "target"),
+    [
+        (groups.cyclic_rotations(6), lambda z: planar_target(z, 0.5)),
+        (
+            groups.dihedral(4),
+            lambda z: (
+                jnp.sin(z[:, :1]) * z[:, 1:] + 0.5 * jnp.cos(jnp.linalg.norm(z, axis=1))[:, None]
+            ),
+        ),
+    ],
+)
+def test_knn_estimates_the_mean_square_profile_held_out(group, target):
+    _check_against_truth(target, group, 8000, 1, 0.05)
+
+
+def test_knn_estimates_the_mean_square_profile_small_n():
+    """A fast version: n = 1500, C4, η = 0.5 (the neighbour bias is larger at small n)."""
+    _check_against_truth(lambda z: planar_target(z, 0.5), groups.cyclic_rotations(4), 1500, 2, 0.1)
 
 
 def test_knn_invariant_data_is_at_baseline(planar_data):
     x, labels = planar_data
     result = data_defect(x, labels["invariant"], C8, "knn")
     # Within sampling error of the identity baseline for every element.
-    assert np.all(np.asarray(result.excess) <= 4 * np.asarray(result.stderr) + 1e-6)
+    assert np.all(np.abs(np.asarray(result.excess)) <= 4 * np.asarray(result.stderr) + 1e-6)
     assert np.all(np.abs(np.asarray(result.excess)) <= 0.05)
+    np.testing.assert_array_equal(result.matched_fraction, 1.0)
+    local = data_defect(x, labels["invariant"], C8, "knn", radius_quantile=0.9)
     # μ is rotation invariant, so every element finds matches about as often.
-    assert np.all(np.asarray(result.matched_fraction) > 0.8)
+    assert np.all(np.asarray(local.matched_fraction) > 0.8)
 
 
 def test_knn_flags_exactly_the_asymmetric_elements(planar_data):
@@ -92,10 +170,9 @@ def test_knn_flags_exactly_the_asymmetric_elements(planar_data):
     result = data_defect(x, labels["c4"], C8, "knn")
     flagged = np.asarray(result.excess) > 5 * np.asarray(result.stderr)
     np.testing.assert_array_equal(flagged, np.arange(8) % 2 == 1)  # odd multiples of 45°
-    # On the flagged elements E_x e_{f*}(x, g)² = E[4 r² cos² 4θ] = 4 · E r² · ½ = 4;
-    # matching favours dense (small-r) regions, so the estimate is positive but below 4.
-    assert np.all(np.asarray(result.excess)[flagged] > 1.5)
-    assert np.all(np.asarray(result.excess)[flagged] < 4.5)
+    # On the flagged elements E_x e_{f*}(x, g)² = E[4 r² cos² 4θ] = 4 · E r² · ½ = 4.
+    excess, stderr = np.asarray(result.excess)[flagged], np.asarray(result.stderr)[flagged]
+    assert np.all(np.abs(excess - 4.0) <= 4 * stderr + 0.4)
 
 
 def test_knn_equivariant_outputs_closed_form(planar_data):
@@ -114,7 +191,7 @@ def test_knn_equivariant_outputs_closed_form(planar_data):
     assert float(constant.baseline) == pytest.approx(0.0, abs=1e-6)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**16), block=st.sampled_from([7, 48]))
 def test_knn_on_orbit_closed_invariant_data_is_zero(seed, block):
     """A sample closed under G with exactly invariant labels: every element matches
@@ -140,6 +217,7 @@ def test_nearest_other_blocks_agree():
     assert not np.any(np.asarray(reference[0]) == np.asarray(owners))
 
 
+@pytest.mark.slow
 def test_knn_digits_rot180_less_symmetric_than_identity():
     from sklearn.datasets import load_digits
 
@@ -153,11 +231,13 @@ def test_knn_digits_rot180_less_symmetric_than_identity():
     assert float(result.profile[rot180]) > 5 * float(result.baseline)
     # Every non-identity element is less symmetric than the identity baseline.
     assert np.all(excess[1:] > 0)
-    # With the default radius, quarter turns of digits match no digit at all: NaN, not 0.
-    local = data_defect(x, y, groups.flip_rot90(), "knn")
+    # With a local radius, quarter turns of digits match no digit at all: NaN, not 0.
+    local = data_defect(x, y, groups.flip_rot90(), "knn", radius_quantile=0.9)
     assert float(local.matched_fraction[1]) == 0.0
     assert np.isnan(float(local.excess[1])) and np.isnan(float(local.stderr[1]))
-    assert float(local.excess[rot180]) > 3 * float(local.stderr[rot180])
+    # Deterministic data: measured 0.244 ± 0.111 over a baseline of 0.010.
+    assert float(local.excess[rot180]) > 2 * float(local.stderr[rot180])
+    assert float(local.excess[rot180]) > 10 * float(local.baseline)
 
 
 def test_reference_equals_defect_profile_and_closed_form():
@@ -176,6 +256,7 @@ def test_reference_equals_defect_profile_and_closed_form():
     assert np.all(np.asarray(maxed.profile) >= np.asarray(result.profile) - 1e-6)
 
 
+@pytest.mark.slow
 def test_sinkhorn_invariant_below_baseline_and_c4_flagged(planar_data):
     x, labels = planar_data
     key = jax.random.key(8)
@@ -192,12 +273,17 @@ def test_sinkhorn_invariant_below_baseline_and_c4_flagged(planar_data):
     assert np.all(profile[odd] < 2.0)
 
 
+@pytest.mark.slow
 def test_sinkhorn_approaches_exact_w2_for_small_epsilon():
-    """Equal-size uniform samples: exact W₂ is an assignment problem (scipy)."""
+    """Equal-size uniform samples: exact W₂ is an assignment problem (scipy).
+    S_ε^{1/2} rises to W₂ as ε → 0 (measured: 1.5% low at ε = 0.01, 0.2% at 0.002)."""
     x = jax.random.normal(jax.random.key(9), (120, 2))
     y = (x[:, :1] + 0.5 * x[:, 1:]) * 2.0  # not rotation invariant
     group = groups.cyclic_rotations(4)
-    result = data_defect(x, y, group, "sinkhorn", key=jax.random.key(0), epsilon=0.002)
+    result = sinkhorn_data_defect(
+        x, y, group, key=jax.random.key(0), epsilon=0.002, max_iterations=5000
+    )
+    assert np.isfinite(float(result.baseline))
     sample = np.concatenate([np.asarray(x), np.asarray(y)], 1).astype(np.float64)
     for index in (1, 2):
         mat = np.asarray(group.elements[index], np.float64)
@@ -205,8 +291,78 @@ def test_sinkhorn_approaches_exact_w2_for_small_epsilon():
         cost = np.sum((sample[:, None] - image[None]) ** 2, -1)
         rows, cols = linear_sum_assignment(cost)
         exact = np.sqrt(cost[rows, cols].mean())
-        assert float(result.profile[index]) == pytest.approx(exact, rel=0.1)
-        assert float(result.profile[index]) <= exact * 1.02
+        assert float(result.profile[index]) == pytest.approx(exact, rel=0.01)
+
+
+def _numpy_entropic_cost(a, b, epsilon, iterations=3000):
+    """OT_ε(a, b) = ⟨P, C⟩ + ε KL(P | u ⊗ u), log-domain Sinkhorn in float64."""
+    from scipy.special import logsumexp
+
+    cost = np.sum((a[:, None] - b[None]) ** 2, -1)
+    log_u, log_v = -np.log(len(a)) * np.ones(len(a)), -np.log(len(b)) * np.ones(len(b))
+    f, g = np.zeros(len(a)), np.zeros(len(b))
+    for _ in range(iterations):
+        f = -epsilon * logsumexp((g[None] - cost) / epsilon + log_v[None], axis=1)
+        g = -epsilon * logsumexp((f[:, None] - cost) / epsilon + log_u[:, None], axis=0)
+    log_plan = (f[:, None] + g[None] - cost) / epsilon + log_u[:, None] + log_v[None]
+    plan = np.exp(log_plan)
+    kl = np.sum(plan * (log_plan - log_u[:, None] - log_v[None]))
+    return np.sum(plan * cost) + epsilon * kl
+
+
+def test_sinkhorn_profile_is_the_debiased_divergence():
+    """profile(g)² = OT_ε(z, gz) − ½OT_ε(z, z) − ½OT_ε(gz, gz), each term by an independent
+    float64 Sinkhorn, with ε = epsilon × the mean pairwise squared distance."""
+    x = jax.random.normal(jax.random.key(3), (48, 2))
+    y = x[:, :1] ** 2 + x[:, 1:]
+    group = groups.dihedral(4)  # shapes shared with the next tests: one compilation
+    result = sinkhorn_data_defect(
+        x, y, group, key=jax.random.key(0), epsilon=0.1, threshold=1e-4, num_splits=1
+    )
+    sample = np.concatenate([np.asarray(x), np.asarray(y)], 1).astype(np.float64)
+    epsilon = 0.1 * np.mean(np.sum((sample[:, None] - sample[None]) ** 2, -1))
+    for index in (1, 2, 5):
+        mat = np.asarray(group.elements[index], np.float64)
+        image = np.concatenate([sample[:, :2] @ mat.T, sample[:, 2:]], 1)
+        divergence = (
+            _numpy_entropic_cost(sample, image, epsilon)
+            - 0.5 * _numpy_entropic_cost(sample, sample, epsilon)
+            - 0.5 * _numpy_entropic_cost(image, image, epsilon)
+        )
+        assert float(result.profile[index]) ** 2 == pytest.approx(divergence, rel=0.02, abs=1e-4)
+
+
+def test_sinkhorn_is_zero_on_an_orbit_closed_invariant_sample():
+    """A sample closed under G with invariant labels: g·z is a permutation of z, so the
+    divergence is 0 for every element (the solver is run on the permuted sample)."""
+    group = groups.dihedral(4)
+    base = jax.random.normal(jax.random.key(4), (6, 2)) + 0.05
+    x = groups.transform_batch(group, group.elements, base).reshape(-1, 2)
+    y = jnp.sin(3 * jnp.linalg.norm(x, axis=1, keepdims=True))
+    options = {"key": jax.random.key(0), "threshold": 1e-4, "num_splits": 1}
+    result = sinkhorn_data_defect(x, y, group, **options)
+    np.testing.assert_allclose(result.profile, 0.0, atol=0.02)
+    # An asymmetric label on the same inputs is visible.
+    skewed = sinkhorn_data_defect(x, x[:, :1], group, **options)
+    assert float(jnp.max(skewed.profile)) > 0.3
+
+
+def test_nan_propagates_in_traced_knn_and_sinkhorn():
+    """Traced NaN inputs (no concrete check possible) give NaN, never a finite defect.
+    The compiled cores are called directly, with the shapes of the tests above (cached)."""
+    from jaxsym import data as module
+
+    x = jax.random.normal(jax.random.key(0), (100, 2)).at[3, 0].set(jnp.nan)
+    y = jnp.ones((100, 1))
+    knn = module._knn_jit(C8, x, y, jnp.inf, None, 256)
+    assert np.all(np.isnan(np.asarray(knn.excess)[1:])) and np.isnan(float(knn.baseline))
+    group = groups.dihedral(4)
+    z = jax.random.normal(jax.random.key(1), (48, 2)).at[5, 1].set(jnp.nan)
+    one = jnp.asarray(1.0)
+    sink = module._sinkhorn_jit(group, z, y[:48], jax.random.key(0), one, 0.05 * one, 1e-4, 2000, 1)
+    assert np.all(np.isnan(np.asarray(sink.profile))) and np.isnan(float(sink.baseline))
+    with pytest.raises(ValueError, match="non-finite"):
+        knn_data_defect(x, y, C8)
 
 
 @pytest.mark.parametrize(
@@ -216,9 +372,14 @@ def test_sinkhorn_approaches_exact_w2_for_small_epsilon():
         ({"method": "reference"}, "needs reference"),
         ({"method": "knn", "reference": lambda z: z}, "only used by method='reference'"),
         ({"method": "knn", "radius": -1.0}, "radius must be non-negative"),
-        ({"method": "knn", "radius_quantile": 0.0}, "radius_quantile"),
+        ({"method": "knn", "radius": float("nan")}, "radius must be non-negative"),
+        ({"method": "knn", "radius_quantile": 0.0}, "radius_quantile must be finite and > 0"),
+        ({"method": "knn", "radius_quantile": 1.5}, "radius_quantile must be in \\[0, 1\\]"),
+        ({"method": "knn", "radius": 1.0, "radius_quantile": 0.5}, "not both"),
+        ({"method": "knn", "block_size": 0}, "block_size must be at least 1"),
         ({"method": "sinkhorn"}, "key is required"),
         ({"method": "sinkhorn", "key": jax.random.key(0), "epsilon": 0.0}, "epsilon"),
+        ({"method": "sinkhorn", "key": jax.random.key(0), "num_splits": 0}, "num_splits"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -235,7 +396,7 @@ def test_bad_shapes_raise():
         data_defect(x, jnp.zeros((9, 1)), C8)
     with pytest.raises(ValueError, match="y is required"):
         data_defect(x, None, C8)
-    with pytest.raises(ValueError, match="at least 2 samples"):
+    with pytest.raises(ValueError, match="number of samples in x\\) must be at least 2"):
         data_defect(x[:1], jnp.zeros((1, 1)), C8)
     with pytest.raises(ValueError, match="R\\^2"):
         data_defect(jnp.zeros((10, 3)), jnp.zeros((10, 1)), C8)
