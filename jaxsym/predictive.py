@@ -43,7 +43,7 @@ from jaxsym._validation import (
 )
 from jaxsym.averaging import symmetrize
 from jaxsym.defects import distance_to_equivariance
-from jaxsym.groups import TransformationSet, transform_batch
+from jaxsym.groups import TransformationSet, orbit_augment
 
 Model = Callable[[jax.Array], jax.Array]
 Fit = Callable[[jax.Array, jax.Array], Model]
@@ -55,25 +55,6 @@ __all__ = [
     "dial_risk",
     "predictive_tradeoff",
 ]
-
-# Names that moved in this release: kept importable from here so that old imports
-# keep working (resolved lazily, not part of __all__).
-_MOVED = {
-    "RandomFeaturesModel": "jaxsym.models",
-    "random_features_ridge": "jaxsym.models",
-    "PlanarTask": "jaxsym.tasks",
-    "planar_target": "jaxsym.tasks",
-    "planar_task": "jaxsym.tasks",
-}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'jaxsym.predictive' has no attribute {name!r}")
-
 
 class DialRisk(NamedTuple):
     """Risk of the dialed model ``f_t`` on a labelled sample (docs/theory.md §8).
@@ -282,19 +263,10 @@ def dial_risk(
     )
 
 
-def _orbit_augment(x: jax.Array, group: TransformationSet) -> jax.Array:
-    """All copies ``ρ_X(g) x_b``, element-major, shape ``(|G|·B, *input)``.
-
-    Private stand-in for ``jaxsym.groups.orbit_augment(x, group)`` (same order).
-    """
-    moved = transform_batch(group, group.elements, x)
-    return moved.reshape((-1,) + x.shape[1:])
-
-
 @eqx.filter_jit
 def _orbit_distance(f: Model, x: jax.Array, group: TransformationSet) -> jax.Array:
     """``d_2(f)`` on the orbit-augmented sample ``{ρ_X(g) x_i}``."""
-    return distance_to_equivariance(f, _orbit_augment(x, group), group)
+    return distance_to_equivariance(f, orbit_augment(x, group), group)
 
 
 def cross_fitting_folds(num_examples: int, num_folds: int, *, key=None) -> list[np.ndarray]:
