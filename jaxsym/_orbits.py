@@ -50,6 +50,8 @@ ROW_BYTES_BUDGET = 64 * 2**20
 MAX_ROWS_PER_CALL = 4096
 #: At most this many chunks have their derivatives unrolled (see :func:`plan_chunks`).
 MAX_UNROLLED_CHUNKS = 16
+#: Backends on which derivatives of convolutional models are unrolled (see :func:`plan_chunks`).
+UNROLL_BACKENDS = ("cpu",)
 
 
 def _sub_jaxprs(eqn) -> list:
@@ -167,7 +169,12 @@ class ChunkPlan(NamedTuple):
 
 
 def plan_chunks(
-    chunk_size: int | None, f: Callable, group: TransformationSet, x: jax.Array
+    chunk_size: int | None,
+    f: Callable,
+    group: TransformationSet,
+    x: jax.Array,
+    *,
+    backend: str | None = None,
 ) -> ChunkPlan:
     """The chunk size (:func:`resolve_chunk_size`) and how to differentiate the loop.
 
@@ -179,6 +186,9 @@ def plan_chunks(
     convolutions of a backward pass inside a scan run a naive kernel, 20–200×
     slower. The price is memory: XLA recomputes the unrolled chunks side by
     side, so the backward pass holds about as much as one unchunked call.
+
+    ``backend`` defaults to :func:`jax.default_backend`; unrolling happens only
+    on the backends in :data:`UNROLL_BACKENDS`.
     """
     profile = model_profile(f, x)
     row_bytes = None if chunk_size is not None else profile.row_bytes
@@ -187,7 +197,7 @@ def plan_chunks(
     unroll = (
         profile.has_convolution
         and 1 < num_chunks <= MAX_UNROLLED_CHUNKS
-        and jax.default_backend() == "cpu"
+        and (backend or jax.default_backend()) in UNROLL_BACKENDS
     )
     return ChunkPlan(size, unroll)
 
