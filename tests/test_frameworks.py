@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 import jaxsym
@@ -66,6 +67,7 @@ def _update(optimizer, loss, params, state):
     return optax.apply_updates(params, updates), state
 
 
+@pytest.mark.slow
 def test_flax_linen():
     model = LinenMLP()
     params = model.init(jax.random.key(1), X)
@@ -88,6 +90,7 @@ def test_flax_nnx():
     _descends(loss, state)
 
 
+@pytest.mark.slow
 def test_equinox():
     model = eqx.nn.MLP(10, 1, 16, 2, key=jax.random.key(3))
     params, static = eqx.partition(model, eqx.is_array)
