@@ -15,6 +15,8 @@ from flax import nnx
 import jaxsym
 from jaxsym import groups
 
+pytestmark = pytest.mark.slow  # each framework compiles a training loop
+
 GROUP = groups.dihedral(4)
 X = jax.random.normal(jax.random.key(0), (8, 5, 2))
 
@@ -67,7 +69,6 @@ def _update(optimizer, loss, params, state):
     return optax.apply_updates(params, updates), state
 
 
-@pytest.mark.slow
 def test_flax_linen():
     model = LinenMLP()
     params = model.init(jax.random.key(1), X)
@@ -90,7 +91,6 @@ def test_flax_nnx():
     _descends(loss, state)
 
 
-@pytest.mark.slow
 def test_equinox():
     model = eqx.nn.MLP(10, 1, 16, 2, key=jax.random.key(3))
     params, static = eqx.partition(model, eqx.is_array)

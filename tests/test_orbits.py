@@ -108,7 +108,7 @@ def test_chunking_never_changes_the_average(n, chunk, batch, seed):
     np.testing.assert_allclose(got, _brute_average(f, group, x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("reduce", ["max", "rms"])
+@pytest.mark.parametrize("reduce", [pytest.param("max", marks=pytest.mark.slow), "rms"])
 def test_gradients_do_not_depend_on_chunks(reduce):
     """Several chunks (scan + rematerialization) vs one chunk vs a brute-force loss."""
     group = groups.cyclic_rotations(9)
