@@ -55,7 +55,8 @@ def _brute_squares(f, group, x):
     return np.stack(rows)
 
 
-CHUNKS = [None, 1, 3, 4, 7, 10, 64]
+# chunk sizes for |G| = 10 or 24: automatic, padded and unpadded; the rest in the slow suite
+CHUNKS = [None, 3, 4, 7, *(pytest.param(c, marks=pytest.mark.slow) for c in (1, 10, 64))]
 
 
 @pytest.mark.parametrize("chunk", CHUNKS)
@@ -108,7 +109,9 @@ def test_chunking_never_changes_the_average(n, chunk, batch, seed):
     np.testing.assert_allclose(got, _brute_average(f, group, x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("reduce", [pytest.param("max", marks=pytest.mark.slow), "rms"])
+@pytest.mark.parametrize(
+    "reduce", [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms")]
+)
 def test_gradients_do_not_depend_on_chunks(reduce):
     """Several chunks (scan + rematerialization) vs one chunk vs a brute-force loss."""
     group = groups.cyclic_rotations(9)
