@@ -123,11 +123,7 @@ def test_rms_error_is_root_two_times_distance_to_equivariance(seed, name):
 
 @pytest.mark.parametrize(
     "reduce",
-    [
-        pytest.param("max", marks=pytest.mark.slow),
-        "rms",
-        pytest.param("mean", marks=pytest.mark.slow),
-    ],
+    [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")],
 )
 def test_gradient_matches_finite_differences(reduce):
     with jax.enable_x64(True):
@@ -174,12 +170,7 @@ def _scaled_max_norm(s, z):
 
 @pytest.mark.parametrize(
     "measure",
-    [
-        "max",
-        pytest.param("rms", marks=pytest.mark.slow),
-        pytest.param("mean", marks=pytest.mark.slow),
-        "d2",
-    ],
+    [*(pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")), "d2"],
 )
 def test_gradients_are_zero_not_nan_at_zero_defect(measure):
     """sqrt at zero defect (identity, invariant models) gives gradient 0, not NaN.
