@@ -297,8 +297,8 @@ def defect_case(name, net, params, G, x, repeats) -> dict:
     """Forward and gradient of equivariance_error / defect_profile (one training step)."""
     row = {"case": name, "group": G.name, "G": G.size, "B": int(x.shape[0])}
 
-    def ee(p, kind):
-        return jaxsym.equivariance_error(lambda z: net(p, z), x, G, kind)
+    def ee(p, reduce):
+        return jaxsym.equivariance_error(lambda z: net(p, z), x, G, reduce)
 
     def prof(p):
         return jnp.sum(jaxsym.defect_profile(lambda z: net(p, z), x, G, "max"))
@@ -310,7 +310,7 @@ def defect_case(name, net, params, G, x, repeats) -> dict:
         return jnp.sum(jnp.max(jnp.sqrt(jnp.sum((y - fx) ** 2, -1) + 1e-30), axis=1))
 
     cases = {
-        "ee_sup": lambda p: ee(p, "sup"),
+        "ee_sup": lambda p: ee(p, "max"),
         "ee_rms": lambda p: ee(p, "rms"),
         "profile_max": prof,
         "stacked_profile_reference": stacked_profile,

@@ -40,6 +40,8 @@ import numpy as np
 from jaxsym._validation import check_model_output
 from jaxsym.groups import TransformationSet
 
+__all__: list[str] = []  # private module: the chunked hot path under averaging and defects
+
 #: Rows per model call when the model's intermediates cannot be measured.
 DEFAULT_ROWS_PER_CALL = 1024
 #: Bytes of intermediate values (summed over the model's operations) per call.
@@ -48,6 +50,8 @@ ROW_BYTES_BUDGET = 64 * 2**20
 MAX_ROWS_PER_CALL = 4096
 #: At most this many chunks have their derivatives unrolled (see :func:`plan_chunks`).
 MAX_UNROLLED_CHUNKS = 16
+#: Backends on which derivatives of convolutional models are unrolled (see :func:`plan_chunks`).
+UNROLL_BACKENDS = ("cpu",)
 
 
 def _sub_jaxprs(eqn) -> list:
@@ -165,7 +169,12 @@ class ChunkPlan(NamedTuple):
 
 
 def plan_chunks(
-    chunk_size: int | None, f: Callable, group: TransformationSet, x: jax.Array
+    chunk_size: int | None,
+    f: Callable,
+    group: TransformationSet,
+    x: jax.Array,
+    *,
+    backend: str | None = None,
 ) -> ChunkPlan:
     """The chunk size (:func:`resolve_chunk_size`) and how to differentiate the loop.
 
@@ -177,6 +186,9 @@ def plan_chunks(
     convolutions of a backward pass inside a scan run a naive kernel, 20–200×
     slower. The price is memory: XLA recomputes the unrolled chunks side by
     side, so the backward pass holds about as much as one unchunked call.
+
+    ``backend`` defaults to :func:`jax.default_backend`; unrolling happens only
+    on the backends in :data:`UNROLL_BACKENDS`.
     """
     profile = model_profile(f, x)
     row_bytes = None if chunk_size is not None else profile.row_bytes
@@ -185,23 +197,101 @@ def plan_chunks(
     unroll = (
         profile.has_convolution
         and 1 < num_chunks <= MAX_UNROLLED_CHUNKS
-        and jax.default_backend() == "cpu"
+        and (backend or jax.default_backend()) in UNROLL_BACKENDS
     )
     return ChunkPlan(size, unroll)
+
+
+def describe_output_action(group: TransformationSet) -> str:
+    """Words for the output action of ``group``, for error messages."""
+    action = group.output_action
+    if action is None:
+        return "the trivial action (invariant outputs)"
+    describe = getattr(action, "describe", None)
+    if callable(describe):
+        try:
+            return describe()
+        except NotImplementedError:
+            pass
+    fn = getattr(action, "fn", action)
+    return f"the custom output action {getattr(fn, '__name__', type(fn).__name__)}"
+
+
+def output_spec(f: Callable, group: TransformationSet, x: jax.Array) -> jax.ShapeDtypeStruct:
+    """The shape of ``f(x)``, checked up front from one :func:`jax.eval_shape`.
+
+    Nothing is compiled or run. Checks, in this order, that ``f`` returns one
+    array (pytree outputs are refused by name), that it is batched (leading axis
+    ``B``, the user's own batch size), and that the group's output action can
+    act on one output and returns the same shape.
+
+    Raises:
+        TypeError: if ``f`` returns a pytree (dict, tuple, …) instead of one array.
+        ValueError: if the output is not batched, or the output action does not
+            fit the output shape (the message names the action and both shapes).
+    """
+    spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    y = jax.eval_shape(f, spec)
+    check_model_output(y, x.shape[0])
+    if group.is_invariant:
+        return y
+    example = tuple(y.shape[1:])
+    intro = (
+        f"f maps examples of shape {tuple(x.shape[1:])} to outputs of shape {example}, but "
+        f"the output action of {group.name} ({describe_output_action(group)})"
+    )
+    advice = (
+        "Use group.invariant() if the outputs should not transform, or a model whose "
+        "outputs the action can transform."
+    )
+    checker = getattr(group.output_action, "check_example_shape", None)
+    if callable(checker):
+        try:
+            checker(example, "an output")
+        except ValueError as err:
+            raise ValueError(f"{intro} cannot act on them: {err} {advice}") from None
+    element = jax.tree_util.tree_map(
+        lambda leaf: jax.ShapeDtypeStruct(leaf.shape[1:], leaf.dtype), group.elements
+    )
+    try:
+        moved = jax.eval_shape(group.act_out, element, jax.ShapeDtypeStruct(example, y.dtype))
+    except Exception as err:  # the action's own error, re-raised with the shapes
+        raise ValueError(
+            f"{intro} fails on an output of that shape ({type(err).__name__}: {err}). {advice}"
+        ) from err
+    if not hasattr(moved, "shape") or tuple(moved.shape) != example:
+        got = getattr(moved, "shape", type(moved).__name__)
+        raise ValueError(
+            f"{intro} returns shape {got} for an output of shape {example}; an output action "
+            f"must map each output to an output of the same shape. {advice}"
+        )
+    return y
 
 
 def model_on_orbits(f: Callable, group: TransformationSet, elements: Any, x: jax.Array):
     """``f(ρ_X(g_c) x_b)`` for a chunk of c elements, shape ``(B, c, *out)``.
 
     The ``B·c`` transformed inputs are folded batch-major into one model call,
-    so that a batch sharded over devices stays sharded.
+    so that a batch sharded over devices stays sharded. Errors quote the user's
+    batch ``B`` and the chunk ``c`` that make up the stacked batch.
     """
     count = jax.tree_util.tree_leaves(elements)[0].shape[0]
     batch = x.shape[0]
     per_element = jax.vmap(group.act_in, in_axes=(0, None))
     moved = jax.vmap(per_element, in_axes=(None, 0))(elements, x)  # (B, c, *example)
-    y = f(moved.reshape((batch * count,) + moved.shape[2:]))
-    check_model_output(y, count * batch)
+    stacked = f"a batch of {batch * count} rows ({count} group elements × {batch} examples of x)"
+    try:
+        y = f(moved.reshape((batch * count,) + moved.shape[2:]))
+    except Exception as err:
+        err.add_note(f"jaxsym: raised while evaluating f on {stacked}; f must be batched.")
+        raise
+    if not hasattr(y, "shape"):
+        check_model_output(y, batch * count)  # raises TypeError naming the pytree
+    if len(y.shape) < 1 or y.shape[0] != batch * count:
+        raise ValueError(
+            f"f must be a batched callable: on {stacked} it returned shape {tuple(y.shape)}, "
+            f"expected leading axis {batch * count}. A model must accept any batch size."
+        )
     return y.reshape((batch, count) + y.shape[1:])
 
 
@@ -324,18 +414,22 @@ def map_chunks(fn: Callable, tree: Any, plan: ChunkPlan):
 def sum_chunks(fn: Callable, tree: Any, plan: ChunkPlan, axis: int = 1):
     """``Σ`` over all elements of ``fn(chunk)``, accumulated chunk by chunk.
 
-    ``fn`` maps a chunk of ``c`` elements to an array whose axis ``axis`` has
-    length ``c`` (one slice per element); the slices of padding elements are
-    masked out and the rest summed. One scan body, started from zeros: on CPU
-    a model call outside the loop next to the loop ran ~1.5× slower.
+    ``fn`` maps a chunk of ``c`` elements to an array (or a pytree of arrays)
+    whose axis ``axis`` has length ``c`` (one slice per element); the slices of
+    padding elements are masked out and the rest summed. One scan body, started
+    from zeros: on CPU a model call outside the loop next to the loop ran ~1.5×
+    slower.
     """
     chunks, mask, _ = _chunked(tree, plan.size)
 
     def reduce(piece_and_valid):
         piece, valid = piece_and_valid
-        values = fn(piece)
-        shape = [1] * values.ndim
-        shape[axis] = valid.shape[0]
-        return jnp.sum(jnp.where(valid.reshape(shape), values, 0), axis=axis)
+
+        def masked_sum(values):
+            shape = [1] * values.ndim
+            shape[axis] = valid.shape[0]
+            return jnp.sum(jnp.where(valid.reshape(shape), values, 0), axis=axis)
+
+        return jax.tree_util.tree_map(masked_sum, fn(piece))
 
     return _over_chunks(reduce, (chunks, mask), True, plan.unroll_derivatives)

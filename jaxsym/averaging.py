@@ -1,9 +1,17 @@
 """Group averaging (the Reynolds operator), the symmetry dial, partial averaging.
 
-theory.md §3: ``Q_ν f(x) = ∫ ρ_Y(g)⁻¹ f(ρ_X(g) x) dν(g)``. For a group with its
-uniform (Haar) weights this is the exact projection ``Q_G``: equivariant and
+docs/theory.md §3: ``Q_ν f(x) = ∫ ρ_Y(g)⁻¹ f(ρ_X(g) x) dν(g)``. For a group with
+its uniform (Haar) weights this is the exact projection ``Q_G``: equivariant and
 idempotent. For a subset, a weighted set or a Monte Carlo sample it is ``Q_ν``,
 only approximately equivariant.
+
+Numerics: integer inputs are promoted to a float dtype before a group acts on
+them; averages accumulate in at least float32 (a bfloat16 model is averaged in
+float32 and its average returned in bfloat16); integer-valued models return
+floats. The averaged models propagate NaN and inf from the model or the inputs
+(a non-finite output anywhere on an orbit makes that example's average
+non-finite); the public reductions in :mod:`jaxsym.defects` raise on them where
+values are concrete.
 
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """
@@ -14,70 +22,67 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxsym._orbits import act_out_each, model_on_orbits, plan_chunks, sum_chunks
+from jaxsym._orbits import act_out_each, model_on_orbits, output_spec, plan_chunks, sum_chunks
 from jaxsym._validation import (
+    accumulation_dtype,
     check_batch,
+    check_callable,
     check_chunk_size,
-    check_finite,
+    check_group,
+    check_scalar,
     check_unit_interval,
-    is_concrete,
+    check_weights,
+    float_dtype,
 )
 from jaxsym.groups import TransformationSet
+
+__all__ = ["dial", "partial_average", "symmetrize"]
 
 Model = Callable[[jax.Array], jax.Array]
 
 
-def _check_weights(weights, size: int) -> jax.Array:
-    weights = jnp.asarray(weights)
-    if weights.shape != (size,):
-        raise ValueError(
-            f"weights must have shape ({size},), one per element; got {weights.shape}."
-        )
-    if is_concrete(weights):
-        check_finite("weights", weights)
-        values = np.asarray(weights, dtype=np.float64)
-        if np.any(values < 0) or values.sum() <= 0:
-            raise ValueError("weights must be non-negative with a positive sum.")
-    return weights / jnp.sum(weights)
-
-
 def _average(f: Model, group: TransformationSet, weights, chunk_size: int | None) -> Model:
+    check_callable("f", f)
+    check_group(group)
     check_chunk_size(chunk_size)
+    if weights is not None:
+        weights = check_weights("weights", weights, group.size)
 
     def averaged(x: jax.Array) -> jax.Array:
         x = check_batch(group, x)
+        out_dtype = float_dtype(output_spec(f, group, x))  # integer outputs average to floats
+        acc_dtype = accumulation_dtype(out_dtype)
         plan = plan_chunks(chunk_size, f, group, x)
 
         def back_to_frame(elements):
-            y = model_on_orbits(f, group, elements, x)  # (B, c, *out)
+            y = model_on_orbits(f, group, elements, x).astype(acc_dtype)  # (B, c, *out)
             return act_out_each(group, jax.vmap(group.inverse)(elements), y)
 
         if weights is None:  # uniform: sum, then scale (a weighted dot is ~15% slower on CPU)
             total = sum_chunks(back_to_frame, group.elements, plan)
-            return total / jnp.asarray(group.size, total.dtype)
+            return (total / group.size).astype(out_dtype)
 
         def weighted(piece):
             elements, chunk_weights = piece
             back = back_to_frame(elements)
-            return back * chunk_weights.astype(back.dtype).reshape((1, -1) + (1,) * (back.ndim - 2))
+            scale = chunk_weights.astype(acc_dtype).reshape((1, -1) + (1,) * (back.ndim - 2))
+            return back * scale
 
-        w = _check_weights(weights, group.size)
-        return sum_chunks(weighted, (group.elements, w), plan)
+        return sum_chunks(weighted, (group.elements, weights), plan).astype(out_dtype)
 
     return averaged
 
 
 def symmetrize(f: Model, group: TransformationSet, *, chunk_size: int | None = None) -> Model:
-    """The group-averaged model ``Q_G f`` (theory.md §3).
+    """The group-averaged model ``Q_G f`` (docs/theory.md §3).
 
     ``Q_G f(x) = (1/|G|) Σ_g ρ_Y(g)⁻¹ f(ρ_X(g) x)``. For a group (``is_group``)
     this is exactly G-equivariant and ``Q_G ∘ Q_G = Q_G``; for a subset or a
     Monte Carlo sample it is the average ``Q_ν`` over that set, which is not.
 
     Args:
-        f: batched model, ``(B, *input) -> (B, *output)``.
+        f: batched model, ``(B, *input) -> (B, *output)``, returning one array.
         group: the group (or transformation set) to average over.
         chunk_size: group elements per model call. ``None`` picks it at trace
             time from the model's intermediate bytes per example (a byte budget
@@ -85,14 +90,21 @@ def symmetrize(f: Model, group: TransformationSet, *, chunk_size: int | None = N
             bounded for large groups; results do not depend on it.
 
     Returns:
-        The batched model ``Q_G f`` with the same signature as ``f``.
+        The batched model ``Q_G f`` with the same signature as ``f``; its output
+        dtype is the model's float dtype (floats for an integer-valued model).
+
+    Raises:
+        TypeError: if ``group`` is not a group, or (when called) ``f`` returns a pytree.
+        ValueError: (when called) if ``x`` does not fit the group, holds NaN/inf
+            (concrete ``x`` only), or the group's output action does not fit the
+            model's output shape.
     """
     return _average(f, group, None, chunk_size)
 
 
 def partial_average(
     f: Model,
-    subset: TransformationSet,
+    group: TransformationSet,
     weights=None,
     *,
     chunk_size: int | None = None,
@@ -104,17 +116,21 @@ def partial_average(
 
     Args:
         f: batched model.
-        subset: transformations, e.g. ``rotation_range(θ, num)`` or ``G.subset(...)``.
-        weights: ``(subset.size,)`` non-negative weights with positive sum.
+        group: the transformations, e.g. ``rotation_range(θ, num)`` or ``G.subset(...)``.
+        weights: ``(group.size,)`` non-negative weights with a positive sum
+            (any dtype; integer weights are used as floats).
         chunk_size: as in :func:`symmetrize`.
+
+    Raises:
+        ValueError: if concrete ``weights`` are negative, non-finite, sum to 0 or
+            have the wrong shape. Traced weights are not checked unless the caller
+            opts in with ``jax.experimental.checkify`` (see ``jaxsym._validation``).
     """
-    if weights is not None:
-        _check_weights(weights, subset.size)
-    return _average(f, subset, weights, chunk_size)
+    return _average(f, group, weights, chunk_size)
 
 
 def dial(f: Model, group: TransformationSet, t, *, chunk_size: int | None = None) -> Model:
-    """The symmetry dial ``f_t = Q_G f + t (f − Q_G f)`` (theory.md §3).
+    """The symmetry dial ``f_t = Q_G f + t (f − Q_G f)`` (docs/theory.md §3).
 
     Its pointwise defect is exactly ``t`` times that of ``f`` when ``group`` is a
     group: ``e_{f_t}(x, g) = t e_f(x, g)``. ``t`` may be a traced, trainable scalar.
@@ -122,14 +138,21 @@ def dial(f: Model, group: TransformationSet, t, *, chunk_size: int | None = None
     Args:
         f: batched model.
         group: group to average over.
-        t: symmetry level in ``[0, 1]``: 0 is ``Q_G f``, 1 is ``f``.
+        t: symmetry level, a scalar in ``[0, 1]``: 0 is ``Q_G f``, 1 is ``f``.
+            A concrete ``t`` is checked here; a traced ``t`` is not (opt in with
+            ``jax.experimental.checkify``).
         chunk_size: as in :func:`symmetrize`.
+
+    Raises:
+        ValueError: if ``t`` is not a scalar, or a concrete ``t`` is outside ``[0, 1]``.
     """
+    check_scalar("t", t)
     check_unit_interval("t", t)
     averaged = symmetrize(f, group, chunk_size=chunk_size)
 
     def dialed(x: jax.Array) -> jax.Array:
         symmetric = averaged(x)
-        return symmetric + jnp.asarray(t, symmetric.dtype) * (f(x) - symmetric)
+        level = jnp.asarray(t, symmetric.dtype)
+        return symmetric + level * (f(check_batch(group, x)).astype(symmetric.dtype) - symmetric)
 
     return dialed

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
+from jaxsym.defects import OrbitStats, orbit_stats, safe_sqrt
 
 
 def _setup(name, seed, batch=3, out_dim=2):
@@ -24,16 +25,27 @@ def _setup(name, seed, batch=3, out_dim=2):
 
 
 def _brute_force_defects(f, x, group):
+    """``e_f(x_b, g)`` by a loop over elements, shape ``(|G|, B)``."""
     rows = []
+    fx = f(x)
     for i in range(group.size):
         g = group.element(i)
-        moved = f(jnp.stack([group.act_in(g, xb) for xb in x]))
-        target = jnp.stack([group.act_out(g, yb) for yb in f(x)])
+        moved = f(jax.vmap(group.act_in, in_axes=(None, 0))(g, x))
+        target = jax.vmap(group.act_out, in_axes=(None, 0))(g, fx)
         rows.append(np.linalg.norm(np.asarray(moved - target).reshape(len(x), -1), axis=-1))
     return np.stack(rows)
 
 
-@pytest.mark.parametrize("name", sorted(FINITE_GROUPS))
+FAST_GROUPS = ("D4", "flip_rot90")  # the rest of FINITE_GROUPS run in the slow suite
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=() if name in FAST_GROUPS else pytest.mark.slow)
+        for name in sorted(FINITE_GROUPS)
+    ],
+)
 def test_profiles_match_brute_force(name):
     group, f, *_, x = _setup(name, 0, batch=4)
     brute = _brute_force_defects(f, x, group)
@@ -53,6 +65,7 @@ def test_profiles_match_brute_force(name):
     )
 
 
+@pytest.mark.slow
 @given(
     seed=st.integers(0, 2**16),
     name=st.sampled_from(sorted(FINITE_GROUPS)),
@@ -70,6 +83,7 @@ def test_profile_is_a_symmetric_subadditive_length(seed, name, reduce):
     assert np.all(profile[table] <= profile[:, None] + profile[None, :] + tol)
 
 
+@pytest.mark.slow
 @given(
     seed=st.integers(0, 2**16),
     name=st.sampled_from(["D4", "S4", "flip_rot90", "Z6"]),
@@ -96,6 +110,7 @@ def test_exact_stabilizer_is_a_subgroup(seed, name, pick):
     assert set(groups.inverse_indices(group)[stab].tolist()) <= set(stab.tolist())
 
 
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**16), name=st.sampled_from(["C5", "D4", "S4", "rot90"]))
 def test_rms_error_is_root_two_times_distance_to_equivariance(seed, name):
     """ee_2² = 2 d_2² when μ is G-invariant (the empirical measure of whole orbits, §2)."""
@@ -106,10 +121,12 @@ def test_rms_error_is_root_two_times_distance_to_equivariance(seed, name):
     np.testing.assert_allclose(ee2**2, 2 * d2**2, rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind", ["sup", "rms"])
-def test_gradient_matches_finite_differences(kind):
-    jax.config.update("jax_enable_x64", True)
-    try:
+@pytest.mark.parametrize(
+    "reduce",
+    [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")],
+)
+def test_gradient_matches_finite_differences(reduce):
+    with jax.enable_x64(True):
         group = groups.dihedral(3)
         key = jax.random.key(11)
         _, params, net = random_mlp(key, 8, 2)
@@ -118,51 +135,79 @@ def test_gradient_matches_finite_differences(kind):
         group = jax.tree_util.tree_map(lambda e: e.astype(jnp.float64), group)
 
         def loss(p):
-            return jaxsym.equivariance_error(lambda z: net(p, z), x, group, kind)
+            return jaxsym.equivariance_error(lambda z: net(p, z), x, group, reduce)
 
-        grads = jax.grad(loss)(params)
-        direction = jax.tree_util.tree_map(
-            lambda p: jax.random.normal(jax.random.key(3), p.shape, p.dtype), params
+        _check_directional_derivative(loss, params)
+
+
+def _check_directional_derivative(loss, params, h=1e-6, rtol=1e-5):
+    """Analytic directional derivative vs a central finite difference (float64)."""
+    grads = jax.grad(loss)(params)
+    direction = jax.tree_util.tree_map(
+        lambda p: jax.random.normal(jax.random.key(3), p.shape, p.dtype), params
+    )
+    shifted = [
+        jax.tree_util.tree_map(lambda p, d, s=s: p + s * h * d, params, direction) for s in (1, -1)
+    ]
+    numeric = (loss(shifted[0]) - loss(shifted[1])) / (2 * h)
+    analytic = sum(
+        jnp.vdot(g, d)
+        for g, d in zip(
+            jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
         )
-        h = 1e-6
-        shifted = [
-            jax.tree_util.tree_map(lambda p, d, s=s: p + s * h * d, params, direction)
-            for s in (1, -1)
-        ]
-        numeric = (loss(shifted[0]) - loss(shifted[1])) / (2 * h)
-        analytic = sum(
-            jnp.vdot(g, d)
-            for g, d in zip(
-                jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
-            )
-        )
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-5)
-        assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
-    finally:
-        jax.config.update("jax_enable_x64", False)
+    )
+    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+    np.testing.assert_allclose(analytic, numeric, rtol=rtol)
 
 
-def test_gradients_are_finite_for_an_invariant_model():
-    """sqrt at zero defect (identity, invariant models) must not give NaN gradients."""
-    group = groups.cyclic_rotations(4)
-    _, params, net = random_mlp(jax.random.key(0), 8, 1)
+def _scaled_identity(s, z):
+    return s * z
+
+
+def _scaled_max_norm(s, z):
+    return s * jnp.max(jnp.sum(z**2, -1), 1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    "measure",
+    [*(pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")), "d2"],
+)
+def test_gradients_are_zero_not_nan_at_zero_defect(measure):
+    """sqrt at zero defect (identity, invariant models) gives gradient 0, not NaN.
+
+    The identity map is exactly equivariant for the input action, and the largest
+    squared norm is exactly invariant under permutations: every defect is exactly 0.
+    """
     x = jax.random.normal(jax.random.key(1), (6, 4, 2))
-    for kind in ("sup", "rms"):
-        grads = jax.grad(
-            lambda p, kind=kind: jaxsym.equivariance_error(
-                jaxsym.symmetrize(lambda z: net(p, z), group), x, group, kind
-            )
-        )(params)
-        assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+    cases = [
+        (groups.cyclic_rotations(4).equivariant(), _scaled_identity),
+        (groups.permutations(4), _scaled_max_norm),
+    ]
+    if measure == "d2":  # Q_G f is exactly f only where the float average is exact: |G| = 2
+        x = x[:, :2]
+        cases = [
+            (groups.cyclic_shifts(2).equivariant(), _scaled_identity),
+            (groups.permutations(2), _scaled_max_norm),
+        ]
+    for group, model in cases:
+
+        def value(s, group=group, model=model):
+            f = lambda z: model(s, z)  # noqa: E731
+            if measure == "d2":
+                return orbit_stats(f, x, group).d2
+            return jaxsym.equivariance_error(f, x, group, measure)
+
+        result, grad = jax.value_and_grad(value)(1.5)
+        assert result == 0.0 and grad == 0.0
 
 
 def test_defects_under_jit_and_vmap_over_batches():
     group, f, *_, x = _setup("D4", 2, batch=4)
     jitted = jax.jit(lambda x: jaxsym.defect_profile(f, x, group))
-    np.testing.assert_allclose(jitted(x), jaxsym.defect_profile(f, x, group), rtol=1e-6)
+    np.testing.assert_allclose(jitted(x), _brute_force_defects(f, x, group).max(1), rtol=1e-5)
     stacked = jnp.stack([x, 2 * x])
     per_batch = jax.vmap(lambda xb: jaxsym.equivariance_error(f, xb, group))(stacked)
-    expected = [jaxsym.equivariance_error(f, xb, group) for xb in stacked]
+    expected = [_brute_force_defects(f, xb, group).max() for xb in stacked]
     np.testing.assert_allclose(per_batch, expected, rtol=1e-5)
 
 
@@ -195,21 +240,379 @@ def test_stabilizer_scales_with_the_dial():
 
 def test_defect_errors_name_the_problem():
     group, f, *_, x = _setup("D4", 0)
-    with pytest.raises(ValueError, match="eps must be non-negative"):
+    with pytest.raises(ValueError, match="eps must be finite and ≥ 0"):
         jaxsym.stabilizer(jnp.zeros(4), -0.1)
-    with pytest.raises(ValueError, match="eps must be non-negative"):
+    with pytest.raises(ValueError, match="eps must be finite and ≥ 0"):
         jaxsym.stabilizer_measure(jnp.zeros(4), -1.0)
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ValueError, match="temperature must be finite and > 0"):
         jaxsym.stabilizer_measure(jnp.zeros(4), 0.1, temperature=0.0)
+    with pytest.raises(ValueError, match="weights must be finite and non-negative"):
+        jaxsym.stabilizer_measure(jnp.zeros(4), 0.1, weights=jnp.array([1.0, -1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="positive sum"):
+        jaxsym.stabilizer_measure(jnp.zeros(4), 0.1, weights=jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"weights must have shape \(4,\)"):
+        jaxsym.stabilizer_measure(jnp.zeros(4), 0.1, weights=jnp.ones(3))
     with pytest.raises(ValueError, match="1-D"):
         jaxsym.stabilizer(jnp.zeros((2, 2)), 0.1)
     with pytest.raises(ValueError, match="reduce must be one of"):
         jaxsym.defect_profile(f, x, group, "median")
-    with pytest.raises(ValueError, match="kind must be one of"):
-        jaxsym.equivariance_error(f, x, group, "l1")
-    with pytest.raises(ValueError, match="R\\^2"):
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        jaxsym.equivariance_error(f, x, group, "sup")  # the old name: one word, reduce="max"
+    with pytest.raises(TypeError, match="kind"):
+        jaxsym.equivariance_error(f, x, group, kind="rms")
+    with pytest.raises(ValueError, match=r"R\^2"):
         jaxsym.defect_profile(f, jnp.zeros((3, 6, 3)), group)
     with pytest.raises(ValueError, match="empty batch"):
         jaxsym.defect_profile(f, jnp.zeros((0, 6, 2)), group)
-    with pytest.raises(ValueError, match="non-finite"):
-        jaxsym.equivariance_error(f, x.at[1, 1, 1].set(jnp.inf), group)
+    with pytest.raises(TypeError, match="group must be a jaxsym group"):
+        jaxsym.equivariance_error(f, x, "D4")
+    with pytest.raises(TypeError, match="f must be callable"):
+        jaxsym.equivariance_error(None, x, group)
+
+
+# ----------------------------------------------------------------------------- non-finite values
+
+
+def _rotations_c8():
+    return groups.cyclic_rotations(8)
+
+
+def _nan_everywhere(x):
+    return jnp.full((x.shape[0], 2), jnp.nan)
+
+
+def _nan_when_rotated(x):
+    """Finite on x (first point (5, 0)), NaN where a rotation by π sends it to (−5, 0)."""
+    value = jnp.tanh(x.reshape(x.shape[0], -1)[:, :2])
+    return jnp.where(x[:, :1, :1].reshape(-1, 1) < -4.0, jnp.nan, value)
+
+
+def _reductions():
+    return {
+        "pointwise_defects": lambda f, x, g: jaxsym.pointwise_defects(f, x, g),
+        "defect_profile": lambda f, x, g: jaxsym.defect_profile(f, x, g, "rms"),
+        "equivariance_error max": lambda f, x, g: jaxsym.equivariance_error(f, x, g, "max"),
+        "equivariance_error rms": lambda f, x, g: jaxsym.equivariance_error(f, x, g, "rms"),
+        "equivariance_error mean": lambda f, x, g: jaxsym.equivariance_error(f, x, g, "mean"),
+        "distance_to_equivariance": lambda f, x, g: jaxsym.distance_to_equivariance(f, x, g),
+        "orbit_stats": lambda f, x, g: orbit_stats(f, x, g),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_reductions()))
+def test_nan_model_outputs_raise_where_values_are_concrete(name):
+    group = _rotations_c8()
+    measure = _reductions()[name]
+    x = jax.random.normal(jax.random.key(0), (3, 4, 2))
+    with pytest.raises(FloatingPointError, match="on the original inputs x: at 3 of 3"):
+        measure(_nan_everywhere, x, group)
+    x = x.at[0, 0].set(jnp.array([5.0, 0.0]))
+    assert np.all(np.isfinite(_nan_when_rotated(x)))
+    with pytest.raises(FloatingPointError, match=r"element 4 of C8 on example 0 of x \(1 of 8"):
+        measure(_nan_when_rotated, x, group)
+    with pytest.raises(ValueError, match=r"x holds 1 non-finite value"):
+        measure(lambda z: z.reshape(len(z), -1), x.at[2, 1, 0].set(jnp.inf), group)
+
+
+@pytest.mark.parametrize("name", sorted(_reductions()))
+def test_nan_propagates_under_jit_and_grad(name):
+    """Traced values cannot be inspected: NaN propagates, never reads as 0 or finite."""
+    group = _rotations_c8()
+    measure = _reductions()[name]
+    x = jax.random.normal(jax.random.key(1), (3, 4, 2)).at[0, 0].set(jnp.array([5.0, 0.0]))
+    for model in (_nan_everywhere, _nan_when_rotated):
+        out = jax.jit(lambda z, m=model: measure(m, z, group))(x)
+        leaves = [np.asarray(v) for v in jax.tree_util.tree_leaves(out) if np.ndim(v) == 0]
+        leaves = leaves or [np.asarray(out)]
+        assert all(np.any(np.isnan(v)) for v in leaves), (name, out)
+    # Inside grad (outside jit) the values are traced too: the loss is NaN.
+    value = jax.value_and_grad(
+        lambda s: jnp.sum(
+            jax.tree_util.tree_leaves(measure(lambda z: s * _nan_when_rotated(z), x, group))[-1]
+        )
+    )(1.0)[0]
+    assert np.isnan(value)
+
+
+def test_safe_sqrt_propagates_nan_and_has_zero_gradient_at_zero():
+    values = jnp.array([4.0, 0.0, -1e-9, jnp.nan, jnp.inf])
+    np.testing.assert_array_equal(safe_sqrt(values), [2.0, 0.0, 0.0, jnp.nan, jnp.inf])
+    grads = jax.vmap(jax.grad(safe_sqrt))(values)
+    np.testing.assert_array_equal(grads[:3], [0.25, 0.0, 0.0])
+
+
+def test_overflowing_defects_read_inf_not_zero():
+    """A finite float32 model with outputs near 1e30: squared differences overflow."""
+    group, f, *_, x = _setup("C5", 3, batch=4)
+    big = lambda z: 1e30 * f(z)  # noqa: E731
+    assert np.all(np.isfinite(big(x)))
+    for reduce in ("max", "rms"):
+        assert np.isinf(jaxsym.equivariance_error(big, x, group, reduce))
+        assert np.isinf(jax.jit(lambda z, r=reduce: jaxsym.equivariance_error(big, z, group, r))(x))
+    assert np.isinf(jaxsym.distance_to_equivariance(big, x, group))
+    stats = orbit_stats(big, x, group)
+    assert np.isinf(stats.ee2_sq) and np.isinf(stats.d2)
+    # Non-identity elements read inf, never 0.
+    assert np.all(np.isinf(jaxsym.defect_profile(big, x, group)[1:]))
+
+
+# ----------------------------------------------------------------------------- dtypes
+
+
+def test_integer_inputs_are_promoted_before_the_group_acts():
+    group, f, *_, x = _setup("C5", 4, batch=4)
+    x_int = jnp.round(3 * x).astype(jnp.int32)
+    brute = _brute_force_defects(f, x_int.astype(jnp.float32), group)
+    np.testing.assert_allclose(
+        jaxsym.pointwise_defects(f, x_int, group), brute, rtol=1e-4, atol=1e-5
+    )
+    # Rotating integer points by 72° keeps their norms: an invariant model has no defect.
+    norms = lambda z: jnp.sum(z.astype(jnp.float32) ** 2, axis=(1, 2))[:, None]  # noqa: E731
+    assert jaxsym.equivariance_error(norms, x_int, group) < 1e-4 * float(norms(x_int).max())
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)])
+def test_half_precision_defects_accumulate_in_float32(dtype):
+    """A half-precision model's defect equals the float32 computation on its own outputs."""
+    group, f, *_, x = _setup("D4", 6, batch=64, out_dim=8)
+    half = lambda z: f(z).astype(dtype)  # noqa: E731
+    squares = []
+    fx = np.asarray(half(x), np.float32)
+    for i in range(group.size):
+        moved = np.asarray(
+            half(jax.vmap(group.act_in, in_axes=(None, 0))(group.element(i), x)), np.float32
+        )
+        squares.append(np.sum((moved - fx) ** 2, axis=-1))
+    squares = np.stack(squares)
+    profile = jaxsym.defect_profile(half, x, group, "rms")
+    assert profile.dtype == jnp.float32
+    np.testing.assert_allclose(profile, np.sqrt(squares.mean(1)), rtol=1e-5)
+    np.testing.assert_allclose(
+        jaxsym.equivariance_error(half, x, group, "rms"), np.sqrt(squares.mean()), rtol=1e-5
+    )
+    stats = orbit_stats(half, x, group)
+    np.testing.assert_allclose(stats.ee2_sq, squares.mean(), rtol=1e-5)
+    assert stats.symmetrized.dtype == dtype and stats.outputs.dtype == dtype
+
+
+def _float64_rotations(n):
+    angles = 2 * np.pi * np.arange(n) / n
+    mats = np.stack([[np.cos(angles), -np.sin(angles)], [np.sin(angles), np.cos(angles)]])
+    return groups.TransformationSet(
+        elements=jnp.asarray(mats.transpose(2, 0, 1), jnp.float64),
+        action=groups.MatrixAction(2),
+        name=f"C{n}",
+    )
+
+
+def test_float64_invariant_model_has_defect_at_float64_rounding():
+    with jax.enable_x64(True):
+        group = _float64_rotations(8)
+        x = jax.random.normal(jax.random.key(5), (16, 5, 2), dtype=jnp.float64)
+
+        def invariant(z):  # a function of the points' norms: exactly C8-invariant
+            r2 = jnp.sum(z**2, axis=-1)
+            return jnp.stack([jnp.sum(jnp.tanh(r2), -1), jnp.sum(jnp.cos(r2), -1)], -1)
+
+        error = jaxsym.equivariance_error(invariant, x, group)
+        assert error.dtype == jnp.float64 and error <= 1e-12
+        assert jaxsym.equivariance_error(invariant, x, group, "rms") <= 1e-12
+        gap = jnp.max(jnp.abs(jaxsym.symmetrize(invariant, group)(x) - invariant(x)))
+        assert gap.dtype == jnp.float64 and gap <= 1e-12
+        stats = orbit_stats(invariant, x, group)
+        assert stats.d2 <= 1e-12 and stats.ee2_sq <= 1e-24
+        assert stats.symmetrized.dtype == jnp.float64
+        # and a non-invariant float64 model is measured in float64 too
+        skew = lambda z: invariant(z) + 1e-9 * z[:, 0, :1]  # noqa: E731
+        assert 1e-10 < jaxsym.equivariance_error(skew, x, group) < 1e-7
+
+
+# ----------------------------------------------------------------------------- model checks
+
+
+def test_output_action_mismatch_is_caught_up_front():
+    group = _rotations_c8().equivariant()
+    x = jax.random.normal(jax.random.key(6), (4, 3, 2))
+    three = lambda z: z.reshape(len(z), -1)[:, :3]  # noqa: E731
+    pattern = r"outputs of shape \(3,\).*output action of C8 \(rotation/reflection matrices.*R\^2"
+    for measure in _reductions().values():
+        with pytest.raises(ValueError, match=pattern):
+            measure(three, x, group)
+    failing = _rotations_c8().with_output_action(lambda e, y: e @ y)
+    with pytest.raises(ValueError, match=r"output action .* fails on an output of that shape"):
+        jaxsym.equivariance_error(three, x, failing)
+    shrinking = _rotations_c8().with_output_action(lambda e, y: y[:2])
+    with pytest.raises(ValueError, match=r"returns shape \(2,\) for an output of shape \(3,\)"):
+        jaxsym.equivariance_error(three, x, shrinking)
+
+
+def test_pytree_outputs_and_unbatched_models_are_refused_by_name():
+    group, f, *_, x = _setup("C5", 0, batch=4)
+    for measure in _reductions().values():
+        with pytest.raises(TypeError, match=r"returned a dict\. Pytree outputs"):
+            measure(lambda z: {"y": f(z)}, x, group)
+        with pytest.raises(TypeError, match="returned a tuple"):
+            measure(lambda z: (f(z), f(z)), x, group)
+        with pytest.raises(ValueError, match="on a batch of 4 examples it returned"):
+            measure(lambda z: jnp.sum(z), x, group)
+    # A model that only works at the user's batch size: the message quotes both.
+    fixed = lambda z: f(z)[:4]  # noqa: E731
+    with pytest.raises(ValueError, match=r"20 rows \(5 group elements × 4 examples of x\)"):
+        jaxsym.equivariance_error(fixed, x, group, chunk_size=5)
+
+
+# ----------------------------------------------------------------------------- orbit_stats
+
+
+def _brute_orbit_stats(f, x, group, per_element=False):
+    """All four fields by a plain loop over elements, in float64 NumPy.
+
+    With ``per_element``, also ``ρ_Y(g)⁻¹ f(g x)`` ``(|G|, B, *out)`` and
+    ``e_f(x_b, g)²`` ``(|G|, B)``.
+    """
+    fx = np.asarray(f(x), np.float64)
+    back, squares = [], []
+    for i in range(group.size):
+        g = group.element(i)
+        moved = np.asarray(f(jax.vmap(group.act_in, in_axes=(None, 0))(g, x)), np.float64)
+        back.append(np.asarray(jax.vmap(group.act_out, in_axes=(None, 0))(group.inverse(g), moved)))
+        target = np.asarray(jax.vmap(group.act_out, in_axes=(None, 0))(g, fx))
+        squares.append(np.sum((moved - target).reshape(len(x), -1) ** 2, axis=-1))
+    back, squares = np.stack(back), np.stack(squares)
+    q = back.mean(0)
+    d2 = np.sqrt(np.mean(np.sum((fx - q).reshape(len(x), -1) ** 2, axis=-1)))
+    stats = (fx, q, d2, squares.mean())
+    return (*stats, back, squares) if per_element else stats
+
+
+@pytest.mark.parametrize(
+    ("name", "chunk_size"),
+    [
+        ("D4", None),
+        ("equivariant D3", 4),
+        ("flip_rot90", 3),
+        pytest.param("S4", None, marks=pytest.mark.slow),
+        pytest.param("C5", 3, marks=pytest.mark.slow),
+        pytest.param("equivariant D3", None, marks=pytest.mark.slow),
+    ],
+)
+def test_orbit_stats_matches_brute_force(name, chunk_size):
+    if name == "equivariant D3":
+        group = groups.dihedral(3).equivariant()
+        key = jax.random.key(8)
+        w = jax.random.normal(key, (12, 12)) / 4
+        f = lambda z: jnp.tanh(z.reshape(len(z), -1) @ w).reshape(z.shape)  # noqa: E731
+        x = jax.random.normal(jax.random.fold_in(key, 1), (3, 6, 2))
+    else:
+        group, f, *_, x = _setup(name, 9, batch=3)
+    stats = orbit_stats(f, x, group, chunk_size=chunk_size)
+    assert isinstance(stats, OrbitStats)
+    for got, want in zip(stats, _brute_orbit_stats(f, x, group), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def test_orbit_stats_under_jit_matches_eager():
+    group, f, *_, x = _setup("D4", 10, batch=5)
+    brute = _brute_orbit_stats(f, x, group)
+    for got, want in zip(jax.jit(lambda z: orbit_stats(f, z, group))(x), brute, strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def _model_rows(jaxpr, marker="cosh") -> int:
+    """Rows through the model: the ``marker`` op's leading axis, times enclosing scan lengths."""
+    rows = 0
+    for eqn in jaxpr.eqns:
+        scale = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+        for value in eqn.params.values():
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                sub = getattr(item, "jaxpr", item)
+                if hasattr(sub, "eqns"):
+                    rows += scale * _model_rows(sub, marker)
+        if eqn.primitive.name == marker:
+            rows += eqn.outvars[0].aval.shape[0]
+    return rows
+
+
+@pytest.mark.parametrize("chunk_size", [None, 2, 3])
+def test_orbit_stats_runs_the_model_on_g_plus_one_times_b_rows(chunk_size):
+    group = groups.dihedral(4)  # 8 elements; chunk 3 pads the last chunk
+    w = jax.random.normal(jax.random.key(12), (12, 3))
+    f = lambda z: jnp.cosh(z.reshape(len(z), -1) @ w)  # noqa: E731  (cosh marks the model)
+    x = jnp.ones((5, 6, 2))
+    jaxpr = jax.make_jaxpr(lambda z: orbit_stats(f, z, group, chunk_size=chunk_size))(x).jaxpr
+    padded = -(-group.size // (chunk_size or group.size)) * (chunk_size or group.size)
+    assert _model_rows(jaxpr) == (padded + 1) * x.shape[0]
+    # distance_to_equivariance is the same single pass.
+    jaxpr = jax.make_jaxpr(lambda z: jaxsym.distance_to_equivariance(f, z, group))(x).jaxpr
+    assert _model_rows(jaxpr) == (group.size + 1) * x.shape[0]
+
+
+def test_orbit_stats_gradient_matches_finite_differences():
+    with jax.enable_x64(True):
+        group = jax.tree_util.tree_map(lambda e: e.astype(jnp.float64), groups.dihedral(4))
+        key = jax.random.key(13)
+        _, params, net = random_mlp(key, 12, 2)
+        params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
+        x = jax.random.normal(jax.random.fold_in(key, 1), (4, 6, 2), dtype=jnp.float64)
+
+        def loss(p):
+            stats = orbit_stats(lambda z: net(p, z), x, group, chunk_size=3)
+            return stats.d2 + 0.5 * stats.ee2_sq + jnp.sum(stats.symmetrized**2)
+
+        _check_directional_derivative(loss, params)
+
+
+@pytest.mark.slow
+@given(seed=st.integers(0, 2**16), name=st.sampled_from(["C5", "D4", "S4", "rot90"]))
+def test_orbit_stats_ee2_is_twice_d2_squared_on_orbit_closed_samples(seed, name):
+    """ee_2² = 2 d_2² for a G-invariant empirical measure (§2)."""
+    group, f, *_, x = _setup(name, seed, batch=2)
+    x = orbit_closed_sample(group, x)
+    stats = orbit_stats(f, x, group)
+    np.testing.assert_allclose(stats.ee2_sq, 2 * stats.d2**2, rtol=1e-4, atol=1e-7)
+
+
+def test_orbit_stats_ee2_is_twice_d2_squared_on_one_orbit_closed_sample():
+    """The fast instance of the property above: D4 acting on whole orbits."""
+    group, f, *_, x = _setup("D4", 21, batch=2)
+    stats = orbit_stats(f, orbit_closed_sample(group, x), group)
+    assert stats.d2 > 0.05
+    np.testing.assert_allclose(stats.ee2_sq, 2 * stats.d2**2, rtol=1e-4)
+
+
+def test_sampled_orbit_stats_are_unbiased_where_documented():
+    """Monte Carlo over keys: ee2_sq and Q_G f are unbiased; E[d2²] = d_2² + mean_b V_b / k."""
+    group = groups.cyclic_rotations(64)
+    key = jax.random.key(14)
+    f, *_ = random_mlp(key, 8, 2)
+    x = jax.random.normal(jax.random.fold_in(key, 1), (6, 4, 2))
+    *exact, back, squares = _brute_orbit_stats(f, x, group, per_element=True)
+    k, trials = 4, 1000
+    keys = jax.random.split(jax.random.key(15), trials)
+    sampled = jax.jit(jax.vmap(lambda kk: orbit_stats(f, x, group, num_samples=k, key=kk)))(keys)
+    # ee2_sq: unbiased, with variance Var_g(m(g)) / k, m(g) = mean_b e_f(x_b, g)².
+    m = squares.mean(1)
+    stderr = np.sqrt(m.var() / k / trials)
+    assert abs(float(jnp.mean(sampled.ee2_sq)) - exact[3]) < 4 * stderr
+    np.testing.assert_allclose(np.var(np.asarray(sampled.ee2_sq)), m.var() / k, rtol=0.25)
+    # Q_G f: unbiased.
+    spread = np.std(np.asarray(sampled.symmetrized), axis=0) / np.sqrt(trials)
+    assert np.all(np.abs(np.mean(sampled.symmetrized, axis=0) - exact[1]) < 4 * spread + 1e-6)
+    # d2²: biased upward by mean_b V_b / k, V_b = E_g ‖ρ_Y(g)⁻¹ f(g x_b) − Q_G f(x_b)‖².
+    bias = np.mean(np.sum((back - exact[1]).reshape(64, len(x), -1) ** 2, axis=-1)) / k
+    d2_sq = np.asarray(sampled.d2, np.float64) ** 2
+    stderr = d2_sq.std() / np.sqrt(trials)
+    assert abs(d2_sq.mean() - (exact[2] ** 2 + bias)) < 4 * stderr
+    assert bias > 5 * stderr  # the bias is really there, and resolved
+
+
+def test_orbit_stats_arguments_are_checked():
+    group, f, *_, x = _setup("C5", 0)
+    with pytest.raises(ValueError, match="num_samples needs a PRNG key"):
+        orbit_stats(f, x, group, num_samples=3)
+    with pytest.raises(ValueError, match="key is only used together with num_samples"):
+        orbit_stats(f, x, group, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="num_samples must be at least 1"):
+        orbit_stats(f, x, group, num_samples=0, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="chunk_size"):
+        orbit_stats(f, x, group, chunk_size=0)

@@ -55,7 +55,8 @@ def _brute_squares(f, group, x):
     return np.stack(rows)
 
 
-CHUNKS = [None, 1, 3, 4, 7, 10, 64]
+# chunk sizes for |G| = 10 or 24: automatic, padded and unpadded; the rest in the slow suite
+CHUNKS = [None, 3, 4, 7, *(pytest.param(c, marks=pytest.mark.slow) for c in (1, 10, 64))]
 
 
 @pytest.mark.parametrize("chunk", CHUNKS)
@@ -88,10 +89,11 @@ def test_defects_equal_brute_force_for_every_chunk(chunk):
     np.testing.assert_allclose(got, np.sqrt(squares), rtol=1e-4, atol=1e-5)
     profile = jaxsym.defect_profile(f, x, group, "rms", chunk_size=chunk)
     np.testing.assert_allclose(profile, np.sqrt(squares.mean(1)), rtol=1e-4, atol=1e-5)
-    sup = jaxsym.equivariance_error(f, x, group, "sup", chunk_size=chunk)
+    sup = jaxsym.equivariance_error(f, x, group, "max", chunk_size=chunk)
     np.testing.assert_allclose(sup, np.sqrt(squares.max()), rtol=1e-4)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(
     n=st.integers(1, 13),
@@ -107,15 +109,17 @@ def test_chunking_never_changes_the_average(n, chunk, batch, seed):
     np.testing.assert_allclose(got, _brute_average(f, group, x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["sup", "rms"])
-def test_gradients_do_not_depend_on_chunks(kind):
+@pytest.mark.parametrize(
+    "reduce", [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms")]
+)
+def test_gradients_do_not_depend_on_chunks(reduce):
     """Several chunks (scan + rematerialization) vs one chunk vs a brute-force loss."""
     group = groups.cyclic_rotations(9)
     net, params = _mlp(jax.random.key(6), 8, 2)
     x = jax.random.normal(jax.random.key(7), (5, 4, 2))
 
     def loss(p, chunk):
-        value = jaxsym.equivariance_error(lambda z: net(p, z), x, group, kind, chunk_size=chunk)
+        value = jaxsym.equivariance_error(lambda z: net(p, z), x, group, reduce, chunk_size=chunk)
         average = jaxsym.symmetrize(lambda z: net(p, z), group, chunk_size=chunk)(x)
         return value + jnp.sum(average**2)
 
@@ -124,7 +128,7 @@ def test_gradients_do_not_depend_on_chunks(kind):
         moved = groups.transform_batch(group, group.elements, x)
         ys = jnp.stack([net(p, m) for m in moved])
         squares = jnp.sum((ys - fx) ** 2, -1)
-        value = jnp.sqrt(jnp.max(squares) if kind == "sup" else jnp.mean(squares))
+        value = jnp.sqrt(jnp.max(squares) if reduce == "max" else jnp.mean(squares))
         return value + jnp.sum(jnp.mean(ys, 0) ** 2)
 
     expected = jax.grad(brute)(params)
@@ -151,22 +155,33 @@ def _conv_net(key, channels=3):
     return net, params
 
 
-def test_conv_derivatives_on_cpu_are_unrolled_only_when_it_pays():
+@pytest.mark.parametrize("backend", ["cpu", "gpu", "tpu"])
+def test_conv_derivatives_are_unrolled_only_on_cpu_and_when_it_pays(backend):
     group = groups.flip_rot90()
     net, params = _conv_net(jax.random.key(0))
     x = jnp.ones((4, 6, 6, 1))
     conv = lambda z: net(params, z)  # noqa: E731
-    on_cpu = jax.default_backend() == "cpu"
-    assert _orbits.plan_chunks(2, conv, group, x) == (2, on_cpu)
-    assert _orbits.plan_chunks(8, conv, group, x) == (8, False)  # one chunk: no loop
+    on_cpu = backend == "cpu"
+    assert _orbits.plan_chunks(2, conv, group, x, backend=backend) == (2, on_cpu)
+    assert _orbits.plan_chunks(8, conv, group, x, backend=backend) == (8, False)  # one chunk
     mlp, mlp_params = _mlp(jax.random.key(1), 36, 2)
-    assert _orbits.plan_chunks(2, lambda z: mlp(mlp_params, z), group, x) == (2, False)
+    plan = _orbits.plan_chunks(2, lambda z: mlp(mlp_params, z), group, x, backend=backend)
+    assert plan == (2, False)  # no convolution
     big = groups.cyclic_shifts(_orbits.MAX_UNROLLED_CHUNKS + 1)
-    assert not _orbits.plan_chunks(1, conv, big, jnp.ones((4, 6, 6, 1))).unroll_derivatives
+    plan = _orbits.plan_chunks(1, conv, big, jnp.ones((4, 6, 6, 1)), backend=backend)
+    assert not plan.unroll_derivatives  # too many chunks
+    # The default is the backend in use.
+    default = _orbits.plan_chunks(2, conv, group, x)
+    assert default.unroll_derivatives == (jax.default_backend() in _orbits.UNROLL_BACKENDS)
 
 
-def test_unrolled_derivatives_match_brute_force_in_every_mode():
-    """grad, jvp, a Hessian and vmap through the custom JVP (several conv chunks)."""
+@pytest.mark.slow
+def test_unrolled_derivatives_match_brute_force_in_every_mode(monkeypatch):
+    """grad, jvp, a Hessian and vmap through the custom JVP (several conv chunks).
+
+    The unrolled path is forced on whatever backend runs the test.
+    """
+    monkeypatch.setattr(_orbits, "UNROLL_BACKENDS", (jax.default_backend(),))
     with jax.enable_x64(True):
         group = groups.flip_rot90()
         net, params = _conv_net(jax.random.key(2))
@@ -257,6 +272,7 @@ def _temp_bytes(fn, *args):
     return analysis.temp_size_in_bytes
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_as_the_group_grows():
     """Automatic chunks: compiled temp memory barely grows from C_64 to C_2048,
     forward and gradient, while the unchunked pass grows with |G|."""

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fresh process compiles everything on 4 simulated devices
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
@@ -74,17 +76,20 @@ xi = jax.random.normal(k4, (8, 5, 5))
 out["image_diff"] = close(jaxsym.symmetrize(fi, C)(xi),
                           jax.jit(jaxsym.symmetrize(fi, C))(jax.device_put(xi, by_batch)))
 
-try:
-    from jaxsym.covering import covering_numbers
-except Exception:
-    out["covering"] = "unavailable"
-else:
-    S = groups.cyclic_rotations(4)
-    pts = jax.random.normal(k1, (32, 3, 2))
-    radii = jnp.linspace(0.5, 3.0, 6)
-    a = np.asarray(covering_numbers(pts, S, radii))
-    b = np.asarray(covering_numbers(jax.device_put(pts, by_batch), S, radii))
-    out["covering"] = "same" if np.array_equal(a, b) else f"differ: {a} vs {b}"
+from jaxsym.covering import covering_numbers
+
+S = groups.cyclic_rotations(4)
+pts = jax.random.normal(k1, (32, 3, 2))
+radii = jnp.linspace(0.5, 3.0, 6)
+a = np.asarray(covering_numbers(pts, S, radii))
+b = np.asarray(covering_numbers(jax.device_put(pts, by_batch), S, radii))
+out["covering"] = "same" if np.array_equal(a, b) else f"differ: {a} vs {b}"
+
+# orbit_stats: one pass, sharded batch
+from jaxsym.defects import orbit_stats
+
+st_one, st_many = orbit_stats(f, x, G), jax.jit(lambda z: orbit_stats(f, z, G))(xs)
+out["orbit_stats_diff"] = max(close(a, b) for a, b in zip(st_one, st_many))
 print(json.dumps(out))
 """
 
@@ -119,6 +124,7 @@ def test_four_simulated_devices_and_a_sharded_input(sharded_run):
         "dial_diff",
         "grad_diff",
         "image_diff",
+        "orbit_stats_diff",
     ],
 )
 def test_sharded_results_match_one_device(sharded_run, name):
@@ -132,6 +138,4 @@ def test_averaging_stays_data_parallel(sharded_run):
 
 
 def test_covering_numbers_with_a_sharded_input(sharded_run):
-    if sharded_run["covering"] == "unavailable":
-        pytest.skip("jaxsym.covering is not available")
     assert sharded_run["covering"] == "same"
