@@ -4,7 +4,7 @@ Implements Petrache & Trivedi, "Approximation-Generalization Trade-offs under
 (Approximate) Group Equivariance", NeurIPS 2023, arXiv:2305.17592.
 """
 
-from jaxsym import bounds, covering, data, groups, predictive, testing
+from jaxsym import bounds, covering, data, groups, models, predictive, tasks, testing
 from jaxsym.averaging import dial, partial_average, symmetrize
 from jaxsym.bounds import (
     approximation_error,
@@ -19,19 +19,24 @@ from jaxsym.bounds import (
 from jaxsym.covering import covering_numbers, covering_table, orbit_distances
 from jaxsym.data import DataDefect, data_defect
 from jaxsym.defects import (
+    OrbitStats,
     defect_profile,
     distance_to_equivariance,
     equivariance_error,
+    orbit_stats,
     pointwise_defects,
     stabilizer,
     stabilizer_measure,
 )
+from jaxsym.models import RandomFeaturesModel, random_features_ridge
 from jaxsym.predictive import (
+    DialRisk,
     PredictiveTradeoff,
+    cross_fitting_folds,
     dial_risk,
     predictive_tradeoff,
-    random_features_ridge,
 )
+from jaxsym.testing import EquivarianceProfile, assert_equivariant
 
 __version__ = "0.1.0"
 

@@ -125,7 +125,7 @@ def test_symmetrize_equivariant_outputs(make, shape):
 
 def test_vector_output_under_so3_custom_action():
     """A custom output action: rotate an R³ vector output by the same matrix."""
-    sample = groups.so3(6, jax.random.key(0))
+    sample = groups.so3(6, key=jax.random.key(0))
     group = sample.with_output_action(lambda e, y: e @ y)
     f, x = _model_and_batch(group, (4, 3), out_dim=3)
     y = _brute_force_average(f, group, x)
@@ -198,7 +198,7 @@ def test_partial_average_matches_weighted_brute_force():
 
 @pytest.mark.slow
 def test_monte_carlo_so3_average_is_not_idempotent():
-    sample = groups.so3(8, jax.random.key(1))
+    sample = groups.so3(8, key=jax.random.key(1))
     f, x = _model_and_batch(sample, (4, 3), seed=6, out_dim=1)
     q = jaxsym.symmetrize(f, sample)
     assert jnp.max(jnp.abs(jaxsym.symmetrize(q, sample)(x) - q(x))) > 1e-3
