@@ -100,7 +100,7 @@ _NAMES = ("so2", "rot", "c4-image", "d4-image", "perm", "shift", "so3")
 
 
 def _valid_groups() -> str:
-    return "; ".join(GROUP_SPECS)
+    return ", ".join(usage.split()[0] for usage in GROUP_SPECS)
 
 
 def parse_group(spec: str, seed: int = 0) -> TransformationSet:
@@ -134,7 +134,9 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
         return _so3(value, seed)
     known = name in _NAMES or re.fullmatch(r"[cd]\d*", name)
     problem = "bad parameters for" if known else "unknown group"
-    raise AuditError(f"--group {spec!r}: {problem} {name!r}; valid: {_valid_groups()}.")
+    raise AuditError(
+        f"--group {spec!r}: {problem} {name!r}; valid: {_valid_groups()} (see --help)."
+    )
 
 
 # ----------------------------------------------------------------------------- data

@@ -67,7 +67,8 @@ def _profile(plt, results: dict[str, Any]):
         )
     top.set_ylabel("RMS label change E_2(g)")
     top.set_title(f"Data equivariance profile under {group['name']} (kNN, theory.md §6)")
-    top.legend(fontsize=8)
+    top.set_ylim(0, 1.3 * max(float(np.nanmax(np.concatenate([rms + error, filled]))), 1e-6))
+    top.legend(fontsize=8, loc="upper left", ncol=2)
     bottom.bar(index, profile["matched_fraction"], color="tab:gray")
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("matched")
@@ -131,9 +132,16 @@ def _covering(plt, results: dict[str, Any]):
     radii = np.asarray(results["covering"]["radii"])
     counts = np.asarray(results["covering"]["counts"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    styles = ("-", "--", "-.", ":")
+    last = max(1, len(results["candidates"]) - 1)
     for k, candidate in enumerate(results["candidates"]):
         ax.step(
-            radii, counts[k], where="post", label=f"{candidate['name']} (|S| = {candidate['size']})"
+            radii,
+            counts[k],
+            styles[k % len(styles)],
+            lw=2.6 - 1.6 * k / last,
+            where="post",
+            label=f"{candidate['name']} (|S| = {candidate['size']})",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
