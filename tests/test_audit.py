@@ -472,8 +472,8 @@ def test_demo_is_still_reachable(capsys):
     assert "Equivariance defect" in capsys.readouterr().out
 
 
-def _audit_points(y, seed):
-    x = _points(len(y), seed)
+def _audit_points(y, seed, n=240):
+    x = _points(n, seed)
     labels = y(x).reshape(-1, 1).astype(np.float32)
     data = inputs.Dataset(
         x=x, y=labels, x_test=x[:20], y_test=labels[:20], task="regression", classes=None,
