@@ -364,11 +364,29 @@ def make_fit(num_features: int, ridge: float, lengthscale: float, key: jax.Array
     return memoized
 
 
-def predicted_level(fit, x: np.ndarray, targets: np.ndarray, group: TransformationSet, key):
-    """Cross-fitted best dial level ``t*`` and ``ε* = t* d_2(f̂)`` on a group (§8)."""
-    return jaxsym.predictive_tradeoff(
+def predicted_level(
+    fit, x: np.ndarray, targets: np.ndarray, group: TransformationSet, key, *, exact: bool = True
+):
+    """Cross-fitted best dial level ``t*`` and ``ε* = t* d_2(f̂)`` on a set (§8).
+
+    For a group (``exact=True``) this is :func:`jaxsym.predictive_tradeoff` as
+    is. For a set that is not a group (a rotation range, a Monte Carlo sample of
+    SO(3)) the average ``Q_ν`` is not a projection (theory.md §3), but the
+    held-out risk of ``Q_ν f̂ + t (f̂ − Q_ν f̂)`` is still exactly the quadratic
+    ``A − 2tB + t²C``: the set is passed as if it were a group and the
+    bias-corrected level (which assumes a projection) is replaced by the
+    cross-fitted minimizer ``t_star_cv``; ``distance`` is then ``‖f̂ − Q_ν f̂‖``.
+    """
+    if not exact:
+        group = dataclasses.replace(group, is_group=True)
+    result = jaxsym.predictive_tradeoff(
         fit, jnp.asarray(x), jnp.asarray(targets), group, num_folds=5, key=key
     )
+    if not exact:
+        result = result._replace(
+            t_star=result.t_star_cv, eps_star=result.t_star_cv * result.distance
+        )
+    return result
 
 
 # ----------------------------------------------------------------------------- 6. models

@@ -17,7 +17,9 @@ jaxsym call); the choices made here are:
   ``RISK_TOLERANCE`` (relative) of the best option, the largest set wins
   (more symmetry, smaller quotient, theory.md §4); if there is none, the
   recommendation is no symmetry. The level is ``t*`` (bias-corrected) and
-  ``ε* = t* d_2(f̂)``; ``t* ≤ T_EXACT`` is reported as exact symmetry.
+  ``ε* = t* d_2(f̂)``; ``t* ≤ T_EXACT`` is reported as exact symmetry. For a
+  set that is not a group the dial uses the partial average ``Q_ν`` and the
+  cross-fitted minimizer (see :func:`jaxsym.audit.analysis.predicted_level`).
 """
 
 from __future__ import annotations
@@ -244,21 +246,22 @@ def run_audit(
     # 5. the predicted best level on each candidate (theory.md §8)
     predictive: dict[int, dict[str, Any]] = {}
     with _timed(timings, "predictive"):
-        if group.is_group:
-            steps.set_description("audit: predicted level")
-            bar = progress.bar(len(candidates) - 1, "predictive trade-off")
-            for k, members in enumerate(candidates):
-                if len(members) == 1:
-                    continue
-                sub = group if len(members) == group.size else None
-                sub = sub or analysis.subgroup(group, members, names[k])
-                result = analysis.predicted_level(fit, data.x, targets, sub, key_folds)
-                predictive[k] = {
-                    name: np.asarray(value, np.float64) for name, value in result._asdict().items()
-                }
-                predictive[k]["symmetric_risk"] = predictive[k]["risk"][0]
-                bar.update()
-            bar.close()
+        steps.set_description("audit: predicted level")
+        bar = progress.bar(len(candidates) - 1, "predictive trade-off")
+        for k, members in enumerate(candidates):
+            if len(members) == 1:
+                continue
+            sub = group if len(members) == group.size else None
+            sub = sub or analysis.subgroup(group, members, names[k])
+            result = analysis.predicted_level(
+                fit, data.x, targets, sub, key_folds, exact=group.is_group
+            )
+            predictive[k] = {
+                name: np.asarray(value, np.float64) for name, value in result._asdict().items()
+            }
+            predictive[k]["symmetric_risk"] = predictive[k]["risk"][0]
+            bar.update()
+        bar.close()
     results["predictive"] = [
         {"symmetry": names[k], "candidate": k, **value} for k, value in predictive.items()
     ]
@@ -266,9 +269,7 @@ def run_audit(
 
     # 7 (before 6, which trains at the recommended level). The recommendation.
     choice = _choose(candidates, predictive, names)
-    results["recommendation"] = _recommendation(
-        group, candidates, names, choice, predictive, curve, eta
-    )
+    results["recommendation"] = _recommendation(group, candidates, names, choice, predictive)
 
     # 6. the training sweep (theory.md §3, §7)
     steps.set_description("audit: training sweep")
@@ -291,17 +292,16 @@ def run_audit(
     return results
 
 
-def _recommendation(group, candidates, names, choice, predictive, curve, eta) -> dict[str, Any]:
-    if choice["index"] is None:  # not a group: the level from the (estimated) bound
-        t_star = min(1.0, curve.eps_star / eta) if eta > 0 else 0.0
-        index = len(candidates) - 1
+def _recommendation(group, candidates, names, choice, predictive) -> dict[str, Any]:
+    basis = "predictive" if group.is_group else "predictive (partial average)"
+    if choice["index"] is None:  # a one-element set: nothing to choose
         return {
-            "symmetry": names[index],
-            "elements": candidates[index],
-            "t_star": float(t_star),
-            "eps_star": float(curve.eps_star),
-            "strictness": "exact" if t_star <= T_EXACT else "soft",
-            "basis": "bound",
+            "symmetry": "none",
+            "elements": candidates[0],
+            "t_star": 1.0,
+            "eps_star": 0.0,
+            "strictness": "none",
+            "basis": basis,
         }
     index = choice["index"]
     if index == 0:  # no candidate helps: keep the unconstrained model
@@ -313,7 +313,7 @@ def _recommendation(group, candidates, names, choice, predictive, curve, eta) ->
             "t_star": 1.0,
             "eps_star": distance,
             "strictness": "none",
-            "basis": "predictive",
+            "basis": basis,
         }
     result = predictive[index]
     t_star = float(result["t_star"])
@@ -323,7 +323,7 @@ def _recommendation(group, candidates, names, choice, predictive, curve, eta) ->
         "t_star": t_star,
         "eps_star": float(result["eps_star"]),
         "strictness": "exact" if t_star <= T_EXACT else "soft",
-        "basis": "predictive",
+        "basis": basis,
     }
 
 
@@ -333,7 +333,11 @@ def _training(data, group, candidates, names, recommendation, fit, config, keys,
     params = sweep.init_mlp(key_init, in_dim, config.hidden, data.output_dim)
     rows_planned = [
         ("no symmetry", lambda f: f, ""),
-        (f"full symmetry ({group.name})", lambda f: analysis.symmetric_model(f, group), "Q_G f"),
+        (
+            f"full symmetry ({group.name})",
+            lambda f: analysis.symmetric_model(f, group),
+            "Q_G f" if group.is_group else "Q_ν f (partial average)",
+        ),
     ]
     members = recommendation["elements"]
     t_star = recommendation["t_star"]

@@ -11,8 +11,9 @@ the order of the given group, element 0 being the identity):
   element indices), ``t_star`` (float: the dial level, 0 = exact symmetry, 1 =
   none), ``eps_star`` (float: the model's equivariance error ``ε* = t* d_2(f̂)``
   in ``d_2`` units, theory.md §8), ``strictness`` (``"exact"``, ``"soft"`` or
-  ``"none"``), ``basis`` (``"predictive"``: from the cross-fitted risk; or
-  ``"bound"`` for a set that is not a group), ``text`` (str: the paragraph).
+  ``"none"``), ``basis`` (``"predictive"``: from the cross-fitted risk of the
+  dial; ``"predictive (partial average)"`` for a set that is not a group, whose
+  average ``Q_ν`` is not a projection), ``text`` (str: the paragraph).
 * ``data`` — ``source``, ``task``, ``num_train``, ``num_test``, ``test_source``
   (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``, ``classes``,
   ``input_scale`` (the scalar the inputs were divided by).
@@ -267,7 +268,8 @@ def recommendation_text(results: dict[str, Any]) -> str:
     if rec["strictness"] == "none":
         full = predictive[max(predictive)] if predictive else None
         parts.append(
-            f"Do not build {group['name']} (or any of its candidate subgroups) into the model."
+            f"Do not build {group['name']} (or any of its candidate "
+            f"{'subgroups' if group['is_group'] else 'subsets'}) into the model."
         )
         if full is not None:
             parts.append(
@@ -282,7 +284,11 @@ def recommendation_text(results: dict[str, Any]) -> str:
             else f"{rec['symmetry']} ({size} of the {group['size']} elements)"
         )
         how = (
-            "exactly (average over it, Q_H f)"
+            (
+                "exactly (average over it, Q_H f)"
+                if group["is_group"]
+                else "(average over it, Q_ν f)"
+            )
             if rec["strictness"] == "exact"
             else f"softly, at dial level t* = {rec['t_star']:.2f}, i.e. an equivariance error "
             f"budget ε* = {rec['eps_star']:.3g} (d_2 units)"
@@ -297,12 +303,12 @@ def recommendation_text(results: dict[str, Any]) -> str:
                 f"level vs {p['risk'][-1]:.3g} without symmetry and {p['risk'][0]:.3g} with "
                 f"exact symmetry (t* = {p['t_star']:.2f})."
             )
-        if rec["basis"] == "bound":
-            parts.append(
-                f"{group['name']} is not a group, so the level comes from the estimated bound's "
-                f"optimum ε* = {results['bound']['eps_star']:.3g}, not from the predictive "
-                "trade-off."
-            )
+    if not group["is_group"]:
+        parts.append(
+            f"{group['name']} is not a group: averaging over it (Q_ν) is only approximately "
+            "equivariant, and t* is the cross-fitted minimizer without the bias correction "
+            "(theory.md §3, §8)."
+        )
     stabs = results["stabilizers"]
     if stabs:
         s = stabs[1] if len(stabs) > 1 else stabs[0]
