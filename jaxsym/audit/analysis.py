@@ -11,7 +11,8 @@ function                     jaxsym call (theory.md section)
 :func:`candidate_sets`       ``bounds.subgroup_chain`` (§5)
 :func:`covering`             ``covering.nested_covering_numbers`` (§4)
 :func:`loss_constants`       ``squared_loss_constants`` (§4)
-:func:`bound_curve`          ``tradeoff(..., kind="rms")`` (§4, §5)
+:func:`bound_curve`          ``generalization_bound_from_table``,
+                             ``approximation_error`` (§4, §5)
 :func:`bound_subset`         ``generalization_bound_from_table`` (§4, §5)
 :func:`make_fit`             ``random_features_ridge`` (§8)
 :func:`predicted_level`      ``predictive_tradeoff`` (§8)
@@ -255,19 +256,48 @@ class BoundCurve(NamedTuple):
     eps_star: float
 
 
+def _generalization(table, trivial, eps: np.ndarray, num_levels: int, constants: LossSetting):
+    """``Gen_n(S, ε)`` of theory.md §4 at each ε, from covering tables (one jit, vmapped)."""
+    keywords = _bound_keywords(constants)
+
+    def one(level):
+        return _bounds.generalization_bound_from_table(
+            table, trivial, eps=level, num_levels=num_levels, **keywords
+        ).total
+
+    return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(eps, jnp.float32)), np.float64)
+
+
 def bound_curve(
-    x: np.ndarray, group: TransformationSet, eta: float, constants: LossSetting
+    radii: np.ndarray,
+    counts: np.ndarray,
+    num_points: int,
+    group_size: int,
+    eta: float,
+    constants: LossSetting,
 ) -> BoundCurve:
-    """The bound-vs-ε curve of the ``d_2(f) ≤ ε`` trade-off (an estimate, §5, §8)."""
-    curve = jaxsym.tradeoff(
-        jnp.asarray(x), group, eta=float(eta), kind="rms", **_bound_keywords(constants)
+    """The bound-vs-ε curve ``A(ε) + Gen_n(ε)`` for the whole set (an estimate, §4, §5, §8).
+
+    As :func:`jaxsym.tradeoff` with ``kind="rms"`` (``A(ε) = (η_2 − ε)_+²``, the
+    ``d_2 ≤ ε`` class), from the covering counts already computed: ``counts[0]``
+    is ``{e}``, ``counts[-1]`` the whole set; the ε grid is
+    :func:`jaxsym.bounds.default_eps_grid` (with η) and the union bound runs
+    over its levels.
+    """
+    trivial, table = _covering.tables_from_counts(
+        radii, counts[[0, -1]], num_points, [1, group_size]
     )
-    total = np.asarray(curve.total, np.float64)
-    eps = np.asarray(curve.eps, np.float64)
+    eps = np.asarray(
+        _bounds.default_eps_grid(constants.output_bound, constants.output_dim, eta), np.float64
+    )
+    generalization = _generalization(table, trivial, eps, len(eps), constants)
+    approximation = jaxsym.approximation_error(float(eta), jnp.asarray(eps, jnp.float32))
+    approximation = np.asarray(getattr(approximation, "upper", approximation), np.float64)
+    total = approximation + generalization
     return BoundCurve(
         eps=eps,
-        approximation=np.asarray(curve.approximation, np.float64),
-        generalization=np.asarray(curve.generalization, np.float64),
+        approximation=approximation,
+        generalization=generalization,
         total=total,
         eps_star=float(eps[int(np.argmin(total))]),
     )
@@ -289,16 +319,9 @@ def bound_subset(
     §4 bound at ε = 0 with ``N_H`` and the union bound over the candidates.
     """
     tables = _covering.tables_from_counts(radii, counts, num_points, [len(c) for c in candidates])
-    keywords = _bound_keywords(constants)
+    zero = np.zeros(1)
     generalization = np.array(
-        [
-            float(
-                _bounds.generalization_bound_from_table(
-                    table, None, eps=0.0, num_levels=len(candidates), **keywords
-                ).total
-            )
-            for table in tables
-        ]
+        [_generalization(t, None, zero, len(candidates), constants)[0] for t in tables]
     )
     approximation = np.array([0.5 * float(np.mean(rms[c] ** 2)) for c in candidates])
     total = approximation + generalization

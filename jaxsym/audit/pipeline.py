@@ -81,9 +81,11 @@ class _Progress:
 
 @contextmanager
 def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    start = time.perf_counter()
+    """Wall seconds in ``timings[name]``, process CPU seconds in ``timings[name + "_cpu"]``."""
+    start, cpu = time.perf_counter(), time.process_time()
     yield
     timings[name] = round(time.perf_counter() - start, 3)
+    timings[name + "_cpu"] = round(time.process_time() - cpu, 3)
 
 
 def element_labels(group: TransformationSet) -> list[str]:
@@ -228,7 +230,7 @@ def run_audit(
             max(lipschitz, 1e-6), max(output_bound, 1e-6), label_bound, flat.shape[1]
         )
         eta = float(np.sqrt(0.5 * np.mean(rms**2)))
-        curve = analysis.bound_curve(data.x, group, eta, constants)
+        curve = analysis.bound_curve(radii, counts, len(data.x), group.size, eta, constants)
         subset = None
         if group.is_group:
             subset = analysis.bound_subset(radii, counts, candidates, len(data.x), rms, constants)

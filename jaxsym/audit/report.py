@@ -38,7 +38,9 @@ the order of the given group, element 0 being the identity):
   ``t_star_cv``, ``eps_star``, ``eta``, ``distance``, ``alignment``,
   ``anti_energy``, ``symmetric_risk``.
 * ``training`` — list of ``{method, available, accuracy, ece, mse, note}``.
-* ``settings``, ``seed``, ``quick``, ``timings`` (seconds per step), ``plots``
+* ``settings``, ``seed``, ``quick``, ``timings`` (wall seconds per step, and
+  ``<step>_cpu`` process CPU seconds; ``total`` and ``total_cpu`` from the
+  start of the command to the report, before the plots), ``plots``
   (file names).
 
 Files are written atomically (:func:`write_atomically`).
