@@ -14,7 +14,8 @@ jaxsym call); the choices made here are:
   ridge fit. The unconstrained model (``t = 1``) has the same risk on every
   candidate. A candidate whose predicted level is ``t* ≥ T_NONE`` is in effect
   unconstrained. Among the other candidates whose best risk is within
-  ``RISK_TOLERANCE`` (relative) of the best option, the largest set wins
+  ``RISK_TOLERANCE`` × the unconstrained risk of the best option (cross-fitting
+  noise), the largest set wins
   (more symmetry, smaller quotient, theory.md §4); if there is none, the
   recommendation is no symmetry. The level is ``t*`` (bias-corrected) and
   ``ε* = t* d_2(f̂)``; ``t* ≤ T_EXACT`` is reported as exact symmetry. For a
@@ -39,7 +40,7 @@ from jaxsym.groups import TransformationSet
 
 __all__ = ["RISK_TOLERANCE", "T_EXACT", "T_NONE", "AuditSettings", "run_audit", "settings"]
 
-RISK_TOLERANCE = 0.01  # relative risk slack within which the larger symmetry set wins
+RISK_TOLERANCE = 0.03  # slack (fraction of the unconstrained risk) within which a larger set wins
 T_NONE = 0.9  # t* at or above this: the candidate is in effect unconstrained
 T_EXACT = 0.05  # t* at or below this: exact symmetry
 TOLERANCE_FRACTIONS = (0.05, 0.1, 0.25, 0.5)  # ε-stabilizer tolerances / label spread
