@@ -275,6 +275,17 @@ def test_usage_errors_exit_2_with_one_line(argv, capsys):
     assert stderr.count("\n") == 1 and "error:" in stderr
 
 
+def test_missing_extras_give_one_line_and_the_install_command(tmp_path, capsys, monkeypatch):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(
+        cli.importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name)
+    )
+    status, _, stderr = _run_cli(["--out", tmp_path / "out"], capsys)
+    assert status == 1 and stderr.count("\n") == 1
+    assert "matplotlib" in stderr and "jaxsym[audit]" in stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_classification_labels_must_be_one_dimensional(tmp_path):
     path = _save(tmp_path / "c.npz", x=_points(40), y=np.zeros((40, 2), np.int64))
     with pytest.raises(AuditError, match="1-D class labels"):

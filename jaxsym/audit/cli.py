@@ -7,6 +7,7 @@ written); 1 on an unexpected failure (one line on stderr, nothing written).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from jaxsym.audit.inputs import GROUP_SPECS, AuditError, load_dataset, parse_gro
 __all__ = ["build_parser", "main"]
 
 DEFAULT_OUT = "jaxsym-audit"
+EXTRAS = ("sklearn", "matplotlib", "tqdm", "optax")  # the audit extra, and optax for training
 
 _EPILOG = (
     "groups: "
@@ -49,6 +51,15 @@ def build_parser(prog: str = "jaxsym audit") -> argparse.ArgumentParser:
     return parser
 
 
+def _check_extras() -> None:
+    missing = [name for name in EXTRAS if importlib.util.find_spec(name) is None]
+    if missing:
+        names = ", ".join("scikit-learn" if name == "sklearn" else name for name in missing)
+        raise AuditError(
+            f"the audit needs {names}: pip install 'jaxsym[audit]' (or jaxsym[all]).", status=1
+        )
+
+
 def _check_out(out: str, force: bool) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise AuditError(f"--out {out}: exists and is not a directory.")
@@ -64,6 +75,7 @@ def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
     args = build_parser(prog).parse_args(raw)
     start = (time.perf_counter(), time.process_time())
     try:
+        _check_extras()
         _check_out(args.out, args.force)
         group = parse_group(args.group or "d4-image", args.seed)
         data = load_dataset(args.data, group, task=args.task, seed=args.seed)
