@@ -61,7 +61,7 @@ def settings(quick: bool) -> AuditSettings:
     """The default or the ``--quick`` sizes."""
     if quick:
         return AuditSettings(
-            max_train=500, max_test=500, num_features=256, ridge=1e-3, hidden=32, steps=100
+            max_train=400, max_test=400, num_features=256, ridge=1e-3, hidden=32, steps=75
         )
     return AuditSettings(
         max_train=4000, max_test=2000, num_features=1024, ridge=1e-3, hidden=64, steps=400
