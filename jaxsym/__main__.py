@@ -1,13 +1,17 @@
-"""``python -m jaxsym``: a short demo on built-in synthetic data.
+"""``python -m jaxsym`` / the ``jaxsym`` console script.
 
-Prints the per-element equivariance defect of a random MLP on planar point sets
-under D8, of its group average ``Q_G f`` and of the dial ``f_{1/2}``, with their
-ε-stabilizer measures (docs/theory.md §2–3).
+* ``jaxsym`` or ``jaxsym audit [options]`` — audit a data set's symmetry
+  (default: scikit-learn's 8×8 digits under D4); see :mod:`jaxsym.audit`.
+* ``jaxsym demo [options]`` — a short demo on built-in synthetic data: the
+  per-element equivariance defect of a random MLP on planar point sets under
+  D8, of its group average ``Q_G f`` and of the dial ``f_{1/2}``, with their
+  ε-stabilizer measures (docs/theory.md §2–3).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +52,9 @@ def _seed(text: str) -> int:
     return value
 
 
+_DEMO_DESCRIPTION = "A short demo on built-in synthetic data (random MLP under D_n)."
+
+
 def _random_mlp(key: jax.Array, in_dim: int, hidden: int, out_dim: int):
     k1, k2 = jax.random.split(key)
     w1 = jax.random.normal(k1, (in_dim, hidden)) / jnp.sqrt(in_dim)
@@ -55,8 +62,9 @@ def _random_mlp(key: jax.Array, in_dim: int, hidden: int, out_dim: int):
     return lambda x: jnp.tanh(x.reshape(x.shape[0], -1) @ w1) @ w2
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="jaxsym", description=__doc__.splitlines()[0])
+def demo(argv: list[str] | None = None) -> None:
+    """The synthetic demo (``jaxsym demo``)."""
+    parser = argparse.ArgumentParser(prog="jaxsym demo", description=_DEMO_DESCRIPTION)
     parser.add_argument(
         "--order", type=_positive_int, default=8, help="n of the dihedral group D_n (≥ 1)"
     )
@@ -101,5 +109,21 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``audit`` (the default) or ``demo``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        demo(argv[1:])
+        return 0
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
+    from jaxsym.audit.cli import main as audit
+
+    if argv[:1] == ["audit"]:
+        argv = argv[1:]
+    return audit(argv, prog="jaxsym audit")
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

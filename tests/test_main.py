@@ -1,4 +1,4 @@
-"""``python -m jaxsym``: flags are validated by argparse before anything is computed."""
+"""``python -m jaxsym demo``: flags are validated by argparse before anything is computed."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_bad_flag_values_exit_2_before_computing(argv, flag, capsys, monkeypatch
 
     monkeypatch.setattr(demo.groups, "dihedral", must_not_run)
     with pytest.raises(SystemExit) as info:
-        demo.main(argv)
+        demo.main(["demo", *argv])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}" in err
@@ -36,7 +36,7 @@ def test_bad_flag_values_exit_2_before_computing(argv, flag, capsys, monkeypatch
 
 
 def test_a_good_call_prints_the_table(capsys):
-    demo.main(["--order", "2", "--batch", "4", "--eps", "0.1"])
+    demo.main(["demo", "--order", "2", "--batch", "4", "--eps", "0.1"])
     out = capsys.readouterr().out
     assert "under D2, 4 random point sets" in out
     rows = [line for line in out.splitlines() if line.strip()[:1].isdigit()]

@@ -1,0 +1,128 @@
+"""``python -m jaxsym audit`` (and ``jaxsym audit``): the command line.
+
+Exit status: 0 on success; 2 on bad input or usage (one line on stderr, nothing
+written); 1 on an unexpected failure (one line on stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+
+from jaxsym.audit.inputs import GROUP_SPECS, AuditError, load_dataset, parse_group
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_OUT = "jaxsym-audit"
+EXTRAS = ("sklearn", "matplotlib", "tqdm", "optax")  # the audit extra, and optax for training
+
+_EPILOG = (
+    "groups: "
+    + "; ".join(GROUP_SPECS)
+    + ". Without --data: scikit-learn's 8×8 digits with d4-image. --task defaults to "
+    "classification for integer/boolean/string labels and regression for float labels."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser(prog: str = "jaxsym audit") -> argparse.ArgumentParser:
+    """The audit's argument parser."""
+    parser = _Parser(
+        prog=prog,
+        description="Audit a data set's symmetry: profile, stabilizers, covering numbers, "
+        "bound, predicted best level, a short training sweep, and a recommendation.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--data", metavar="FILE.npz", help="arrays x, y [, x_test, y_test]")
+    parser.add_argument("--group", metavar="NAME[:PARAMS]", help="default: d4-image")
+    parser.add_argument("--task", choices=("classification", "regression"))
+    parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument("--quick", action="store_true", help="small settings (≤ 1 minute)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars, no tables")
+    return parser
+
+
+def _check_extras() -> None:
+    missing = [name for name in EXTRAS if importlib.util.find_spec(name) is None]
+    if missing:
+        names = ", ".join("scikit-learn" if name == "sklearn" else name for name in missing)
+        raise AuditError(
+            f"the audit needs {names}: pip install 'jaxsym[audit]' (or jaxsym[all]).", status=1
+        )
+
+
+def _check_out(out: str, force: bool) -> None:
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise AuditError(f"--out {out}: exists and is not a directory.")
+    if os.path.isdir(out) and os.listdir(out) and not force:
+        raise AuditError(
+            f"--out {out}: exists; pass --force to replace it or choose another --out."
+        )
+
+
+def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
+    """Run the audit; returns the exit status."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog).parse_args(raw)
+    start = (time.perf_counter(), time.process_time())
+    try:
+        _check_extras()
+        _check_out(args.out, args.force)
+        group = parse_group(args.group or "d4-image", args.seed)
+        data = load_dataset(args.data, group, task=args.task, seed=args.seed)
+    except AuditError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.status
+    try:
+        return _run(args, group, data, start, [*prog.split(), *raw])
+    except AuditError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing written.", file=sys.stderr)
+        return 130
+
+
+def _run(args, group, data, start, command) -> int:
+    import jaxsym
+    from jaxsym.audit import plots, report
+    from jaxsym.audit.pipeline import run_audit
+
+    try:
+        results = run_audit(data, group, seed=args.seed, quick=args.quick, quiet=args.quiet)
+    except (ValueError, TypeError) as error:  # a check deep in jaxsym: still bad input
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AuditError(f"the audit failed on this input: {message}", status=1) from None
+    results["recommendation"]["text"] = report.recommendation_text(results)
+    results["plots"] = list(plots.PLOTS)
+    results["timings"]["total"] = round(time.perf_counter() - start[0], 3)
+    results["timings"]["total_cpu"] = round(time.process_time() - start[1], 3)
+    text = report.to_json(results, command=command, version=jaxsym.__version__)
+
+    def write(directory: str) -> None:
+        plots.write_plots(results, directory)
+        with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+    try:
+        report.write_atomically(args.out, write, force=args.force)
+    except FileExistsError:
+        raise AuditError(f"--out {args.out}: exists; pass --force to replace it.") from None
+    except OSError as error:
+        raise AuditError(f"--out {args.out}: cannot write ({error.strerror}).", status=1) from None
+    if not args.quiet:
+        print(report.format_tables(results))
+        print(
+            f"\nWrote report.json and {len(results['plots'])} plots to {args.out}/ "
+            f"in {results['timings']['total']:.0f} s."
+        )
+    return 0

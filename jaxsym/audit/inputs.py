@@ -1,0 +1,329 @@
+"""The audit's inputs: the group from ``--group NAME[:PARAMS]`` and the data set.
+
+Everything here runs before any number is computed, so that bad input stops the
+run with one clear line (:class:`AuditError`) and nothing written.
+
+Task auto-detection (``--task`` not given): labels ``y`` with an integer,
+boolean or string dtype are **classification** labels (1-D, one class per
+example); floating-point labels are **regression** targets (``(n,)`` or
+``(n, d)``). Pass ``--task`` to override, e.g. for float-coded class labels.
+
+The inputs are rescaled by one positive scalar (their root mean square), which
+commutes with every built-in action (isometries), so the group acts on the
+rescaled inputs exactly as on the originals.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zipfile
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from jaxsym import groups
+from jaxsym.groups import TransformationSet
+
+__all__ = [
+    "GROUP_SPECS",
+    "MIN_PER_FOLD",
+    "NUM_FOLDS",
+    "AuditError",
+    "Dataset",
+    "load_dataset",
+    "parse_group",
+]
+
+NUM_FOLDS = 5  # cross-fitting folds of the predictive trade-off (theory.md §8)
+MIN_PER_FOLD = 4  # training examples per fold, at least
+TEST_FRACTION = 0.25  # held out when the file has no x_test / y_test
+
+
+class AuditError(Exception):
+    """Bad input: one line for stderr, and the exit status (2 for usage errors)."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+def _int_param(spec: str, text: str, minimum: int = 1) -> int:
+    if not re.fullmatch(r"\d+", text or ""):
+        raise AuditError(f"--group {spec}: expected a positive integer parameter, got {text!r}.")
+    value = int(text)
+    if value < minimum:
+        raise AuditError(f"--group {spec}: the parameter must be at least {minimum}, got {value}.")
+    return value
+
+
+def _so3(num: int, seed: int) -> TransformationSet:
+    # API adapter: `so3(num, *, key)` after the groups change (key keyword-only).
+    try:
+        return groups.so3(num, key=jax.random.key(seed))
+    except TypeError:  # pragma: no cover - the old positional signature
+        return groups.so3(num, jax.random.key(seed))
+
+
+def _rotation_range(spec: str, params: list[str]) -> TransformationSet:
+    if len(params) != 2:
+        raise AuditError(f"--group {spec}: expected rot:DEGREES:NUM, e.g. rot:30:7.")
+    try:
+        degrees = float(params[0])
+    except ValueError:
+        raise AuditError(f"--group {spec}: DEGREES must be a number, got {params[0]!r}.") from None
+    if not (math.isfinite(degrees) and 0.0 <= degrees <= 180.0):
+        raise AuditError(f"--group {spec}: DEGREES must lie in [0, 180], got {params[0]}.")
+    num = _int_param(spec, params[1])
+    if num % 2 == 0:
+        raise AuditError(f"--group {spec}: NUM must be odd (a symmetric grid with 0°), got {num}.")
+    return groups.rotation_range(math.radians(degrees), num)
+
+
+GROUP_SPECS: tuple[str, ...] = (
+    "cN (cyclic rotations C_N of points in R², e.g. c8)",
+    "dN (dihedral D_N of points in R², e.g. d8)",
+    "so2:N (SO(2) as its subgroup C_N)",
+    "rot:DEGREES:NUM (rotations by at most DEGREES, NUM odd; not a group)",
+    "c4-image (quarter turns of square images)",
+    "d4-image (quarter turns and flips of square images)",
+    "perm:K (all K! permutations of the leading axis, K ≤ 7)",
+    "shift:N (cyclic shifts of the leading axis of length N)",
+    "so3:NUM (a Haar sample of SO(3) on R³, seeded by --seed; not a group)",
+)
+_NAMES = ("so2", "rot", "c4-image", "d4-image", "perm", "shift", "so3")
+
+
+def _valid_groups() -> str:
+    return ", ".join(usage.split()[0] for usage in GROUP_SPECS)
+
+
+def parse_group(spec: str, seed: int = 0) -> TransformationSet:
+    """Build the group named by ``spec`` (see :data:`GROUP_SPECS`).
+
+    Raises:
+        AuditError: on an unknown name or a bad parameter (the message lists the
+            valid names).
+    """
+    text = (spec or "").strip().lower()
+    name, *params = text.split(":")
+    one = params[0] if params else ""
+    if name in ("c4-image", "d4-image") and not params:
+        return groups.rot90() if name == "c4-image" else groups.flip_rot90()
+    match = re.fullmatch(r"([cd])(\d+)", name)
+    if match and not params:
+        order = _int_param(spec, match.group(2))
+        return groups.cyclic_rotations(order) if match.group(1) == "c" else groups.dihedral(order)
+    if name == "rot":
+        return _rotation_range(spec, params)
+    if name in ("so2", "perm", "shift", "so3") and len(params) == 1:
+        value = _int_param(spec, one)
+        if name == "so2":
+            return groups.so2(value)
+        if name == "perm":
+            if value > 7:
+                raise AuditError(f"--group {spec}: perm:K needs K ≤ 7 (K! elements), got {value}.")
+            return groups.permutations(value)
+        if name == "shift":
+            return groups.cyclic_shifts(value)
+        return _so3(value, seed)
+    known = name in _NAMES or re.fullmatch(r"[cd]\d*", name)
+    problem = "bad parameters for" if known else "unknown group"
+    raise AuditError(
+        f"--group {spec!r}: {problem} {name!r}; valid: {_valid_groups()} (see --help)."
+    )
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class Dataset(NamedTuple):
+    """A validated data set, split into training and test parts.
+
+    Attributes:
+        x, x_test: float32 inputs ``(n, *input)``, rescaled by ``scale``.
+        y, y_test: class indices ``(n,)`` (classification) or float32 targets
+            ``(n, d)`` (regression).
+        task: ``"classification"`` or ``"regression"``.
+        classes: the class labels (classification), else ``None``.
+        source: a description of where the data came from.
+        scale: the scalar the raw inputs were divided by.
+        test_source: ``"file"`` or ``"split"`` (held out from x, y).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    classes: list | None
+    source: str
+    scale: float
+    test_source: str
+
+    @property
+    def output_dim(self) -> int:
+        """Number of model outputs: classes, or the regression target's size."""
+        return len(self.classes) if self.task == "classification" else int(self.y.shape[1])
+
+    def targets(self, y: np.ndarray | None = None) -> np.ndarray:
+        """Float targets ``(n, d)``: one-hot labels for classification."""
+        y = self.y if y is None else y
+        if self.task == "classification":
+            return np.eye(len(self.classes), dtype=np.float32)[y]
+        return np.asarray(y, np.float32)
+
+
+def _digits() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no network
+
+    digits = load_digits()
+    return {"x": digits.images.astype(np.float32), "y": digits.target.astype(np.int64)}
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    if not os.path.exists(path):
+        raise AuditError(f"--data {path}: no such file.")
+    if os.path.isdir(path):
+        raise AuditError(f"--data {path}: is a directory, expected an .npz file.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise AuditError(f"--data {path}: expected an .npz archive, got a single array.")
+            return {name: archive[name] for name in archive.files}
+    except AuditError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise AuditError(f"--data {path}: cannot read it as an .npz file ({error}).") from None
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
+    missing = [name for name in ("x", "y") if name not in arrays]
+    if missing:
+        raise AuditError(
+            f"{source}: missing array(s) {', '.join(missing)}; it holds "
+            f"{sorted(arrays) or 'no arrays'} (need x and y, optionally x_test and y_test)."
+        )
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise AuditError(f"{source}: give both x_test and y_test, or neither.")
+    for name in ("x", "x_test"):
+        if name in arrays and arrays[name].ndim < 2:
+            raise AuditError(
+                f"{source}: {name} must have a batch axis and an example shape, "
+                f"got shape {arrays[name].shape}."
+            )
+    for x_name, y_name in (("x", "y"), ("x_test", "y_test")):
+        if x_name in arrays and arrays[x_name].shape[0] != arrays[y_name].shape[0]:
+            raise AuditError(
+                f"{source}: {x_name} and {y_name} have different lengths "
+                f"({arrays[x_name].shape[0]} and {arrays[y_name].shape[0]})."
+            )
+    if "x_test" in arrays and arrays["x_test"].shape[1:] != arrays["x"].shape[1:]:
+        raise AuditError(
+            f"{source}: x_test examples have shape {arrays['x_test'].shape[1:]}, "
+            f"x examples {arrays['x'].shape[1:]}."
+        )
+    for name, value in arrays.items():
+        if name not in ("x", "y", "x_test", "y_test"):
+            continue
+        if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise AuditError(f"{source}: {name} holds {bad} NaN or infinite value(s).")
+        if name.startswith("x") and value.dtype.kind not in "biuf":
+            raise AuditError(f"{source}: {name} must be numeric, got dtype {value.dtype}.")
+
+
+def detect_task(y: np.ndarray) -> str:
+    """``"classification"`` for integer, boolean or string labels, else ``"regression"``."""
+    return "classification" if y.dtype.kind in "biuUSO" else "regression"
+
+
+def _encode_labels(y, y_test, source: str):
+    for name, value in (("y", y), ("y_test", y_test)):
+        if value is not None and value.ndim != 1:
+            raise AuditError(
+                f"{source}: classification needs 1-D class labels in {name}, "
+                f"got shape {value.shape}."
+            )
+    if y.dtype.kind == "f" and not np.all(np.equal(np.round(y), y)):
+        raise AuditError(f"{source}: classification labels in y must be integers (see --task).")
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise AuditError(f"{source}: classification needs at least 2 classes in y.")
+    test_codes = None
+    if y_test is not None:
+        unseen = np.setdiff1d(y_test, classes)
+        if unseen.size:
+            raise AuditError(f"{source}: y_test has labels not in y: {unseen[:5].tolist()}.")
+        test_codes = np.searchsorted(classes, y_test)
+    return classes.tolist(), codes.astype(np.int32), test_codes
+
+
+def _check_group_shape(group: TransformationSet, x: np.ndarray, source: str) -> None:
+    try:
+        group.check_inputs(x[:1], "x")
+    except ValueError as error:
+        raise AuditError(f"{source}: the group {group.name} cannot act on x: {error}") from None
+
+
+def load_dataset(
+    path: str | None, group: TransformationSet, *, task: str | None = None, seed: int = 0
+) -> Dataset:
+    """Read, validate and split the data (``None``: scikit-learn's bundled digits).
+
+    Raises:
+        AuditError: with one line naming the problem.
+    """
+    if path is None:
+        arrays, source = _digits(), "digits (scikit-learn, 8×8)"
+    else:
+        arrays, source = _read_npz(path), f"--data {path}"
+    _check_arrays(arrays, source)
+    x, y = arrays["x"], arrays["y"]
+    x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
+    task = task or detect_task(y)
+    _check_group_shape(group, x, source)
+    classes = None
+    if task == "classification":
+        classes, y, y_test = _encode_labels(y, y_test, source)
+    else:
+        if y.dtype.kind not in "biuf":
+            raise AuditError(f"{source}: regression targets must be numeric, got {y.dtype}.")
+        y = y.reshape(len(y), -1).astype(np.float32)
+        if y_test is not None:
+            y_test = y_test.reshape(len(y_test), -1).astype(np.float32)
+            if y_test.shape[1] != y.shape[1]:
+                raise AuditError(f"{source}: y_test has {y_test.shape[1]} targets, y {y.shape[1]}.")
+    test_source = "file"
+    if x_test is None:
+        order = np.random.default_rng(seed).permutation(len(x))
+        num_test = max(1, round(TEST_FRACTION * len(x)))
+        test, train = order[:num_test], order[num_test:]
+        x, y, x_test, y_test = x[train], y[train], x[test], y[test]
+        test_source = "split"
+    minimum = NUM_FOLDS * MIN_PER_FOLD
+    if len(x) < minimum:
+        held = " after holding out a test split" if test_source == "split" else ""
+        raise AuditError(
+            f"{source}: {len(x)} training examples{held}; the audit needs at least "
+            f"{minimum} ({NUM_FOLDS} cross-fitting folds × {MIN_PER_FOLD})."
+        )
+    x = np.asarray(x, np.float32)
+    scale = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    scale = scale if scale > 0 and math.isfinite(scale) else 1.0
+    return Dataset(
+        x=x / scale,
+        y=y,
+        x_test=np.asarray(x_test, np.float32) / scale,
+        y_test=y_test,
+        task=task,
+        classes=classes,
+        source=source,
+        scale=scale,
+        test_source=test_source,
+    )
