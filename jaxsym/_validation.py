@@ -94,7 +94,9 @@ def _as_float64(name: str, value) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or an array of numbers; got {value!r:.80}.") from None
+        raise TypeError(
+            f"{name} must be a number or an array of numbers; got {value!r:.80}."
+        ) from None
 
 
 def check_finite(name: str, value) -> None:
@@ -211,9 +213,7 @@ def check_batch(group, x, name: str = "x") -> jax.Array:
 
 def check_model_output(y, batch_size: int, name: str = "f") -> None:
     """The model must be batched: ``f`` on ``N`` examples returns ``N`` outputs."""
-    if not isinstance(y, jax.Array | np.ndarray | jax.ShapeDtypeStruct) and not hasattr(
-        y, "shape"
-    ):
+    if not isinstance(y, jax.Array | np.ndarray | jax.ShapeDtypeStruct) and not hasattr(y, "shape"):
         kind = type(y).__name__
         raise TypeError(
             f"{name} must return one array (B, *output); it returned a {kind}. Pytree "

@@ -56,6 +56,7 @@ __all__ = [
     "predictive_tradeoff",
 ]
 
+
 class DialRisk(NamedTuple):
     """Risk of the dialed model ``f_t`` on a labelled sample (docs/theory.md §8).
 
