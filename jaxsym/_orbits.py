@@ -20,7 +20,7 @@ possible; otherwise the last chunk is padded with the identity and masked, so
 that every chunk runs the same compiled body inside one scan.
 
 Under differentiation the chunk body is rematerialized (:func:`jax.checkpoint`),
-so gradients of the averages (theory.md §3) and defects (§2) also run in memory
+so gradients of the averages (docs/theory.md §3) and defects (§2) also run in memory
 bounded by the chunk, not by ``|G|``. One exception, for speed: convolutional
 models on the CPU backend with at most :data:`MAX_UNROLLED_CHUNKS` chunks take
 their derivatives in an unrolled loop (:func:`plan_chunks` says why).

@@ -37,7 +37,7 @@ __all__ = [
     "parse_group",
 ]
 
-NUM_FOLDS = 5  # cross-fitting folds of the predictive trade-off (theory.md §8)
+NUM_FOLDS = 5  # cross-fitting folds of the predictive trade-off (docs/theory.md §8)
 MIN_PER_FOLD = 4  # training examples per fold, at least
 TEST_FRACTION = 0.25  # held out when the file has no x_test / y_test
 

@@ -8,15 +8,15 @@ jaxsym call); the choices made here are:
 
 * **candidates**: nested subgroups ``{e} ⊂ H_2 ⊂ … ⊂ G`` generated in the order
   of the data's RMS profile (most symmetric elements first), or nested
-  ε-stabilizers for a set that is not a group (theory.md §5);
-* **which set and how strictly** (theory.md §8): for every candidate ``H`` the
+  ε-stabilizers for a set that is not a group (docs/theory.md §5);
+* **which set and how strictly** (docs/theory.md §8): for every candidate ``H`` the
   cross-fitted risk of the dial ``Q_H f̂ + t (f̂ − Q_H f̂)`` of a random-features
   ridge fit. The unconstrained model (``t = 1``) has the same risk on every
   candidate. A candidate whose predicted level is ``t* ≥ T_NONE`` is in effect
   unconstrained. Among the other candidates whose best risk is within
   ``RISK_TOLERANCE`` × the unconstrained risk of the best option (cross-fitting
   noise), the largest set wins
-  (more symmetry, smaller quotient, theory.md §4); if there is none, the
+  (more symmetry, smaller quotient, docs/theory.md §4); if there is none, the
   recommendation is no symmetry. The level is ``t*`` (bias-corrected) and
   ``ε* = t* d_2(f̂)``; ``t* ≤ T_EXACT`` is reported as exact symmetry. For a
   set that is not a group the dial uses the partial average ``Q_ν`` and the
@@ -184,7 +184,7 @@ def run_audit(
     }
     steps = progress.bar(7, "audit")
 
-    # 1. the data's profile (theory.md §6)
+    # 1. the data's profile (docs/theory.md §6)
     with _timed(timings, "profile"):
         steps.set_description("audit: data profile")
         profile = analysis.data_profile(data.x, targets, group)
@@ -192,7 +192,7 @@ def run_audit(
     results["profile"] = {**profile._asdict(), "rms_filled": rms}
     steps.update()
 
-    # 2. ε-stabilizers (theory.md §2)
+    # 2. ε-stabilizers (docs/theory.md §2)
     flat = targets.reshape(len(targets), -1)
     spread = float(np.sqrt(np.mean(np.sum((flat - flat.mean(0)) ** 2, axis=1))))
     tolerances = [f * spread for f in TOLERANCE_FRACTIONS]
@@ -204,7 +204,7 @@ def run_audit(
     ]
     steps.update()
 
-    # 3. candidates and their orbit covering numbers (theory.md §4)
+    # 3. candidates and their orbit covering numbers (docs/theory.md §4)
     steps.set_description("audit: covering numbers")
     with _timed(timings, "covering"):
         candidates = analysis.candidate_sets(group, rms, [m for m, _ in stabs])
@@ -218,7 +218,7 @@ def run_audit(
     results["covering"] = {"radii": radii, "counts": counts}
     steps.update()
 
-    # 4. the bound curve and the bound-optimal level (theory.md §4, §5)
+    # 4. the bound curve and the bound-optimal level (docs/theory.md §4, §5)
     steps.set_description("audit: bound")
     with _timed(timings, "bound"):
         fit = analysis.make_fit(
@@ -246,7 +246,7 @@ def run_audit(
         subset["symmetry"] = _candidate_name(group, subset["elements"])
     steps.update()
 
-    # 5. the predicted best level on each candidate (theory.md §8)
+    # 5. the predicted best level on each candidate (docs/theory.md §8)
     predictive: dict[int, dict[str, Any]] = {}
     with _timed(timings, "predictive"):
         steps.set_description("audit: predicted level")
@@ -274,7 +274,7 @@ def run_audit(
     choice = _choose(candidates, predictive, names)
     results["recommendation"] = _recommendation(group, candidates, names, choice, predictive)
 
-    # 6. the training sweep (theory.md §3, §7)
+    # 6. the training sweep (docs/theory.md §3, §7)
     steps.set_description("audit: training sweep")
     with _timed(timings, "training"):
         results["training"] = _training(

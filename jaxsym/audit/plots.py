@@ -66,7 +66,7 @@ def _profile(plt, results: dict[str, Any]):
             label="no match (unrelated-labels level)",
         )
     top.set_ylabel("RMS label change E_2(g)")
-    top.set_title(f"Data equivariance profile under {group['name']} (kNN, theory.md §6)")
+    top.set_title(f"Data equivariance profile under {group['name']} (kNN, docs/theory.md §6)")
     top.set_ylim(0, 1.3 * max(float(np.nanmax(np.concatenate([rms + error, filled]))), 1e-6))
     top.legend(fontsize=8, loc="upper left", ncol=2)
     bottom.bar(index, profile["matched_fraction"], color="tab:gray")
@@ -97,7 +97,7 @@ def _bound(plt, results: dict[str, Any]):
                  ha="center", color="tab:red")  # fmt: skip
     top.set_ylabel("risk bound")
     top.set_title(
-        f"Bound vs ε for {results['group']['name']}, estimated constants (theory.md §4–5)"
+        f"Bound vs ε for {results['group']['name']}, estimated constants (docs/theory.md §4–5)"
     )
     bottom.plot(eps, bound["approximation"], "--", marker=".", label="A(ε) = (η_2 − ε)₊²")
     bottom.set_ylabel("approximation")
@@ -151,7 +151,7 @@ def _covering(plt, results: dict[str, Any]):
     ax.set_yscale("log")
     ax.set_xlabel("radius r (rescaled input units)")
     ax.set_ylabel("N_S(X_n, r)")
-    ax.set_title(f"Orbit covering numbers, n = {results['data']['num_train']} (theory.md §4)")
+    ax.set_title(f"Orbit covering numbers, n = {results['data']['num_train']} (docs/theory.md §4)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -10,7 +10,7 @@ the order of the given group, element 0 being the identity):
   or ``"<group>{i,j,...}"`` for a subgroup), ``elements`` (list of int: its
   element indices), ``t_star`` (float: the dial level, 0 = exact symmetry, 1 =
   none), ``eps_star`` (float: the model's equivariance error ``ε* = t* d_2(f̂)``
-  in ``d_2`` units, theory.md §8), ``strictness`` (``"exact"``, ``"soft"`` or
+  in ``d_2`` units, docs/theory.md §8), ``strictness`` (``"exact"``, ``"soft"`` or
   ``"none"``), ``basis`` (``"predictive"``: from the cross-fitted risk of the
   dial; ``"predictive (partial average)"`` for a set that is not a group, whose
   average ``Q_ν`` is not a projection), ``text`` (str: the paragraph).
@@ -18,16 +18,16 @@ the order of the given group, element 0 being the identity):
   (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``, ``classes``,
   ``input_scale`` (the scalar the inputs were divided by).
 * ``group`` — ``name``, ``size``, ``is_group``, ``elements`` (labels).
-* ``profile`` — the kNN data profile (theory.md §6), per element: ``profile``,
+* ``profile`` — the kNN data profile (docs/theory.md §6), per element: ``profile``,
   ``excess`` (squared units: estimates ``E_x e_{f*}(x, g)²``), ``stderr``,
   ``matched_fraction``, ``rms`` (``√max(excess, 0)``, null if unmatched),
   ``rms_filled`` (unmatched elements at the unrelated-labels level); scalars
   ``baseline`` and ``radius``.
-* ``stabilizers`` — list of ``{tolerance, elements, measure}`` (theory.md §2,
+* ``stabilizers`` — list of ``{tolerance, elements, measure}`` (docs/theory.md §2,
   on ``rms_filled``).
 * ``candidates`` — list of ``{name, elements, size}``, nested, smallest first.
 * ``covering`` — ``radii`` (R) and ``counts`` (K × R, one row per candidate):
-  greedy orbit covering numbers of the training inputs (theory.md §4).
+  greedy orbit covering numbers of the training inputs (docs/theory.md §4).
 * ``bound`` — estimated constants (``constants``, ``estimated: true``), ``eta``
   (``d_2`` of the data), the curve ``eps``, ``approximation``,
   ``generalization``, ``total`` and its minimizer ``eps_star``; ``subset`` (the
@@ -145,7 +145,7 @@ def format_tables(results: dict[str, Any]) -> str:
     ]
     out.append(
         _table(
-            f"\n1. Data equivariance profile (kNN label consistency, theory.md §6; "
+            f"\n1. Data equivariance profile (kNN label consistency, docs/theory.md §6; "
             f"{'one-hot labels, ' if data['task'] == 'classification' else ''}squared units; "
             f"baseline {_num(profile['baseline'])}, radius {_num(profile['radius'])})",
             ["k", "element", "mean ‖Δy‖²", "excess", "± stderr", "E_2 (RMS)", "matched"],
@@ -158,7 +158,7 @@ def format_tables(results: dict[str, Any]) -> str:
     ]
     out.append(
         _table(
-            "\n2. ε-stabilizers of the data, Stab_ε = {g : E_2(g) ≤ ε} (theory.md §2)",
+            "\n2. ε-stabilizers of the data, Stab_ε = {g : E_2(g) ≤ ε} (docs/theory.md §2)",
             ["ε", "λ(Stab_ε)", "elements"],
             rows,
         )
@@ -174,7 +174,8 @@ def format_tables(results: dict[str, Any]) -> str:
     ]
     out.append(
         _table(
-            "\n3. Orbit covering numbers N_S(X_n, r) of the training inputs (greedy, theory.md §4)",
+            "\n3. Orbit covering numbers N_S(X_n, r) of the training inputs "
+            "(greedy, docs/theory.md §4)",
             ["candidate S", "|S|"] + [f"r={radii[j]:.3g}" for j in picks],
             rows,
         )
@@ -193,7 +194,7 @@ def format_tables(results: dict[str, Any]) -> str:
         for j in picks
     ]
     note = (
-        f"\n4. Bound σ²+A(ε)+Gen_n(ε) for {group['name']} (d_2 class, theory.md §4–5), "
+        f"\n4. Bound σ²+A(ε)+Gen_n(ε) for {group['name']} (d_2 class, docs/theory.md §4–5), "
         f"estimated constants L={constants['lipschitz']:.3g}, M={constants['output_bound']:.3g}, "
         f"B={constants['loss_range']:.3g}; η_2={bound['eta']:.3g}; bound-optimal ε*="
         f"{bound['eps_star']:.3g}"
@@ -231,7 +232,7 @@ def format_tables(results: dict[str, Any]) -> str:
     ]
     out.append(
         _table(
-            "\n5. Predicted best level (cross-fitted random-features ridge, theory.md §8)",
+            "\n5. Predicted best level (cross-fitted random-features ridge, docs/theory.md §8)",
             ["candidate H", "risk t=0", "risk t=1", "t*", "ε*", "d_2(f̂)", "η̂"],
             rows or [["(needs a group)", "", "", "", "", "", ""]],
         )
@@ -309,7 +310,7 @@ def recommendation_text(results: dict[str, Any]) -> str:
         parts.append(
             f"{group['name']} is not a group: averaging over it (Q_ν) is only approximately "
             "equivariant, and t* is the cross-fitted minimizer without the bias correction "
-            "(theory.md §3, §8)."
+            "(docs/theory.md §3, §8)."
         )
     stabs = results["stabilizers"]
     if stabs:

@@ -1,6 +1,6 @@
 """The audit's short training sweep: one small MLP trained at several symmetry levels.
 
-Rows (theory.md §3, §7): no symmetry (``f``), full symmetry (``Q_G f``, the
+Rows (docs/theory.md §3, §7): no symmetry (``f``), full symmetry (``Q_G f``, the
 group average trained end to end), the recommended set and level (the dial
 ``Q_H f + t*(f − Q_H f)``, when it differs from both), and the bound
 regularizer (when :mod:`jaxsym.training` provides it). Each row trains the same
@@ -157,7 +157,7 @@ def train_row(
 
 
 def regularizer_row(params, data, group, candidates, fit, key, *, steps, progress=None) -> SweepRow:
-    """The bound-regularizer row (theory.md §7), or "not available" without jaxsym.training."""
+    """The bound-regularizer row (docs/theory.md §7), or "not available" without jaxsym.training."""
     reg = analysis.bound_regularizer(data.x, data.targets(), group, candidates, fit, key)
     if reg is None:
         return SweepRow("bound regularizer", False, note="not available (no jaxsym.training)")
