@@ -25,10 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "jaxsym"
 THEORY = ROOT / "docs" / "theory.md"
 
-#: The README still holds snippets written for an older API (undefined names such
-#: as ``W`` and ``net``); it is rewritten at integration. Set to False then.
-README_SNIPPETS_XFAIL = True
-
 SNIPPET_TIMEOUT_S = 300
 
 # ----------------------------------------------------------------------------- §N citations
@@ -246,16 +242,7 @@ def snippet_cases():
                 continue
             chain = chain + "\n" + code if marker == "continue" else code
             name = f"{path.relative_to(ROOT)}:{line}"
-            marks = []
-            if path.name == "README.md" and README_SNIPPETS_XFAIL:
-                marks.append(
-                    pytest.mark.xfail(
-                        reason="README snippets predate the current API; the integrator "
-                        "rewrites the README (then set README_SNIPPETS_XFAIL = False)",
-                        strict=False,
-                    )
-                )
-            cases.append(pytest.param(chain, id=name, marks=marks))
+            cases.append(pytest.param(chain, id=name))
     return cases
 
 
