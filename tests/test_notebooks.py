@@ -1,0 +1,117 @@
+"""The notebooks in ``notebooks/``: committed without outputs, and they run.
+
+* Fast: every committed notebook is a valid nbformat-4 notebook with no outputs
+  and no execution counts (outputs are stripped in the repository; the rendered
+  versions are built, not committed).
+* Slow: every notebook is executed top to bottom by nbmake (``pytest --nbmake``)
+  in a subprocess, with a per-cell timeout; a failing cell fails the test and
+  its traceback is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+#: Per-cell limit for nbmake and the limit for one notebook's whole run. Each
+#: notebook is sized to run in about a minute on 2 busy CPU cores.
+CELL_TIMEOUT_S = 300
+NOTEBOOK_TIMEOUT_S = 900
+
+
+def _ids(paths):
+    return [path.name for path in paths]
+
+
+def test_notebooks_exist():
+    names = {path.name for path in NOTEBOOKS}
+    assert {"01_groups_and_defects.ipynb", "03_tradeoff.ipynb"} <= names, names
+
+
+def stripped_problems(notebook: dict) -> list[str]:
+    """What keeps a notebook (parsed JSON) from being output-free: one line per problem."""
+    problems = []
+    if notebook.get("nbformat") != 4:
+        problems.append(f"nbformat is {notebook.get('nbformat')!r}, expected 4")
+    for index, cell in enumerate(notebook.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            if cell.get("outputs") or cell.get("attachments"):
+                problems.append(f"cell {index}: a {cell.get('cell_type')} cell with outputs")
+            continue
+        if cell.get("outputs"):
+            problems.append(f"cell {index}: {len(cell['outputs'])} outputs")
+        if cell.get("execution_count") is not None:
+            problems.append(f"cell {index}: execution_count {cell['execution_count']}")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_notebook_has_no_outputs(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    assert notebook.get("cells"), f"{path.name} has no cells"
+    problems = stripped_problems(notebook)
+    assert not problems, f"{path.name} is not stripped (clear its outputs):\n" + "\n".join(problems)
+
+
+def test_stripped_check_can_fail():
+    """The check above flags outputs and execution counts."""
+    cell = {"cell_type": "code", "outputs": [], "execution_count": None}
+    clean = {"nbformat": 4, "cells": [cell]}
+    assert stripped_problems(clean) == []
+    dirty = {
+        "nbformat": 4,
+        "cells": [
+            {"cell_type": "markdown", "source": "x"},
+            {"cell_type": "code", "outputs": [{"output_type": "stream"}], "execution_count": 3},
+        ],
+    }
+    assert stripped_problems(dirty) == ["cell 1: 1 outputs", "cell 1: execution_count 3"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_valid_nbformat(path):
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs(path):
+    pytest.importorskip("nbmake", reason="the test extra installs nbmake")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.pop("MPLBACKEND", None)  # the kernel's own inline backend draws the figures
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbmake",
+        f"--nbmake-timeout={CELL_TIMEOUT_S}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        str(path),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=NOTEBOOK_TIMEOUT_S,
+    )
+    assert result.returncode == 0, (
+        f"{path.name} failed under nbmake (exit {result.returncode}):\n"
+        f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    )
