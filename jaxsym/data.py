@@ -18,7 +18,6 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsym._distances import nearest_other
 from jaxsym._validation import (
     check_batch,
     check_choice,
@@ -101,49 +101,6 @@ def _check_block_size(block_size) -> int:
     if block_size < 1:
         raise ValueError(f"block_size must be a positive int; got {block_size}.")
     return int(block_size)
-
-
-@functools.partial(jax.jit, static_argnames=("block_size",))
-def nearest_other(
-    queries: jax.Array, owners: jax.Array, points: jax.Array, block_size: int = 256
-) -> tuple[jax.Array, jax.Array]:
-    """Nearest point to each query, excluding the query's owner, by blocked GEMM.
-
-    ``j(q) = argmin_{j ≠ owner(q)} ‖points_j − q‖²`` with
-    ``‖q − p‖² = ‖q‖² + ‖p‖² − 2 q·p``, computed ``block_size`` queries at a time
-    (memory ``O(block_size · n)``).
-
-    Args:
-        queries: ``(Q, d)`` query points.
-        owners: ``(Q,)`` integer index in ``points`` to exclude for each query.
-        points: ``(n, d)`` sample, ``n ≥ 2``.
-        block_size: queries per block.
-
-    Returns:
-        ``(indices, squared_distances)``, both of shape ``(Q,)``.
-    """
-    num_queries, num_points = queries.shape[0], points.shape[0]
-    block = min(block_size, num_queries)
-    padded = -(-num_queries // block) * block
-    pad = padded - num_queries
-    queries = jnp.pad(queries, ((0, pad), (0, 0)))
-    owners = jnp.pad(owners, (0, pad))
-    point_norms = jnp.sum(points * points, axis=-1)
-    columns = jnp.arange(num_points)
-
-    def one_block(piece):
-        q, owner = piece
-        squares = jnp.sum(q * q, axis=-1)[:, None] + point_norms[None, :] - 2.0 * (q @ points.T)
-        squares = jnp.where(columns[None, :] == owner[:, None], jnp.inf, squares)
-        index = jnp.argmin(squares, axis=1)
-        best = jnp.take_along_axis(squares, index[:, None], axis=1)[:, 0]
-        return index, jnp.maximum(best, 0.0)
-
-    dims = queries.shape[1]
-    index, squares = jax.lax.map(
-        one_block, (queries.reshape(-1, block, dims), owners.reshape(-1, block))
-    )
-    return index.reshape(-1)[:num_queries], squares.reshape(-1)[:num_queries]
 
 
 def _knn_core(group, x, y, radius, radius_quantile, block_size):
