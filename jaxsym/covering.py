@@ -101,7 +101,7 @@ STREAM_BATCHES = (64, 512)
 #: Rows per block of the matrix path (see :data:`STREAM_BATCHES`).
 MATRIX_BLOCK = 64
 #: Most lattice points :func:`domain_covering_numbers` builds by default.
-MAX_NET_POINTS = 400_000
+MAX_NET_POINTS = 200_000
 
 
 class CoveringTable(NamedTuple):
@@ -660,7 +660,9 @@ def domain_covering_numbers(
     A lattice ``ρ``-net ``Z`` of the ball/box (:class:`Domain`) is covered
     greedily at orbit radius ``r − ρ`` (streaming path); its centers then cover
     every point of the domain at ``r``, whatever the sample (docs/theory.md §4).
-    Radii ``r ≤ ρ`` get no cover: their count is reported as ``2³¹ − 1``.
+    Radii ``r < 3ρ`` get no cover (there the net is too coarse to beat a sample
+    cover, and the traversal would run through most of the net): their count
+    is reported as ``2³¹ − 1``.
 
     Args:
         group: finite set of transformations acting on ``example_shape``.
@@ -700,7 +702,7 @@ def _domain_counts(group, radii, example_shape, domain, stages, net_step, mesh) 
     z = jnp.asarray(net.reshape(-1, *example_shape), jnp.float32)
     group.check_inputs(z, "the domain's lattice net")
     shifted = radii - rho
-    usable = shifted > 0
+    usable = shifted >= 2 * rho
     counts = np.full((len(stages), radii.size), np.iinfo(np.int32).max, np.int64)
     if np.any(usable):
         counts[:, usable] = _nested_counts(
