@@ -94,9 +94,9 @@ __all__ = [
 
 #: Numbers of grid cells per output coordinate tried by the entropy lemma.
 GRID_CELLS = np.unique(np.round(np.geomspace(1, 1e6, 200)).astype(np.int64))
-#: Most breakpoints the chaining program keeps (the finest ones are kept when
-#: there are more; any subset of breakpoints still gives a valid chain).
-MAX_CHAIN_NODES = 768
+#: Most breakpoints the chaining program keeps (an even subset when there are more;
+#: any subset of breakpoints still gives valid chains).
+MAX_CHAIN_NODES = 1024
 
 
 class GeneralizationBound(NamedTuple):
@@ -194,11 +194,13 @@ def _discrete_chain(scales, entropy, radius, num_points, max_nodes: int = MAX_CH
     useful = steps & (scales < radius)
     index = jnp.nonzero(useful, size=scales.shape[0], fill_value=-1)[0]
     count = jnp.sum(useful)
-    # Keep the finest ``max_nodes`` breakpoints (a subset of breakpoints is still a chain).
-    start = jnp.maximum(count - max_nodes, 0)
-    index = jax.lax.dynamic_slice_in_dim(
-        jnp.concatenate([index, jnp.full((max_nodes,), -1, index.dtype)]), start, max_nodes
-    )
+    # More breakpoints than ``max_nodes``: keep an even subset, the coarsest and the
+    # finest included (any subset of breakpoints still gives valid chains).
+    slots = jnp.arange(max_nodes)
+    spread = jnp.round(slots * (count - 1) / jnp.maximum(max_nodes - 1, 1)).astype(index.dtype)
+    positions = jnp.where(count > max_nodes, spread, slots)
+    padded = jnp.concatenate([index, jnp.full((max_nodes,), -1, index.dtype)])
+    index = jnp.where(slots < count, padded[positions], -1)
     valid = index >= 0
     safe = jnp.where(valid, index, 0)
     node_s = jnp.where(valid, scales[safe], radius)[::-1]

@@ -100,14 +100,18 @@ def test_chain_program_matches_enumeration_of_all_chains(seed, size, n):
     assert 0 < float(finest) <= 2.0
 
 
-def test_chain_program_keeps_the_finest_nodes_when_truncated():
+def test_chain_program_with_fewer_nodes_is_never_below_the_optimum():
     """Dropping coarse breakpoints restricts the chains: never below the full optimum."""
     rng = np.random.default_rng(0)
     scales = jnp.asarray(np.sort(rng.uniform(0.001, 1.5, 40)), jnp.float32)
     entropy = jnp.asarray(np.sort(rng.uniform(0, 400, 40))[::-1].copy(), jnp.float32)
     full, _ = _discrete_chain(scales, entropy, jnp.float32(2.0), jnp.float32(500.0), 64)
-    few, _ = _discrete_chain(scales, entropy, jnp.float32(2.0), jnp.float32(500.0), 5)
-    assert float(few) >= float(full) - 1e-6
+    expected = brute_force_chain(np.asarray(scales)[::4], np.asarray(entropy)[::4], 2.0, 500)
+    for keep in (5, 10, 39):
+        few, _ = _discrete_chain(scales, entropy, jnp.float32(2.0), jnp.float32(500.0), keep)
+        assert float(few) >= float(full) - 1e-6
+    ten, _ = _discrete_chain(scales[::4], entropy[::4], jnp.float32(2.0), jnp.float32(500.0), 10)
+    assert float(ten) == pytest.approx(expected, rel=1e-5)
 
 
 def test_rademacher_term_is_capped_at_the_class_radius(tables):
