@@ -404,13 +404,13 @@ def generalization_bound(
 
 
 _MOVED = {
-    "approximation_error": "jaxsym.tradeoff",
-    "default_eps_grid": "jaxsym.tradeoff",
-    "optimal_level": "jaxsym.tradeoff",
-    "tradeoff": "jaxsym.tradeoff",
-    "ApproximationBounds": "jaxsym.tradeoff",
-    "OptimalLevel": "jaxsym.tradeoff",
-    "TradeOff": "jaxsym.tradeoff",
+    "approximation_error": "jaxsym.approximation",
+    "default_eps_grid": "jaxsym.approximation",
+    "optimal_level": "jaxsym.approximation",
+    "tradeoff": "jaxsym.approximation",
+    "ApproximationBounds": "jaxsym.approximation",
+    "OptimalLevel": "jaxsym.approximation",
+    "TradeOff": "jaxsym.approximation",
     "optimal_subset": "jaxsym.subgroups",
     "subgroup_chain": "jaxsym.subgroups",
     "SubsetChoice": "jaxsym.subgroups",

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
+from jaxsym.approximation import ApproximationBounds, approximation_error, optimal_level, tradeoff
 from jaxsym.bounds import generalization_bound
 from jaxsym.losses import BoundConstants, squared_loss_constants
-from jaxsym.tradeoff import ApproximationBounds, approximation_error, optimal_level, tradeoff
 
 C8 = groups.cyclic_rotations(8)
 CONSTANTS = BoundConstants(1.0, 1.0, squared_loss_constants(1.0, 1, 1.0))
