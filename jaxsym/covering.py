@@ -502,6 +502,7 @@ def covering_numbers(
         ValueError: on bad shapes, empty/non-finite inputs, negative radii, or
             when the matrix path's ``n × n`` matrix would exceed :data:`MAX_MATRIX_BYTES`.
     """
+    check_group(group)
     stages = [np.zeros((0,), np.int64), np.arange(group.size)]
     return _nested_counts(x, group, radii, stages, block_size, method, mesh)[-1]
 

@@ -87,7 +87,7 @@ def small_samples():
     return {n: gaussian(n, seed=n) for n in (64, 256)}
 
 
-@settings(max_examples=15)
+@settings(max_examples=6)
 @given(eta=st.floats(0, 1.5), n=st.sampled_from([64, 256]), reduce=st.sampled_from(["rms", "max"]))
 def test_certified_eps_star_never_exceeds_eta(small_samples, eta, n, reduce):
     extra = {"eta_sup": 1.5 * eta} if reduce == "max" else {}

