@@ -21,7 +21,6 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -29,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsym._distances import nearest_other
 from jaxsym._validation import (
     check_batch,
     check_choice,
@@ -40,7 +40,7 @@ from jaxsym._validation import (
     is_concrete,
     positive_int,
 )
-from jaxsym.defects import REDUCTIONS, defect_profile
+from jaxsym.defects import REDUCTIONS, defect_profile, safe_sqrt
 from jaxsym.groups import TransformationSet, transform_batch
 
 Model = Callable[[jax.Array], jax.Array]
@@ -103,54 +103,6 @@ def _check_labels(y, num_examples: int, name: str = "y") -> jax.Array:
     return y
 
 
-@functools.partial(jax.jit, static_argnames=("block_size",))
-def nearest_other(
-    queries: jax.Array, owners: jax.Array, points: jax.Array, block_size: int = 256
-) -> tuple[jax.Array, jax.Array]:
-    """Nearest point to each query, excluding the query's owner, by blocked GEMM.
-
-    ``j(q) = argmin_{j ≠ owner(q)} ‖points_j − q‖²`` with
-    ``‖q − p‖² = ‖q‖² + ‖p‖² − 2 q·p``, computed ``block_size`` queries at a time
-    (memory ``O(block_size · n)``).
-
-    Args:
-        queries: ``(Q, d)`` query points.
-        owners: ``(Q,)`` integer index in ``points`` to exclude for each query.
-        points: ``(n, d)`` sample, ``n ≥ 2``.
-        block_size: queries per block.
-
-    Returns:
-        ``(indices, squared_distances)``, both of shape ``(Q,)``.
-    """
-    num_queries, num_points = queries.shape[0], points.shape[0]
-    block = min(block_size, num_queries)
-    padded = -(-num_queries // block) * block
-    pad = padded - num_queries
-    queries = jnp.pad(queries, ((0, pad), (0, 0)))
-    owners = jnp.pad(owners, (0, pad))
-    point_norms = jnp.sum(points * points, axis=-1)
-    columns = jnp.arange(num_points)
-
-    def one_block(piece):
-        q, owner = piece
-        squares = jnp.sum(q * q, axis=-1)[:, None] + point_norms[None, :] - 2.0 * (q @ points.T)
-        squares = jnp.where(columns[None, :] == owner[:, None], jnp.inf, squares)
-        index = jnp.argmin(squares, axis=1)
-        best = jnp.take_along_axis(squares, index[:, None], axis=1)[:, 0]
-        return index, jnp.maximum(best, 0.0)
-
-    dims = queries.shape[1]
-    index, squares = jax.lax.map(
-        one_block, (queries.reshape(-1, block, dims), owners.reshape(-1, block))
-    )
-    return index.reshape(-1)[:num_queries], squares.reshape(-1)[:num_queries]
-
-
-def _sqrt_nonneg(squares: jax.Array) -> jax.Array:
-    """``√max(s, 0)`` that keeps NaN as NaN (``jnp.maximum`` propagates NaN)."""
-    return jnp.sqrt(jnp.maximum(squares, 0.0))
-
-
 def _knn_core(group, x, y, radius, radius_quantile, block_size):
     n = x.shape[0]
     size = group.size
@@ -158,7 +110,7 @@ def _knn_core(group, x, y, radius, radius_quantile, block_size):
     points = x.reshape(n, -1)
     owners = jnp.tile(jnp.arange(n), size)
     index, squares = nearest_other(moved, owners, points, block_size)
-    index, distance = index.reshape(size, n), _sqrt_nonneg(squares.reshape(size, n))
+    index, distance = index.reshape(size, n), safe_sqrt(squares.reshape(size, n))
     if radius is None:
         radius = jnp.quantile(distance[0], radius_quantile)
     # NaN distances (NaN inputs under jit) count as matched and poison the mismatch below.
@@ -184,7 +136,7 @@ def _knn_core(group, x, y, radius, radius_quantile, block_size):
     variance = jnp.sum(touching * touching, axis=1) - jnp.sum(
         share * share + share[:1] * share[:1], axis=1
     )
-    stderr = _sqrt_nonneg(variance).at[0].set(0.0)
+    stderr = safe_sqrt(variance).at[0].set(0.0)
     stderr = jnp.where(count > 0, stderr, jnp.nan)
     baseline = profile[0]
     return DataDefect(
@@ -367,7 +319,7 @@ def _sinkhorn_core(group, x, y, key, label_scale, epsilon, threshold, max_iterat
         image = jnp.concatenate([moved_x, label_scale * moved_y], axis=1)
         return cost(sample, image) - self_cost
 
-    profile = _sqrt_nonneg(jax.lax.map(image_divergence, group.elements))
+    profile = safe_sqrt(jax.lax.map(image_divergence, group.elements))
     half = n // 2
 
     def split_divergence(split_key):
@@ -376,7 +328,7 @@ def _sinkhorn_core(group, x, y, key, label_scale, epsilon, threshold, max_iterat
         return cost(first, second) - 0.5 * (cost(first, first) + cost(second, second))
 
     splits_divergence = jax.lax.map(split_divergence, jax.random.split(key, splits))
-    baseline = _sqrt_nonneg(jnp.mean(splits_divergence))
+    baseline = safe_sqrt(jnp.mean(splits_divergence))
     return DataDefect(profile=profile, baseline=baseline, excess=profile - baseline)
 
 

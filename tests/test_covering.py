@@ -8,15 +8,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from jaxsym import groups
+from jaxsym import _distances, groups
 from jaxsym.covering import (
     CoveringTable,
+    Domain,
     covering_numbers,
     covering_table,
     default_radii,
+    domain_covering_numbers,
     nested_covering_numbers,
     orbit_distances,
     prefix_covering_numbers,
@@ -90,16 +92,14 @@ def test_greedy_between_exact_minimum_and_half_radius_minimum(seed, n, order):
     exact = brute_orbit_distances(x, x, G).T  # [center, point] -> [point, center]
     distances = exact.T
     levels = np.unique(distances[distances > 0])
-    if levels.size < 2:
-        return
+    assume(levels.size >= 2)
     radii = []
     for a, b in itertools.pairwise(np.concatenate([[0.0], levels, [levels[-1] * 2]])):
         r = 0.5 * (a + b)
         near = np.min(np.abs(distances - r)), np.min(np.abs(distances - r / 2))
         if min(near) > 1e-3:
             radii.append(r)
-    if not radii:
-        return
+    assume(radii)
     counts = covering_numbers(x, G, radii)
     for r, count in zip(radii, counts, strict=True):
         assert exact_min_cover(distances, r) <= count <= exact_min_cover(distances, r / 2)
@@ -194,3 +194,212 @@ def test_errors_name_the_argument():
         orbit_distances(np.zeros((2, 3, 2)), np.zeros((2, 4, 2)), G)
     with pytest.raises(ValueError, match="non-finite"):
         covering_numbers(np.full((3, 2), np.nan, np.float32), G, [1.0])
+    with pytest.raises(ValueError, match="method"):
+        covering_numbers(x, G, [1.0], method="fast")
+    with pytest.raises(TypeError, match="group"):
+        covering_numbers(x, "C4", [1.0])
+    with pytest.raises(ValueError, match=r"domain\.kind"):
+        domain_covering_numbers(G, [1.0], (2,), Domain("sphere", 1.0))
+    with pytest.raises(ValueError, match="max_net_points"):
+        domain_covering_numbers(G, [1.0], (3, 2), Domain("ball", 1.0), net_step=0.01)
+
+
+# ----------------------------------------------------------------------------- precision
+
+
+def test_distance_products_carry_highest_precision():
+    """TF32/bf16 defaults would round ~10⁴× coarser than the rounding allowance."""
+    a = jnp.ones((1, 4, 3))
+    b = jnp.ones((2, 5, 3))
+    texts = [
+        str(jax.make_jaxpr(lambda a, b: _distances.min_squares(a, b, 1.1))(a, b)),
+        str(jax.make_jaxpr(lambda a, b: _distances.orbit_squares(a[0], b, 2, True))(a, b)),
+        str(
+            jax.make_jaxpr(lambda q, p: _distances.nearest_other(q, jnp.zeros(4, int), p))(
+                a[0], b[0]
+            )
+        ),
+    ]
+    for text in texts:
+        assert "dot_general" in text
+        for line in text.splitlines():
+            if "dot_general" in line and "precision" in line:
+                assert "HIGHEST" in line, line
+        assert text.count("HIGHEST") >= 1
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0, 1000.0])
+def test_squares_agree_with_float64_to_the_rounding_allowance(offset):
+    """Plain squares within τ(‖a‖ + ‖b‖)² of the exact ones; conservative ones above them."""
+    rng = np.random.default_rng(int(offset))
+    dim = 16
+    x = (offset + rng.normal(size=(60, dim))).astype(np.float32)
+    y = (x[rng.integers(0, 60, 40)] + 1e-3 * rng.normal(size=(40, dim))).astype(np.float32)
+    exact = ((x[:, None, :].astype(np.float64) - y[None].astype(np.float64)) ** 2).sum(-1)
+    norms = np.linalg.norm(x.astype(np.float64), axis=1)[:, None] + np.linalg.norm(
+        y.astype(np.float64), axis=1
+    )
+    tau = _distances.tolerance(dim, jnp.float32)
+    plain = np.asarray(_distances.min_squares(jnp.asarray(x)[None], jnp.asarray(y)[None]))
+    assert np.all(np.abs(plain - exact) <= tau * norms**2 + 1e-30)
+    scale = _distances.conservative_scale(dim, jnp.float32)
+    safe = np.asarray(_distances.min_squares(jnp.asarray(x)[None], jnp.asarray(y)[None], scale))
+    assert np.all(safe >= exact)
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+STREAM_CASES = {
+    "c8": (lambda: groups.cyclic_rotations(8), (2,)),
+    "d4": (lambda: groups.dihedral(4), (3, 2)),
+    "s3": (lambda: groups.permutations(3), (3, 2)),
+}
+
+
+@settings(max_examples=5)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.sampled_from([3, 100, 400]),
+    case=st.sampled_from(sorted(STREAM_CASES)),
+)
+def test_streaming_counts_equal_the_matrix_counts(seed, n, case):
+    make, shape = STREAM_CASES[case]
+    G = make()
+    x = np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+    radii = default_radii(x, 12)
+    matrix = covering_numbers(x, G, radii, method="matrix")
+    streaming = covering_numbers(x, G, radii, method="streaming")
+    np.testing.assert_array_equal(streaming, matrix)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(STREAM_CASES))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_streaming_prefix_counts_equal_the_matrix_counts(case, seed):
+    make, shape = STREAM_CASES[case]
+    G = make()
+    x = np.random.default_rng(seed).normal(size=(1500, *shape)).astype(np.float32)
+    radii = default_radii(x, 20)
+    matrix = prefix_covering_numbers(x, G, radii, method="matrix")
+    streaming = prefix_covering_numbers(x, G, radii, method="streaming")
+    np.testing.assert_array_equal(streaming, matrix)
+
+
+def test_streaming_is_used_past_the_threshold(monkeypatch):
+    import jaxsym.covering as covering
+
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    radii = [0.05, 0.3]
+    expected = covering_numbers(x, groups.cyclic_rotations(4), radii, method="matrix")
+    monkeypatch.setattr(covering, "STREAMING_THRESHOLD", 100)
+    monkeypatch.setattr(covering, "MAX_MATRIX_BYTES", 1000)  # the matrix path would refuse
+    got = covering_numbers(x, groups.cyclic_rotations(4), radii)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="streaming"):
+        covering_numbers(x, groups.cyclic_rotations(4), radii, method="matrix")
+
+
+SHARDED_SCRIPT = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+import jax, numpy as np
+from jax.sharding import Mesh
+from jaxsym import groups
+from jaxsym.covering import prefix_covering_numbers, default_radii
+assert len(jax.devices()) == 4, jax.devices()
+mesh = Mesh(np.array(jax.devices()), ("points",))
+rng = np.random.default_rng(0)
+G = groups.cyclic_rotations(8)
+for n in (401, 1000):  # 401: padded to a multiple of 4
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    radii = default_radii(x, 12)
+    one = prefix_covering_numbers(x, G, radii, order=[0, 2, 4, 6, 1, 3, 5, 7])
+    four = prefix_covering_numbers(x, G, radii, order=[0, 2, 4, 6, 1, 3, 5, 7], mesh=mesh)
+    assert np.array_equal(one, four), (one, four)
+print("SHARDED-OK")
+"""
+
+
+@pytest.mark.slow
+def test_streaming_on_four_simulated_devices_gives_the_same_counts():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    result = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert "SHARDED-OK" in result.stdout, result.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------- fixed domains
+
+
+def _packing_number(points: np.ndarray, distance, separation: float) -> int:
+    """Greedy ``separation``-separated subset (float64): any cover at ``separation/2`` needs
+    at least this many centers, one per point of the subset."""
+    chosen: list[np.ndarray] = []
+    for p in points:
+        if all(distance(p, q) > separation for q in chosen):
+            chosen.append(p)
+    return len(chosen)
+
+
+def _orbit_distance_c(order):
+    angles = 2 * np.pi * np.arange(order) / order
+    rotations = np.stack(
+        [
+            np.stack([np.cos(angles), -np.sin(angles)], -1),
+            np.stack([np.sin(angles), np.cos(angles)], -1),
+        ],
+        -2,
+    )
+
+    def distance(p, q):
+        return float(np.min(np.linalg.norm(q @ np.swapaxes(rotations, -1, -2) - p, axis=-1)))
+
+    return distance
+
+
+@pytest.mark.parametrize("order", [1, 8])
+def test_domain_cover_is_valid_and_not_loose(order):
+    """Domain counts ≥ the packing number of a dense sample at 2r (validity), ≤ the area
+    bound of a greedy (r − ρ)-separated set (quality), and the symmetric cover is smaller."""
+    G = groups.cyclic_rotations(order)
+    domain = Domain("ball", 1.0)
+    radii = np.array([0.15, 0.3, 0.6])
+    counts = domain_covering_numbers(G, radii, (2,), domain, net_step=0.01)
+    rng = np.random.default_rng(0)
+    dense = rng.uniform(-1, 1, size=(4000, 2))
+    dense = dense[np.linalg.norm(dense, axis=1) <= 1]
+    distance = _orbit_distance_c(order)
+    for r, count in zip(radii, counts, strict=True):
+        assert count >= _packing_number(dense, distance, 2 * r)
+        half = (r - 0.01 * np.sqrt(2) / 2) / 2
+        assert count <= ((1 + half) / half) ** 2  # disjoint balls of radius half in B(1+half)
+    if order > 1:
+        plain = domain_covering_numbers(
+            groups.cyclic_rotations(1), radii, (2,), domain, net_step=0.01
+        )
+        assert np.all(counts * 4 <= plain)
+
+
+def test_table_with_a_domain_takes_the_smaller_cover():
+    G = groups.cyclic_rotations(8)
+    rng = np.random.default_rng(1)
+    x = (0.4 * rng.normal(size=(3000, 2))).astype(np.float32)
+    radii = np.array([0.03, 0.1, 0.3])
+    plain = covering_table(x, G, radii)
+    both = covering_table(x, G, radii, domain=Domain("ball", 1.0))
+    assert np.all(both.counts <= plain.counts)
+    flat = x.reshape(len(x), -1)
+    outside = x[np.linalg.norm(flat, axis=1) > 1.0 * (1 - 1e-9)]
+    assert 0 < len(outside) < 300
+    domain_only = domain_covering_numbers(G, radii, (2,), Domain("ball", 1.0))
+    outside_counts = covering_numbers(outside, G, radii)
+    np.testing.assert_array_equal(
+        both.counts, np.minimum(plain.counts, domain_only + outside_counts)
+    )

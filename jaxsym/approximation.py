@@ -1,0 +1,261 @@
+"""Approximation error, the risk trade-off and the bound-optimal level (docs/theory.md §5).
+
+With squared loss ``R(f) = ‖f − f*‖² + σ²``, and by orthogonality of ``Q_G``
+under a G-invariant μ, the best approximation error ``A(ε)`` of an ε-equivariant
+class is known exactly (``reduce="rms"``: the class ``d_2(f) ≤ ε``) or bracketed
+(``reduce="max"``: the class with sup defect ``≤ ε``, the class §4 bounds). The
+risk bound ``σ² + A(ε) + Gen_n(ε)`` over a grid of ε is :func:`tradeoff`, its
+minimizer :func:`optimal_level`.
+
+Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym._validation import check_batch, check_choice, check_nonnegative, positive_int
+from jaxsym.bounds import _default_bound_radii, bound_tables, generalization_bound_from_table
+from jaxsym.covering import Domain
+from jaxsym.groups import TransformationSet
+from jaxsym.losses import BoundConstants, check_constants
+
+__all__ = [
+    "DEFAULT_NUM_LEVELS",
+    "ApproximationBounds",
+    "OptimalLevel",
+    "TradeOff",
+    "approximation_error",
+    "default_eps_grid",
+    "optimal_level",
+    "tradeoff",
+]
+
+#: Number of ε levels of the default grid of :func:`tradeoff` (plus η itself).
+DEFAULT_NUM_LEVELS = 33
+
+
+class ApproximationBounds(NamedTuple):
+    """Lower and upper bounds on the best approximation error ``A(ε)`` (docs/theory.md §5).
+
+    For ``reduce="rms"`` both equal the exact value ``(η_2 − ε)_+²``.
+    """
+
+    lower: jax.Array
+    upper: jax.Array
+
+
+class TradeOff(NamedTuple):
+    """The risk bound ``σ² + A(ε) + Gen_n(ε)`` over a grid of levels (docs/theory.md §5).
+
+    Attributes:
+        eps: ``(K,)`` levels.
+        approximation: ``(K,)`` ``A(ε)``.
+        generalization: ``(K,)`` ``Gen_n(ε)`` (total of the §4 bound, union bound over K).
+        total: ``(K,)`` ``σ² + A(ε) + Gen_n(ε)``.
+    """
+
+    eps: jax.Array
+    approximation: jax.Array
+    generalization: jax.Array
+    total: jax.Array
+
+
+class OptimalLevel(NamedTuple):
+    """The bound-optimal level ``ε*`` on a grid (docs/theory.md §5).
+
+    Attributes:
+        eps: ``ε*``.
+        index: its index in the grid.
+        total: the risk bound at ``ε*``.
+        curve: the whole :class:`TradeOff`.
+    """
+
+    eps: jax.Array
+    index: jax.Array
+    total: jax.Array
+    curve: TradeOff
+
+
+def approximation_error(
+    eta,
+    eps,
+    reduce: str = "rms",
+    *,
+    eta_sup=None,
+    group_size: int | None = None,
+) -> ApproximationBounds:
+    """Best approximation error of the ε-equivariant class, squared loss (docs/theory.md §5).
+
+    * ``reduce="rms"`` (class ``d_2(f) ≤ ε``, ``η = η_2 = d_2(f*)``): exactly
+      ``(η_2 − ε)_+²`` (``lower == upper``), attained by the dial at
+      ``t = min(1, ε/η_2)``.
+    * ``reduce="max"`` (class ``E_f(g) ≤ ε`` for all g): ``upper = η_2² (1 −
+      ε/η_∞)_+²`` (the dial has sup defect ``t η_∞``) and ``lower = (η_2 −
+      ε√((1 − 1/|G|)/2))_+²`` for a finite group of ``group_size`` elements,
+      ``(η_2 − ε/√2)_+²`` otherwise.
+
+    Both need a G-invariant μ (orthogonality of ``Q_G``). ``jnp`` throughout,
+    differentiable in ``eta`` and ``eps``; broadcasts.
+
+    Args:
+        eta: ``η_2 = ‖f* − Q_G f*‖_{L²(μ)}`` (``d_2`` units).
+        eps: the class's level ``ε ≥ 0``.
+        reduce: ``"rms"`` or ``"max"``.
+        eta_sup: ``η_∞ = sup_g E_{f*}(g)`` (required for ``"max"``).
+        group_size: ``|G|`` for the finite-group lower bound (``"max"`` only).
+
+    Returns:
+        :class:`ApproximationBounds`.
+
+    Raises:
+        ValueError: on a bad ``reduce``, negative inputs, or a missing ``eta_sup``.
+    """
+    check_choice("reduce", reduce, ("rms", "max"))
+    check_nonnegative("eta", eta)
+    check_nonnegative("eps", eps)
+    eta = jnp.asarray(eta, jnp.result_type(eta, jnp.float32))
+    eps = jnp.asarray(eps, eta.dtype)
+    if reduce == "rms":
+        exact = jnp.maximum(eta - eps, 0.0) ** 2
+        return ApproximationBounds(lower=exact, upper=exact)
+    if eta_sup is None:
+        raise ValueError("approximation_error(reduce='max') needs eta_sup = η_∞ = sup_g E_{f*}(g).")
+    check_nonnegative("eta_sup", eta_sup)
+    eta_sup = jnp.asarray(eta_sup, eta.dtype)
+    ratio = jnp.where(eta_sup > 0, eps / jnp.where(eta_sup > 0, eta_sup, 1.0), jnp.inf)
+    upper = eta**2 * jnp.maximum(1 - ratio, 0.0) ** 2
+    if group_size is None:
+        factor = math.sqrt(0.5)
+    else:
+        factor = math.sqrt((1 - 1 / positive_int("group_size", group_size)) / 2)
+    lower = jnp.maximum(eta - eps * factor, 0.0) ** 2
+    return ApproximationBounds(lower=jnp.minimum(lower, upper), upper=upper)
+
+
+def default_eps_grid(output_bound: float, output_dim: int, eta=None) -> np.ndarray:
+    """``linspace(0, 2M√d_y, 33)`` (every possible sup defect), with η added if given.
+
+    Including the data's η (a property of the task, fixed before the sample)
+    makes the bound-optimal level satisfy ``ε* ≤ η`` exactly on the grid
+    (docs/theory.md §5): above η the approximation term is 0 and ``Gen_n`` is
+    non-decreasing.
+    """
+    top = 2 * float(output_bound) * math.sqrt(positive_int("output_dim", output_dim))
+    grid = np.linspace(0.0, top, DEFAULT_NUM_LEVELS)
+    if eta is not None:
+        grid = np.union1d(grid, np.asarray(eta, np.float64).reshape(-1))
+    return grid
+
+
+def tradeoff(
+    x: jax.Array,
+    group: TransformationSet,
+    constants: BoundConstants,
+    *,
+    eta,
+    noise=0.0,
+    reduce: str = "rms",
+    eps_grid=None,
+    radii=None,
+    eta_sup=None,
+    chaining: str = "discrete",
+    domain: Domain | None = None,
+    block_size: int | None = None,
+    method: str = "auto",
+) -> TradeOff:
+    """The risk bound ``σ² + A(ε) + Gen_n(ε)`` over a grid of ε (docs/theory.md §5).
+
+    The covering tables are computed once; ``Gen_n`` is the §4 bound with the
+    union bound over the ``K`` grid levels. Which ``A`` is used:
+
+    * ``reduce="max"`` (**certified**): ``A`` is the upper bound
+      ``η_2²(1 − ε/η_∞)_+²`` for the sup class ``F(L, G, ε)``, the class §4
+      bounds; the total is an upper bound on the risk of the best model in
+      the class (assuming ``f*`` is L-Lipschitz with outputs in the box).
+    * ``reduce="rms"``: ``A = (η_2 − ε)_+²``, the exact optimum of the
+      ``d_2(f) ≤ ε`` class, paired with the §4 bound at sup level ε. The sup
+      class is contained in the ``d_2`` class at the same ε, so this ``A`` is a
+      *lower* bound on the sup class's approximation error: the curve is an
+      estimate of the trade-off (docs/theory.md §5, §8), not a certified risk bound.
+
+    Args:
+        x: ``(n, *example)`` training inputs.
+        group: the group (or set) of transformations.
+        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        eta: ``η_2 = d_2(f*)``.
+        noise: the label noise standard deviation ``σ`` (adds ``σ²``).
+        reduce: ``"rms"`` or ``"max"``.
+        eps_grid: ``(K,)`` levels; ``None`` is :func:`default_eps_grid` with
+            ``η`` (``η_∞`` for ``"max"``) included.
+        radii: covering radii (as in :func:`jaxsym.bounds.generalization_bound`).
+        eta_sup: ``η_∞`` (required for ``"max"``).
+        chaining, domain, block_size, method: as in
+            :func:`jaxsym.bounds.generalization_bound`.
+
+    Returns:
+        A :class:`TradeOff`.
+    """
+    check_choice("reduce", reduce, ("rms", "max"))
+    check_nonnegative("eta", eta)
+    check_nonnegative("noise", noise)
+    if reduce == "max" and eta_sup is None:
+        raise ValueError("tradeoff(reduce='max') needs eta_sup = η_∞ = sup_g E_{f*}(g).")
+    x = check_batch(group, x, "x")
+    constants = check_constants(constants)
+    if eps_grid is None:
+        level = eta if reduce == "rms" else eta_sup
+        eps_grid = default_eps_grid(constants.output_bound, constants.output_dim, level)
+    eps_grid = np.asarray(eps_grid, np.float64).reshape(-1)
+    if eps_grid.size == 0:
+        raise ValueError("eps_grid must hold at least one level.")
+    check_nonnegative("eps_grid", eps_grid)
+    if radii is None:
+        radii = _default_bound_radii(x, constants)
+    symmetric, trivial = bound_tables(
+        x, group, radii, domain=domain, block_size=block_size, method=method
+    )
+
+    def gen(eps):
+        return generalization_bound_from_table(
+            symmetric,
+            trivial,
+            constants=constants,
+            eps=eps,
+            num_levels=int(eps_grid.size),
+            chaining=chaining,
+        ).total
+
+    levels = jnp.asarray(eps_grid, jnp.float32)
+    generalization = jax.vmap(gen)(levels)
+    group_size = group.size if group.is_group else None
+    approximation = approximation_error(
+        eta, levels, reduce, eta_sup=eta_sup, group_size=group_size
+    ).upper
+    total = float(noise) ** 2 + approximation + generalization
+    return TradeOff(
+        eps=levels, approximation=approximation, generalization=generalization, total=total
+    )
+
+
+def optimal_level(
+    x: jax.Array, group: TransformationSet, constants: BoundConstants, **kwargs
+) -> OptimalLevel:
+    """The bound-optimal level ``ε* = argmin_ε σ² + A(ε) + Gen_n(ε)`` (docs/theory.md §5).
+
+    Same arguments as :func:`tradeoff`. Ties go to the smaller ε. With the
+    default grid (which contains η), ``ε* ≤ η``: more asymmetry than the data
+    has never helps. By docs/theory.md §8 the certified curve is usually
+    bang-bang (ε* = 0 or the unconstrained end).
+
+    Returns:
+        An :class:`OptimalLevel`.
+    """
+    curve = tradeoff(x, group, constants, **kwargs)
+    index = jnp.argmin(curve.total)
+    return OptimalLevel(eps=curve.eps[index], index=index, total=curve.total[index], curve=curve)
