@@ -1,4 +1,4 @@
-"""Predicted vs measured best symmetry level on the synthetic C8 task (theory.md §8).
+"""Predicted vs measured best symmetry level on the synthetic C8 task (docs/theory.md §8).
 
 Task: ``x ~ N(0, I₂)``, ``y = cos‖x‖ + η (x₁ + x₁x₂)/√2 + 0.3 ε`` with
 ``G = C_8`` (so ``d_2(f*) = η``). Model: random-features ridge (400 features,
