@@ -1,22 +1,52 @@
 """jaxsym: approximate group equivariance in JAX — measure it, average it, bound it.
 
 Implements Petrache & Trivedi, "Approximation-Generalization Trade-offs under
-(Approximate) Group Equivariance", NeurIPS 2023, arXiv:2305.17592.
+(Approximate) Group Equivariance", NeurIPS 2023, arXiv:2305.17592; every formula
+is stated in the project's docs/theory.md.
+
+Layers (each imports only the ones above it): ``groups`` → measures
+(``averaging``, ``defects``) → ``covering`` → bounds (``losses``, ``bounds``,
+``approximation``, ``subgroups``), data (``data``, ``predictive``) → training →
+interfaces (``audit``, imported only by the command line). Optional features
+(``jaxsym.flax``, Sinkhorn in ``data``, the audit) import their extras lazily.
 """
 
-from jaxsym import bounds, covering, data, groups, models, predictive, tasks, testing
-from jaxsym.averaging import dial, partial_average, symmetrize
-from jaxsym.bounds import (
+from jaxsym import (
+    approximation,
+    bounds,
+    covering,
+    data,
+    defects,
+    groups,
+    losses,
+    models,
+    predictive,
+    subgroups,
+    tasks,
+    testing,
+)
+from jaxsym.approximation import (
+    ApproximationBounds,
+    OptimalLevel,
+    TradeOff,
     approximation_error,
-    generalization_bound,
-    generalization_bound_from_table,
     optimal_level,
-    optimal_subset,
-    ramp_loss_constants,
-    squared_loss_constants,
     tradeoff,
 )
-from jaxsym.covering import covering_numbers, covering_table, orbit_distances
+from jaxsym.averaging import dial, partial_average, symmetrize
+from jaxsym.bounds import (
+    GeneralizationBound,
+    generalization_bound,
+    generalization_bound_from_table,
+)
+from jaxsym.covering import (
+    CoveringTable,
+    Domain,
+    covering_numbers,
+    covering_table,
+    domain_covering_numbers,
+    orbit_distances,
+)
 from jaxsym.data import DataDefect, data_defect
 from jaxsym.defects import (
     OrbitStats,
@@ -28,6 +58,14 @@ from jaxsym.defects import (
     stabilizer,
     stabilizer_measure,
 )
+from jaxsym.losses import (
+    BoundConstants,
+    LossConstants,
+    absolute_loss_constants,
+    clipped_squared_loss_constants,
+    ramp_loss_constants,
+    squared_loss_constants,
+)
 from jaxsym.models import RandomFeaturesModel, random_features_ridge
 from jaxsym.predictive import (
     DialRisk,
@@ -36,31 +74,56 @@ from jaxsym.predictive import (
     dial_risk,
     predictive_tradeoff,
 )
+from jaxsym.subgroups import SubsetChoice, all_subgroups, optimal_subset, subgroup_chain
 from jaxsym.testing import EquivarianceProfile, assert_equivariant
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "ApproximationBounds",
+    "BoundConstants",
+    "CoveringTable",
     "DataDefect",
+    "DialRisk",
+    "Domain",
+    "EquivarianceProfile",
+    "GeneralizationBound",
+    "LossConstants",
+    "OptimalLevel",
+    "OrbitStats",
     "PredictiveTradeoff",
+    "RandomFeaturesModel",
+    "SubsetChoice",
+    "TradeOff",
+    "absolute_loss_constants",
+    "all_subgroups",
+    "approximation",
     "approximation_error",
+    "assert_equivariant",
     "bounds",
+    "clipped_squared_loss_constants",
     "covering",
     "covering_numbers",
     "covering_table",
+    "cross_fitting_folds",
     "data",
     "data_defect",
     "defect_profile",
+    "defects",
     "dial",
     "dial_risk",
     "distance_to_equivariance",
+    "domain_covering_numbers",
     "equivariance_error",
     "generalization_bound",
     "generalization_bound_from_table",
     "groups",
+    "losses",
+    "models",
     "optimal_level",
     "optimal_subset",
     "orbit_distances",
+    "orbit_stats",
     "partial_average",
     "pointwise_defects",
     "predictive",
@@ -70,7 +133,10 @@ __all__ = [
     "squared_loss_constants",
     "stabilizer",
     "stabilizer_measure",
+    "subgroup_chain",
+    "subgroups",
     "symmetrize",
+    "tasks",
     "testing",
     "tradeoff",
 ]

@@ -74,13 +74,12 @@ from jaxsym._validation import (
 from jaxsym.covering import (
     CoveringTable,
     Domain,
-    _identity_elements,
     _with_domain,
     default_radii,
     nested_covering_numbers,
     tables_from_counts,
 )
-from jaxsym.groups import TransformationSet
+from jaxsym.groups import TransformationSet, identity_elements
 from jaxsym.losses import BoundConstants, check_constants
 
 __all__ = [
@@ -345,7 +344,7 @@ def bound_tables(
     )
     if domain is not None:
         counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
-    size = group.size + (0 if len(_identity_elements(group, x)) else 1)
+    size = group.size + (0 if len(identity_elements(group, x)) else 1)
     trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size])
     return symmetric, trivial
 
@@ -398,34 +397,6 @@ def generalization_bound(
         x, group, radii, domain=domain, block_size=block_size, method=method, mesh=mesh
     )
     options = dict(constants=constants, num_levels=num_levels, chaining=chaining)
-    if symmetric.group_size == 1 or len(_identity_elements(group, x)) == group.size:
+    if symmetric.group_size == 1 or len(identity_elements(group, x)) == group.size:
         return generalization_bound_from_table(trivial, None, eps=0.0, **options)
     return generalization_bound_from_table(symmetric, trivial, eps=eps, **options)
-
-
-_MOVED = {
-    "approximation_error": "jaxsym.approximation",
-    "default_eps_grid": "jaxsym.approximation",
-    "optimal_level": "jaxsym.approximation",
-    "tradeoff": "jaxsym.approximation",
-    "ApproximationBounds": "jaxsym.approximation",
-    "OptimalLevel": "jaxsym.approximation",
-    "TradeOff": "jaxsym.approximation",
-    "optimal_subset": "jaxsym.subgroups",
-    "subgroup_chain": "jaxsym.subgroups",
-    "SubsetChoice": "jaxsym.subgroups",
-    "LossConstants": "jaxsym.losses",
-    "BoundConstants": "jaxsym.losses",
-    "squared_loss_constants": "jaxsym.losses",
-    "absolute_loss_constants": "jaxsym.losses",
-    "ramp_loss_constants": "jaxsym.losses",
-}
-
-
-def __getattr__(name: str):
-    """Names that moved out of this module in the split stay importable from it."""
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

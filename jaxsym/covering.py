@@ -72,7 +72,7 @@ from jaxsym._validation import (
     is_concrete,
     positive_int,
 )
-from jaxsym.groups import TransformationSet, transform_batch
+from jaxsym.groups import TransformationSet, identity_elements, transform_batch
 
 __all__ = [
     "MAX_MATRIX_BYTES",
@@ -146,19 +146,6 @@ def _flat_orbit(group: TransformationSet, x: jax.Array, with_identity: bool) -> 
     return moved
 
 
-def _identity_elements(group: TransformationSet, x: jax.Array) -> np.ndarray:
-    """Indices of the elements acting as the identity on every example of ``x``.
-
-    The one identity probe of this module (until ``jaxsym.groups.identity_elements``
-    lands). Empty when ``x`` or the elements are traced (then the identity is added).
-    """
-    if not (is_concrete(group.elements) and is_concrete(x)):
-        return np.zeros((0,), np.int64)
-    moved = np.asarray(_flat_orbit(group, x, False))
-    flat = np.asarray(x, dtype=moved.dtype).reshape(1, x.shape[0], -1)
-    return np.flatnonzero(np.all(moved == flat, axis=(1, 2))).astype(np.int64)
-
-
 def orbit_distances(
     x: jax.Array, y: jax.Array, group: TransformationSet, *, block_size: int | None = None
 ) -> jax.Array:
@@ -188,7 +175,7 @@ def orbit_distances(
         raise ValueError(f"x and y must hold examples of one shape; got {x.shape} and {y.shape}.")
     dtype = jnp.result_type(x.dtype, jnp.float32)
     x, y = x.astype(dtype), y.astype(dtype)
-    moved_y = _flat_orbit(group, y, len(_identity_elements(group, y)) == 0)  # (|S|, m, d)
+    moved_y = _flat_orbit(group, y, len(identity_elements(group, y)) == 0)  # (|S|, m, d)
     block = _distances.block_rows(block_size, x.shape[0], y.shape[0])
     return jnp.sqrt(_distances.orbit_squares(x.reshape(x.shape[0], -1), moved_y, block))
 
@@ -443,7 +430,7 @@ def _nested_counts(x, group, radii, stages, block_size, method="auto", mesh=None
     x = x.astype(jnp.result_type(x.dtype, jnp.float32))
     flat = x.reshape(n, -1)
     stop = jnp.asarray(float(radii.min()) ** 2, x.dtype)
-    identities = set(_identity_elements(group, x).tolist())
+    identities = set(identity_elements(group, x).tolist())
     stages = [np.asarray([k for k in s if k not in identities], np.int64) for s in stages]
     counts = []
     if method == "matrix":
@@ -747,7 +734,7 @@ def covering_table(
     counts = _nested_counts(x, group, radii, stages, block_size, method, mesh)
     if domain is not None:
         counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
-    size = group.size + int(len(_identity_elements(group, x)) == 0)
+    size = group.size + int(len(identity_elements(group, x)) == 0)
     trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size])
     del trivial
     return symmetric

@@ -8,7 +8,7 @@ function                     jaxsym call (docs/theory.md section)
 ============================ ==================================================
 :func:`data_profile`         ``data_defect(x, y, group, "knn")`` (§6)
 :func:`stabilizers`          ``stabilizer``, ``stabilizer_measure`` (§2)
-:func:`candidate_sets`       ``bounds.subgroup_chain`` (§5)
+:func:`candidate_sets`       ``subgroups.subgroup_chain`` (§5)
 :func:`covering`             ``covering.nested_covering_numbers`` (§4)
 :func:`loss_constants`       ``squared_loss_constants`` (§4)
 :func:`bound_curve`          ``generalization_bound_from_table``,
@@ -40,6 +40,8 @@ import numpy as np
 import jaxsym
 from jaxsym import bounds as _bounds
 from jaxsym import covering as _covering
+from jaxsym import subgroups
+from jaxsym.approximation import default_eps_grid
 from jaxsym.groups import TransformationSet
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "bound_regularizer",
     "bound_subset",
     "candidate_sets",
+    "count_subgroups",
     "covering",
     "covering_radii",
     "dialed_model",
@@ -154,7 +157,7 @@ def candidate_sets(
     the data's profile (most symmetric first); otherwise the nested ε-stabilizers.
     """
     if group.is_group:
-        chain = list(_bounds.subgroup_chain(group, rms))
+        chain = list(subgroups.subgroup_chain(group, rms))
     else:
         chain = [np.zeros(1, np.int64)]
         for members in [*stabilizer_sets, np.arange(group.size)]:
@@ -204,11 +207,8 @@ def covering(
 
 
 class LossSetting(NamedTuple):
-    """The estimated constants of the bound (docs/theory.md §4), squared loss.
-
-    After the API change this becomes ``BoundConstants(lipschitz, output_bound,
-    loss=LossConstants(...), output_dim, delta)``; only :func:`loss_constants`,
-    :func:`bound_curve` and :func:`bound_subset` read it.
+    """The estimated constants of the bound (docs/theory.md §4), squared loss, as
+    reported; :func:`_bound_constants` turns them into a :class:`jaxsym.BoundConstants`.
     """
 
     lipschitz: float
@@ -235,14 +235,13 @@ def loss_constants(
     )
 
 
-def _bound_keywords(constants: LossSetting) -> dict[str, Any]:
-    return dict(
+def _bound_constants(constants: LossSetting) -> jaxsym.BoundConstants:
+    return jaxsym.BoundConstants(
         lipschitz=constants.lipschitz,
         output_bound=constants.output_bound,
-        loss_lipschitz=constants.loss_lipschitz,
-        loss_range=constants.loss_range,
-        delta=constants.delta,
+        loss=jaxsym.LossConstants(constants.loss_range, constants.loss_lipschitz),
         output_dim=constants.output_dim,
+        delta=constants.delta,
     )
 
 
@@ -258,11 +257,11 @@ class BoundCurve(NamedTuple):
 
 def _generalization(table, trivial, eps: np.ndarray, num_levels: int, constants: LossSetting):
     """``Gen_n(S, ε)`` of docs/theory.md §4 at each ε, from covering tables (one jit, vmapped)."""
-    keywords = _bound_keywords(constants)
+    bound_constants = _bound_constants(constants)
 
     def one(level):
         return _bounds.generalization_bound_from_table(
-            table, trivial, eps=level, num_levels=num_levels, **keywords
+            table, trivial, constants=bound_constants, eps=level, num_levels=num_levels
         ).total
 
     return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(eps, jnp.float32)), np.float64)
@@ -278,29 +277,41 @@ def bound_curve(
 ) -> BoundCurve:
     """The bound-vs-ε curve ``A(ε) + Gen_n(ε)`` for the whole set (an estimate, §4, §5, §8).
 
-    As :func:`jaxsym.tradeoff` with ``kind="rms"`` (``A(ε) = (η_2 − ε)_+²``, the
+    As :func:`jaxsym.tradeoff` with ``reduce="rms"`` (``A(ε) = (η_2 − ε)_+²``, the
     ``d_2 ≤ ε`` class), from the covering counts already computed: ``counts[0]``
     is ``{e}``, ``counts[-1]`` the whole set; the ε grid is
-    :func:`jaxsym.bounds.default_eps_grid` (with η) and the union bound runs
+    :func:`jaxsym.approximation.default_eps_grid` (with η) and the union bound runs
     over its levels.
     """
     trivial, table = _covering.tables_from_counts(
         radii, counts[[0, -1]], num_points, [1, group_size]
     )
     eps = np.asarray(
-        _bounds.default_eps_grid(constants.output_bound, constants.output_dim, eta), np.float64
+        default_eps_grid(constants.output_bound, constants.output_dim, eta),
+        np.float64,
     )
     generalization = _generalization(table, trivial, eps, len(eps), constants)
-    approximation = jaxsym.approximation_error(float(eta), jnp.asarray(eps, jnp.float32))
-    approximation = np.asarray(getattr(approximation, "upper", approximation), np.float64)
-    total = approximation + generalization
+    error = jaxsym.approximation_error(float(eta), jnp.asarray(eps, jnp.float32)).upper
+    error = np.asarray(error, np.float64)
+    total = error + generalization
     return BoundCurve(
         eps=eps,
-        approximation=approximation,
+        approximation=error,
         generalization=generalization,
         total=total,
         eps_star=float(eps[int(np.argmin(total))]),
     )
+
+
+def count_subgroups(group: TransformationSet) -> int:
+    """How many candidate sets the data could have chosen: the union bound's K (§4).
+
+    Every subgroup of ``group``; past the enumeration limit, every subset (``2^|G|``).
+    """
+    try:
+        return len(subgroups.all_subgroups(group))
+    except ValueError:  # more subgroups than the enumeration limit
+        return 2**group.size
 
 
 def bound_subset(
@@ -310,18 +321,25 @@ def bound_subset(
     num_points: int,
     rms: np.ndarray,
     constants: LossSetting,
+    num_levels: int | None = None,
 ) -> dict[str, Any]:
     """The bound-optimal candidate among exactly invariant classes (docs/theory.md §4, §5).
 
     As :func:`jaxsym.optimal_subset`, from the covering counts already computed
     (no second distance pass): for each candidate subgroup ``H``, approximation
     ``½ mean_{h∈H} E_2(h)²`` (exact for subgroups under H-invariant μ) plus the
-    §4 bound at ε = 0 with ``N_H`` and the union bound over the candidates.
+    §4 bound at ε = 0 with ``N_H``. The candidates are ordered by a profile
+    estimated from the same sample, so the union bound must count every set the
+    data could have chosen: ``num_levels`` (e.g. the number of all subgroups of
+    G, :func:`jaxsym.all_subgroups`); ``None`` counts only the chain.
     """
     tables = _covering.tables_from_counts(radii, counts, num_points, [len(c) for c in candidates])
     zero = np.zeros(1)
     generalization = np.array(
-        [_generalization(t, None, zero, len(candidates), constants)[0] for t in tables]
+        [
+            _generalization(t, None, zero, num_levels or len(candidates), constants)[0]
+            for t in tables
+        ]
     )
     approximation = np.array([0.5 * float(np.mean(rms[c] ** 2)) for c in candidates])
     total = approximation + generalization

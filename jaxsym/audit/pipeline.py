@@ -234,7 +234,15 @@ def run_audit(
         curve = analysis.bound_curve(radii, counts, len(data.x), group.size, eta, constants)
         subset = None
         if group.is_group:
-            subset = analysis.bound_subset(radii, counts, candidates, len(data.x), rms, constants)
+            subset = analysis.bound_subset(
+                radii,
+                counts,
+                candidates,
+                len(data.x),
+                rms,
+                constants,
+                num_levels=analysis.count_subgroups(group),
+            )
     results["bound"] = {
         "constants": constants._asdict(),
         "estimated": True,
