@@ -20,6 +20,15 @@ settings.register_profile(
 settings.load_profile("jaxsym")
 
 
+def enable_x64():
+    """A context in which float64 is enabled, on every jax the package supports."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64 as legacy_enable_x64  # jax < 0.5.1
+
+    return legacy_enable_x64()
+
+
 def random_mlp(key, in_dim: int, out_dim: int, hidden: int = 16):
     """A batched MLP on flattened inputs and its parameters: ``(f, params, net)``."""
     k1, k2, k3 = jax.random.split(key, 3)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FINITE_GROUPS, orbit_closed_sample, random_mlp
+from conftest import FINITE_GROUPS, enable_x64, orbit_closed_sample, random_mlp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -126,7 +126,7 @@ def test_rms_error_is_root_two_times_distance_to_equivariance(seed, name):
     [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")],
 )
 def test_gradient_matches_finite_differences(reduce):
-    with jax.enable_x64(True):
+    with enable_x64():
         group = groups.dihedral(3)
         key = jax.random.key(11)
         _, params, net = random_mlp(key, 8, 2)
@@ -406,7 +406,7 @@ def _float64_rotations(n):
 
 
 def test_float64_invariant_model_has_defect_at_float64_rounding():
-    with jax.enable_x64(True):
+    with enable_x64():
         group = _float64_rotations(8)
         x = jax.random.normal(jax.random.key(5), (16, 5, 2), dtype=jnp.float64)
 
@@ -548,7 +548,7 @@ def test_orbit_stats_runs_the_model_on_g_plus_one_times_b_rows(chunk_size):
 
 
 def test_orbit_stats_gradient_matches_finite_differences():
-    with jax.enable_x64(True):
+    with enable_x64():
         group = jax.tree_util.tree_map(lambda e: e.astype(jnp.float64), groups.dihedral(4))
         key = jax.random.key(13)
         _, params, net = random_mlp(key, 12, 2)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import enable_x64
 
 from jaxsym import groups
 
@@ -247,7 +248,7 @@ def test_x64_gives_float64_elements_and_rounding_level_defects():
     from jaxsym.defects import pointwise_defects
 
     defects_of = jax.jit(lambda x, group: pointwise_defects(_norm_model, x, group))
-    with jax.enable_x64(True):
+    with enable_x64():
         for name, (group, dim) in _matrix_groups().items():
             assert group.elements.dtype == jnp.float64, name
             x = _normal(5, (16, 5, dim), jnp.float64)

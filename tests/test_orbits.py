@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import enable_x64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -182,7 +183,7 @@ def test_unrolled_derivatives_match_brute_force_in_every_mode(monkeypatch):
     The unrolled path is forced on whatever backend runs the test.
     """
     monkeypatch.setattr(_orbits, "UNROLL_BACKENDS", (jax.default_backend(),))
-    with jax.enable_x64(True):
+    with enable_x64():
         group = groups.flip_rot90()
         net, params = _conv_net(jax.random.key(2))
         x = jax.random.normal(jax.random.key(3), (3, 6, 6, 1))

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_mlp
+from conftest import enable_x64, random_mlp
 
 import jaxsym
 from jaxsym import groups
@@ -144,7 +144,7 @@ def _norm_model(eps):
 
 
 def test_a_1e9_defect_fails_in_float64_and_passes_in_float32():
-    with jax.enable_x64(True):
+    with enable_x64():
         c8 = groups.cyclic_rotations(8)
         x = _normal(4, (8, 3, 2), jnp.float64)
         profile = assert_equivariant(_norm_model(0.0), x, c8)  # tight default passes
