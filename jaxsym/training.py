@@ -360,7 +360,7 @@ class BoundRegularizer(eqx.Module):
         check_callable("f", f)
         if not self.is_projection:
             return f
-        return BudgetModel(f, self.group, self.eps, None, self.chunk_size)
+        return BudgetModel(_function(f), self.group, self.eps, None, self.chunk_size)
 
     def __call__(self, f: Model, x_batch: jax.Array) -> jax.Array:
         """The scalar penalty on a batch: 0 for the projection, ``β (d_2(f) − ε)_+²`` else.
@@ -385,7 +385,7 @@ class BoundRegularizer(eqx.Module):
             return f
         d2 = _orbit_stats(f, jnp.asarray(x_train), self.group, chunk_size=self.chunk_size).d2
         scale = jax.lax.stop_gradient(_budget_scale(d2, self.eps))
-        return BudgetModel(f, self.group, self.eps, scale, self.chunk_size)
+        return BudgetModel(_function(f), self.group, self.eps, scale, self.chunk_size)
 
     def report(self, f: Model, x: jax.Array) -> RegularizerReport:
         """``d_2`` and sup defect of ``f`` on every candidate, the active set, ε*, the bound.
@@ -417,6 +417,11 @@ class BoundRegularizer(eqx.Module):
             eps=self.eps,
             bound=bound,
         )
+
+
+def _function(f: Model) -> Model:
+    """``f`` as a plain function (a field of :class:`BudgetModel`; parameters stay closed over)."""
+    return f if isinstance(f, eqx.Module) else lambda x: f(x)
 
 
 def _no_gradient(f: Model) -> Model:
