@@ -13,8 +13,11 @@ generated from it (``--out`` / ``--markdown``):
    ``mean (g − f*)² + σ²`` on 4000 fresh inputs (the risk on noisy labels,
    without its Monte Carlo noise). Two tasks: C8 with
    ``f* = cos‖x‖ + η (x₁ + x₁x₂)/√2``, and C6 with a second target
-   ``f* = e^{−‖x‖²/4} sin‖x‖ · 2 + η a₃(x)``, ``a₃ ∝ e^{−‖x‖²/4} Re(x₁ + i x₂)³``
-   (angular frequency 3, so ``Q_{C6} a₃ = 0``; normalized to ``‖a₃‖ = 1``).
+   ``f* = cos(2.5‖x‖) + η a₃(x)``, ``a₃ ∝ e^{−‖x‖²/4} Re(x₁ + i x₂)³``
+   (angular frequency 3, so ``Q_{C6} a₃ = 0``; normalized to ``‖a₃‖ = 1``),
+   whose radial oscillation a small MLP represents badly as an invariant
+   function by itself (where penalty designs fail). A third design, the
+   "hybrid" (projection + hinge β = 30 on the raw network), is compared too.
    Seeds, folds and λ values train in one vectorized loop (``vmap``).
 2. **Digits** (scikit-learn's 8×8 digits): a small CNN that outputs class
    probabilities, trained with cross-entropy; plain, D4-symmetrized, D4
@@ -33,10 +36,16 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import platform
+import statistics
 import sys
 import time
 import zlib
+from functools import partial
+from itertools import pairwise
 from pathlib import Path
 
 import equinox as eqx
@@ -69,8 +78,8 @@ FULL = dict(
     steps=2000,
     batch=256,
     test_size=4000,
-    digits_seeds=3,
-    digits_steps=1500,
+    digits_seeds=2,
+    digits_steps=600,
     cost_repeats=30,
 )
 QUICK = dict(
@@ -106,15 +115,18 @@ _A3_NORM = float(
 
 
 def target_c6(x, eta):
-    """``2 e^{−‖x‖²/4} sin‖x‖ + η a₃(x)``, ``‖a₃‖ = 1``, ``Q_{C6} a₃ = 0``: ``d_2 = η``."""
+    """``cos(2.5‖x‖) + η a₃(x)``, ``‖a₃‖ = 1``, ``Q_{C6} a₃ = 0``: ``d_2 = η`` for C6.
+
+    The invariant part oscillates in the radius: hard for a small MLP to
+    represent as an invariant function by itself, easy through ``Q_G f``.
+    """
     radius = jnp.sqrt(jnp.sum(x * x, axis=-1))
-    symmetric = 2 * jnp.exp(-(radius**2) / 4) * jnp.sin(radius)
-    return (symmetric + eta * _a3_raw(x) / _A3_NORM)[:, None]
+    return (jnp.cos(2.5 * radius) + eta * _a3_raw(x) / _A3_NORM)[:, None]
 
 
 TASKS = {
     "C8/cos": (lambda: groups.cyclic_rotations(8), target_c8),
-    "C6/sin-a3": (lambda: groups.cyclic_rotations(6), target_c6),
+    "C6/cos2.5r": (lambda: groups.cyclic_rotations(6), target_c6),
 }
 
 
@@ -320,12 +332,20 @@ def synthetic_cell(task_name, eta, n, cfg, key):
     template = regs[0]
     hinge_template = dataclasses.replace(template, beta=HINGE_BETA)
     trained = {}
-    for name, reg0 in (("regularizer", template), (f"hinge(β={HINGE_BETA:g})", hinge_template)):
+    designs = (
+        ("regularizer", template, False),
+        (f"hinge(β={HINGE_BETA:g})", hinge_template, False),
+        (f"hybrid(β={HINGE_BETA:g})", template, True),
+    )
+    for name, reg0, hybrid in designs:
 
-        def regularized(p, xb, yb, e, reg0=reg0):
+        def regularized(p, xb, yb, e, reg0=reg0, hybrid=hybrid):
             reg = eqx.tree_at(lambda r: r.eps, reg0, e)
             g = reg.model(model_of(p))
-            return mse(g(xb), yb) + reg(g, xb)
+            loss = mse(g(xb), yb) + reg(g, xb)
+            if hybrid:  # the projection plus the hinge on the raw network
+                loss = loss + dataclasses.replace(reg, beta=HINGE_BETA)(model_of(p), xb)
+            return loss
 
         t0 = time.perf_counter()
         params = train_many(
@@ -371,25 +391,428 @@ def summarize_cell(cell):
     }
 
 
-def synthetic(cfg, tasks=tuple(TASKS)):
-    cells = []
-    for task_name in tasks:
-        for eta in cfg["etas"]:
-            for n in cfg["sizes"]:
-                t0 = time.perf_counter()
-                cell = synthetic_cell(
-                    task_name,
-                    eta,
-                    n,
-                    cfg,
-                    jax.random.key(zlib.crc32(f"{task_name}/{eta}/{n}".encode())),
-                )
-                cell.update(summarize_cell(cell))
-                cell["wall_s"] = time.perf_counter() - t0
-                cells.append(cell)
-                print(
-                    f"[{task_name} η={eta} n={n}] {cell['wall_s']:.0f}s  "
-                    + "  ".join(f"{k}={v:.3f}" for k, v in cell["ratio"].items()),
-                    flush=True,
-                )
-    return cells
+# ============================================================================ study 2: digits
+
+
+def digits_data(seed, num_train):
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = jnp.asarray(data.images / 16.0, jnp.float32)  # (1797, 8, 8)
+    labels = np.asarray(data.target)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    train, test = order[:num_train], order[num_train:]
+    return images[train], labels[train], images[test], labels[test]
+
+
+def digits_candidates():
+    """``{e} ⊂ {e, r180} ⊂ C4 ⊂ D4`` on 8×8 images (element 2 of ``flip_rot90`` is r180)."""
+    d4 = groups.flip_rot90()
+
+    def sub(indices, name):
+        return dataclasses.replace(d4.subset(indices), is_group=True, name=name)
+
+    return [sub([0], "{e}"), sub([0, 2], "{e,r180}"), sub([0, 1, 2, 3], "C4"), d4]
+
+
+def cnn_init(key, channels=(8, 16), classes=10):
+    k1, k2, k3 = jax.random.split(key, 3)
+    c1, c2 = channels
+    return {
+        "c1": jax.random.normal(k1, (3, 3, 1, c1)) / 3.0,
+        "b1": jnp.zeros((c1,)),
+        "c2": jax.random.normal(k2, (3, 3, c1, c2)) / math.sqrt(9 * c1),
+        "b2": jnp.zeros((c2,)),
+        "w": jax.random.normal(k3, (c2, classes)) / math.sqrt(c2),
+        "b": jnp.zeros((classes,)),
+    }
+
+
+def cnn_apply(params, x):
+    """Class probabilities of a 2-layer CNN on ``(B, 8, 8)`` images."""
+    h = x[..., None]
+    dims = ("NHWC", "HWIO", "NHWC")
+    for w, b in (("c1", "b1"), ("c2", "b2")):
+        h = jax.lax.conv_general_dilated(h, params[w], (1, 1), "SAME", dimension_numbers=dims)
+        h = jax.nn.relu(h + params[b])
+    logits = jnp.mean(h, axis=(1, 2)) @ params["w"] + params["b"]
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def cross_entropy(probs, labels):
+    picked = jnp.take_along_axis(probs, labels[:, None], axis=-1)[:, 0]
+    return -jnp.mean(jnp.log(picked + 1e-7))
+
+
+def train_one(loss, params, x, y, *, steps, batch, lr, key):
+    optimizer = optax.adam(lr)
+    n = x.shape[0]
+
+    @jax.jit
+    def run(params, key):
+        def body(carry, step):
+            p, s = carry
+            k = jax.random.fold_in(key, step)
+            index = jax.random.randint(k, (batch,), 0, n)
+            grads = jax.grad(loss)(p, x[index], y[index], jax.random.fold_in(k, 1))
+            updates, s = optimizer.update(grads, s, p)
+            return (optax.apply_updates(p, updates), s), None
+
+        return jax.lax.scan(body, (params, optimizer.init(params)), jnp.arange(steps))[0][0]
+
+    return run(params, key)
+
+
+def ece(probs, labels, bins=15):
+    confidence = np.max(probs, axis=-1)
+    correct = np.argmax(probs, axis=-1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in pairwise(edges):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total)
+
+
+def classification_metrics(probs, labels):
+    probs = np.asarray(probs)
+    predicted = np.argmax(probs, axis=-1)
+    six_nine = np.isin(labels, (6, 9))
+    return {
+        "accuracy": float(np.mean(predicted == labels)),
+        "ece": ece(probs, labels),
+        "accuracy_6_9": float(np.mean(predicted[six_nine] == labels[six_nine])),
+    }
+
+
+def digits(cfg):
+    candidates = digits_candidates()
+    d4 = candidates[-1]
+    kw = dict(steps=cfg["digits_steps"], batch=64, lr=3e-3)
+    methods = {"plain": [], "D4-symmetrized": [], "D4-augmentation": [], "regularizer": []}
+    kept, eps, extra = [], [], []
+
+    def plain_loss(p, xb, yb, _):
+        return cross_entropy(cnn_apply(p, xb), yb)
+
+    def sym_loss(p, xb, yb, _):
+        return cross_entropy(symmetrize(partial(cnn_apply, p), d4)(xb), yb)
+
+    def aug_loss(p, xb, yb, k):
+        index = jax.random.randint(k, (xb.shape[0],), 0, d4.size)
+        moved = jax.vmap(d4.act_in)(jax.tree_util.tree_map(lambda e: e[index], d4.elements), xb)
+        return cross_entropy(cnn_apply(p, moved), yb)
+
+    for seed in range(cfg["digits_seeds"]):
+        x, y, x_test, y_test = digits_data(seed, 1000 if not cfg.get("quick") else 300)
+        key = jax.random.key(seed)
+        init = cnn_init(jax.random.fold_in(key, 1))
+
+        def fit(xf, yf, seed_key=key, seed_init=init):
+            labels = jnp.argmax(yf, axis=-1)
+            p = train_one(plain_loss, seed_init, xf, labels, key=seed_key, **kw)
+            return jax.tree_util.Partial(cnn_apply, p)
+
+        one_hot = jax.nn.one_hot(y, 10)
+        plain = train_one(plain_loss, init, x, jnp.asarray(y), key=key, **kw)
+        methods["plain"].append(classification_metrics(cnn_apply(plain, x_test), y_test))
+        sym = train_one(sym_loss, init, x, jnp.asarray(y), key=key, **kw)
+        methods["D4-symmetrized"].append(
+            classification_metrics(symmetrize(partial(cnn_apply, sym), d4)(x_test), y_test)
+        )
+        aug = train_one(aug_loss, init, x, jnp.asarray(y), key=key, **kw)
+        methods["D4-augmentation"].append(classification_metrics(cnn_apply(aug, x_test), y_test))
+
+        folds = _cross_fitting_folds(x.shape[0], 5, key=jax.random.fold_in(key, 2))
+        fold_models = []
+        for held_out in folds:
+            train = np.setdiff1d(np.arange(x.shape[0]), held_out)
+            fold_models.append(fit(x[train], one_hot[train]))
+        reg = bound_regularizer(
+            x, one_hot, d4, fit=None, candidates=candidates, key=jax.random.fold_in(key, 2),
+            fold_models=fold_models, full_model=jax.tree_util.Partial(cnn_apply, plain),
+        )  # fmt: skip
+
+        def reg_loss(p, xb, yb, _, reg=reg):
+            g = reg.model(partial(cnn_apply, p))
+            return cross_entropy(g(xb), yb) + reg(g, xb)
+
+        trained = train_one(reg_loss, init, x, jnp.asarray(y), key=key, **kw)
+        deployed = reg.freeze(partial(cnn_apply, trained), x)
+        methods["regularizer"].append(classification_metrics(deployed(x_test), y_test))
+        kept.append(reg.group.name)
+        eps.append(float(reg.eps))
+        extra.append(
+            {
+                "approximation": np.asarray(reg.choice.approximation).tolist(),
+                "generalization": np.asarray(reg.choice.generalization).tolist(),
+                "eps_star": np.asarray(reg.choice.eps_star).tolist(),
+                "t_star": np.asarray(reg.choice.t_star).tolist(),
+                "unconstrained_distance": np.asarray(reg.choice.distance).tolist(),
+                "deployed_distance": float(
+                    _orbit_stats(deployed, x_test[:256], reg.group, chunk_size=None).d2
+                ),
+            }
+        )
+        print(f"[digits seed {seed}] kept {reg.group.name} ε*={float(reg.eps):.3f}", flush=True)
+    summary = {
+        name: {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        for name, rows in methods.items()
+    }
+    return {
+        "candidates": [c.name for c in candidates],
+        "methods": summary,
+        "per_seed": methods,
+        "kept": kept,
+        "eps_star": eps,
+        "choice": extra,
+    }
+
+
+# ============================================================================ study 3: cost
+
+
+def interleaved(fns, repeats):
+    """Median seconds of each function, timed in rotation (after warm-up)."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cost(cfg):
+    group = groups.cyclic_rotations(8)
+    batch = 256
+    x, y = draw(target_c8, jax.random.key(0), 800, 0.3)
+    xb, yb = x[:batch], y[:batch]
+    params = mlp_init(jax.random.key(1))
+    optimizer = optax.adam(3e-3)
+    state = optimizer.init(params)
+    nan = jnp.full((1,), jnp.nan)
+    from jaxsym.training import BoundRegularizer, CandidateChoice, _bound_constants
+
+    reg = BoundRegularizer(
+        eps=jnp.asarray(0.2), group=group, candidates=(group,),
+        choice=CandidateChoice(0, nan, nan, nan, nan, nan, nan),
+        constants=_bound_constants(1.0, 1.0, 1.0, 1), chunk_size=None,
+    )  # fmt: skip
+
+    def make_step(loss):
+        @jax.jit
+        def step(p, s):
+            grads = jax.grad(loss)(p)
+            updates, s = optimizer.update(grads, s, p)
+            return optax.apply_updates(p, updates), s
+
+        return lambda: step(params, state)
+
+    def regularized(p):
+        g = reg.model(model_of(p))
+        return mse(g(xb), yb) + reg(g, xb)
+
+    def fused(p):
+        moved = groups.transform_batch(group, group.elements, xb).reshape(-1, 2)
+        out = mlp_apply(p, jnp.concatenate([xb, moved]))
+        fx, orbit = out[:batch], out[batch:].reshape(group.size, batch, -1)
+        qfx = jnp.mean(orbit, axis=0)
+        d2 = jnp.sqrt(jnp.mean(jnp.sum((fx - qfx) ** 2, -1)))
+        s = jnp.where(d2 > reg.eps, reg.eps / d2, 1.0)
+        return mse(qfx + s * (fx - qfx), yb)
+
+    def symmetrized(p):
+        return mse(symmetrize(model_of(p), group)(xb), yb)
+
+    def hinge(p):
+        h = dataclasses.replace(reg, beta=HINGE_BETA)
+        return mse(model_of(p)(xb), yb) + h(model_of(p), xb)
+
+    times = interleaved(
+        {
+            "regularized": make_step(regularized),
+            "hand_fused": make_step(fused),
+            "symmetrized": make_step(symmetrized),
+            "hinge": make_step(hinge),
+        },
+        cfg["cost_repeats"],
+    )
+    bound = 1.2 * (group.size + 1) / group.size
+
+    # building the regularizer (5 fold fits + the full fit, as a user's `fit` runs them)
+    # against a 5-value λ sweep, each model trained alone
+    steps = cfg["steps"]
+    kw = dict(steps=steps, batch=cfg["batch"], lr=3e-3)
+    init = stack([params])
+
+    def fit(xf, yf):
+        p = train_many(
+            lambda q, a, b, _: mse(mlp_apply(q, a), b), init, xf[None], yf[None],
+            jnp.zeros((1,)), key=jax.random.key(2), **kw,
+        )  # fmt: skip
+        return model_of(unstack(p, 1)[0])
+
+    t0 = time.perf_counter()
+    bound_regularizer(x, y, group, fit=fit, key=jax.random.key(3), chunk_size=group.size)
+    build = time.perf_counter() - t0
+
+    def penalized(q, a, b, lam):
+        stats = _orbit_stats(model_of(q), a, group, chunk_size=group.size)
+        return mse(stats.fx, b) + lam * stats.ee2_sq
+
+    t0 = time.perf_counter()
+    for lam in LAMBDAS:
+        out = train_many(
+            penalized, init, x[None], y[None], jnp.asarray([lam]), key=jax.random.key(4), **kw
+        )
+        jax.block_until_ready(out)
+    sweep = time.perf_counter() - t0
+    return {
+        "group": group.name,
+        "batch": batch,
+        "step_seconds": times,
+        "ratio_to_fused": times["regularized"] / times["hand_fused"],
+        "ratio_to_symmetrized": times["regularized"] / times["symmetrized"],
+        "target_ratio_to_symmetrized": bound,
+        "build_seconds": build,
+        "lambda_sweep_seconds": sweep,
+        "steps": steps,
+    }
+
+
+# ============================================================================ output
+
+
+def markdown(results):
+    lines = []
+    cells = results.get("synthetic", [])
+    if cells:
+        methods = list(cells[0]["ratio"])
+        lines += [
+            "Test MSE of each method / the best method's, per (task, η, n) cell (means over "
+            f"{len(cells[0]['eps_star'])} seeds; 1.00 = best). `worst seed` is the regularizer's "
+            "largest per-seed ratio to that seed's best method.",
+            "",
+            "| task | η | n | " + " | ".join(methods) + " | reg. worst seed | ε̂* | learned d₂ |",
+            "|---|---|---|" + "---|" * (len(methods) + 3),
+        ]
+        for c in cells:
+            ratios = " | ".join(f"{c['ratio'][m]:.3f}" for m in methods)
+            lines.append(
+                f"| {c['task']} | {c['eta']} | {c['n']} | {ratios} | "
+                f"{c['worst_seed_ratio']['regularizer']:.3f} | "
+                f"{np.mean(c['eps_star']):.3f} | {np.mean(c['learned_d2']['regularizer']):.3f} |"
+            )
+        worst = {m: max(c["ratio"][m] for c in cells) for m in methods}
+        lines += [
+            "",
+            "| method | worst mean ratio over cells |",
+            "|---|---|",
+            *[f"| {m} | {v:.3f} |" for m, v in worst.items()],
+            "",
+        ]
+    if "digits" in results:
+        d = results["digits"]
+        lines += [
+            f"Digits (8×8, {len(d['kept'])} seeds): candidates {' ⊂ '.join(d['candidates'])}; "
+            f"kept {d['kept']}, ε* = {[round(e, 3) for e in d['eps_star']]}.",
+            "",
+            "| method | accuracy | ECE | accuracy on 6 and 9 |",
+            "|---|---|---|---|",
+        ]
+        for name, m in d["methods"].items():
+            lines.append(
+                f"| {name} | {m['accuracy']:.3f} | {m['ece']:.3f} | {m['accuracy_6_9']:.3f} |"
+            )
+        lines.append("")
+    if "cost" in results:
+        c = results["cost"]
+        t = c["step_seconds"]
+        lines += [
+            f"Cost ({c['group']}, 2×64 MLP, batch {c['batch']}, median ms per adam step, "
+            "interleaved):",
+            "",
+            "| regularized | hand-fused | symmetrized | hinge | reg/fused | reg/symmetrized "
+            "(target) | build | 5-λ sweep |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {1e3 * t['regularized']:.2f} | {1e3 * t['hand_fused']:.2f} | "
+            f"{1e3 * t['symmetrized']:.2f} | {1e3 * t['hinge']:.2f} | "
+            f"{c['ratio_to_fused']:.2f} | {c['ratio_to_symmetrized']:.2f} "
+            f"(≤ {c['target_ratio_to_symmetrized']:.2f}) | {c['build_seconds']:.1f} s | "
+            f"{c['lambda_sweep_seconds']:.1f} s |",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small settings (for the test)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training.json"))
+    parser.add_argument("--markdown", default=None, help="default: --out with .md")
+    parser.add_argument(
+        "--only", nargs="*", default=["cost", "digits", "synthetic"],
+        choices=["cost", "digits", "synthetic"],
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL, quick=args.quick)
+    out = Path(args.out)
+    md = Path(args.markdown) if args.markdown else out.with_suffix(".md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = {
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "device": str(jax.devices()[0]),
+        "jax": jax.__version__,
+        "settings": {k: v for k, v in cfg.items()},
+    }
+
+    def save():
+        out.write_text(json.dumps(results, indent=1))
+        md.write_text(markdown(results))
+
+    started = time.perf_counter()
+    if "cost" in args.only:
+        results["cost"] = cost(cfg)
+        save()
+    if "synthetic" in args.only:
+        results["synthetic"] = []
+        for task_name in TASKS:
+            sizes = cfg["sizes"]
+            etas = cfg["etas"]
+            if task_name != "C8/cos" and not args.quick:  # the second task: 4 cells
+                etas, sizes = (etas[0], etas[-1]), sizes[:2]
+            for eta in etas:
+                for n in sizes:
+                    t0 = time.perf_counter()
+                    cell = synthetic_cell(
+                        task_name, eta, n, cfg,
+                        jax.random.key(zlib.crc32(f"{task_name}/{eta}/{n}".encode())),
+                    )  # fmt: skip
+                    cell.update(summarize_cell(cell))
+                    cell["wall_s"] = time.perf_counter() - t0
+                    results["synthetic"].append(cell)
+                    save()
+                    print(
+                        f"[{task_name} η={eta} n={n}] {cell['wall_s']:.0f}s "
+                        f"reg={cell['ratio']['regularizer']:.3f}",
+                        flush=True,
+                    )
+            if task_name == "C8/cos" and "digits" in args.only:
+                results["digits"] = digits(cfg)
+                save()
+    elif "digits" in args.only:
+        results["digits"] = digits(cfg)
+        save()
+    results["total_seconds"] = time.perf_counter() - started
+    save()
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
