@@ -80,7 +80,7 @@ FULL = dict(
     test_size=4000,
     digits_seeds=2,
     digits_steps=600,
-    cost_repeats=30,
+    cost_repeats=200,
 )
 QUICK = dict(
     etas=(0.0, 0.3),
@@ -758,6 +758,9 @@ def main(argv=None):
         "--only", nargs="*", default=["cost", "digits", "synthetic"],
         choices=["cost", "digits", "synthetic"],
     )  # fmt: skip
+    parser.add_argument(
+        "--update", action="store_true", help="keep the other sections of an existing --out"
+    )
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL, quick=args.quick)
     out = Path(args.out)
@@ -770,6 +773,9 @@ def main(argv=None):
         "jax": jax.__version__,
         "settings": {k: v for k, v in cfg.items()},
     }
+    if args.update and out.exists():
+        kept = json.loads(out.read_text())
+        results = {**kept, **{k: v for k, v in results.items() if k != "settings"}}
 
     def save():
         out.write_text(json.dumps(results, indent=1))

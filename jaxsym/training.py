@@ -16,9 +16,18 @@ Two designs, selected by ``beta``:
 * ``beta=β`` finite: the **hinge** penalty ``β (d_2(f) − ε̂*)_+²`` on an
   unchanged model.
 
-Measured (``benchmarks/training.py``): the hinge needs a per-task β and, at
-``ε̂* = 0``, forces a small network to represent an invariant function by itself;
-the projection needs neither, which is why it is the default.
+Why the projection is the default (``benchmarks/training.py`` compares the
+designs on the same tables): a penalty on the raw network (the hinge, or the
+hinge added to the projection) makes a small network represent an invariant
+function by itself when ``ε̂* ≈ 0``, and fails on targets it represents badly
+that way (a radially oscillating invariant part); the projection never
+constrains the network, only its output, and has no constant to tune. Its
+price: at small n it inherits the variance of ``Q_S f`` (as exact
+symmetrization does), where a penalty on the raw network also acts as capacity
+control and can do better.
+
+For large groups, the orbit statistics can be estimated from ``k`` elements
+sampled per call (unbiased for ``Q_S f`` and ``ee_2²``; see ``_orbit_stats``).
 
 Everything evaluates the model once on the orbit of the batch (``(|S|+1)·B``
 rows) and derives ``f(x)``, ``Q_S f(x)``, ``d_2`` and ``ee_2²`` from that pass,
