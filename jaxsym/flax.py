@@ -45,6 +45,19 @@ __all__ = ["linen", "nnx"]
 # ============================================================================ linen
 
 
+def _linen_pure(wrapper, x):
+    """The wrapped linen model as a pure function of its (closed-over) variables.
+
+    Called on the orbit inside a :func:`jax.lax.scan`, where a bound linen module
+    cannot be called; at init the model is called once on ``x`` to create them.
+    """
+    if wrapper.is_initializing():
+        wrapper.model(x)
+    variables = wrapper.model.variables
+    unbound = wrapper.model.clone(parent=None)
+    return lambda z: unbound.apply(variables, z)
+
+
 class _LinenSymmetrized(_linen.Module):
     """``Q_G model`` as a linen module (theory.md §3).
 
@@ -58,17 +71,10 @@ class _LinenSymmetrized(_linen.Module):
     group: TransformationSet
     chunk_size: int | None = None
 
-    def _pure(self, x):
-        if self.is_initializing():
-            self.model(x)  # create the wrapped model's variables
-        variables = self.model.variables
-        unbound = self.model.clone(parent=None)
-        return lambda z: unbound.apply(variables, z)
-
     @_linen.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         check_group(self.group)
-        return symmetrize(self._pure(x), self.group, chunk_size=self.chunk_size)(x)
+        return symmetrize(_linen_pure(self, x), self.group, chunk_size=self.chunk_size)(x)
 
 
 class _LinenDialed(_linen.Module):
@@ -96,15 +102,9 @@ class _LinenDialed(_linen.Module):
             t = self.param("t", lambda _: jnp.asarray(self.t, jnp.float32))
         else:
             t = jnp.asarray(self.t, jnp.float32)
-        if self.is_initializing():
-            self.model(x)
-        variables = self.model.variables
-        unbound = self.model.clone(parent=None)
-
-        def pure(z):
-            return unbound.apply(variables, z)
-
-        return dial(pure, self.group, jnp.clip(t, 0.0, 1.0), chunk_size=self.chunk_size)(x)
+        return dial(
+            _linen_pure(self, x), self.group, jnp.clip(t, 0.0, 1.0), chunk_size=self.chunk_size
+        )(x)
 
 
 linen = types.SimpleNamespace(Symmetrized=_LinenSymmetrized, Dialed=_LinenDialed)
