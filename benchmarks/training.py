@@ -83,7 +83,7 @@ FULL = dict(
     cost_repeats=200,
 )
 QUICK = dict(
-    etas=(0.0, 0.3),
+    etas=(0.3,),
     sizes=(200,),
     seeds=2,
     steps=60,
