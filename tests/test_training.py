@@ -1,0 +1,359 @@
+"""The bound regularizer: one-pass orbit statistics, the budget projection, freeze, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import chex
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import random_mlp
+
+from jaxsym import groups, symmetrize
+from jaxsym.defects import distance_to_equivariance, equivariance_error, pointwise_defects
+from jaxsym.predictive import planar_task, predictive_tradeoff, random_features_ridge
+from jaxsym.training import (
+    BoundRegularizer,
+    BudgetModel,
+    CandidateChoice,
+    _bound_constants,
+    _certified_bound,
+    _cross_fitting_folds,
+    _orbit_stats,
+    bound_regularizer,
+)
+
+C4 = groups.cyclic_rotations(4)
+C8 = groups.cyclic_rotations(8)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return planar_task(jax.random.key(3), 200, 0.3)
+
+
+@pytest.fixture(scope="module")
+def fit():
+    return random_features_ridge(64, 1e-3, jax.random.key(5))
+
+
+@pytest.fixture(scope="module")
+def built(task, fit):
+    return bound_regularizer(task.x, task.y, C8, fit=fit, key=jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def reg():
+    """A regularizer with a given budget (no fits: the fast tests)."""
+    nan = jnp.full((1,), jnp.nan)
+    choice = CandidateChoice(0, nan, nan, nan, nan, nan, nan)
+    return BoundRegularizer(
+        eps=jnp.asarray(0.2), group=C8, candidates=(C8,), choice=choice,
+        constants=_bound_constants(2.0, 2.0, 2.0, 1),
+    )  # fmt: skip
+
+
+def _mlp(key, hidden=16):
+    return random_mlp(key, 2, 1, hidden)
+
+
+# ----------------------------------------------------------------------------- orbit stats
+
+
+@pytest.mark.parametrize("name", ["C8", "D4-equivariant", "S4"])
+def test_orbit_stats_match_independent_measures(name):
+    if name == "C8":
+        group, shape, out = C8, (2,), 1
+    elif name == "D4-equivariant":
+        group, shape, out = groups.dihedral(4).equivariant(), (2,), 2
+    else:
+        group, shape, out = groups.permutations(4), (4, 3), 1
+    f, _, _ = random_mlp(jax.random.key(1), math.prod(shape), out)
+    if out == 2:
+        g = f
+        f = lambda x: g(x).reshape(x.shape[0], 2)  # noqa: E731
+    x = jax.random.normal(jax.random.key(2), (7, *shape))
+    stats = _orbit_stats(f, x, group, chunk_size=3)  # padded chunks too
+    np.testing.assert_allclose(stats.fx, f(x), rtol=1e-6)
+    np.testing.assert_allclose(stats.qfx, symmetrize(f, group)(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.d2, distance_to_equivariance(f, x, group), rtol=1e-5)
+    rms = equivariance_error(f, x, group, "rms")
+    np.testing.assert_allclose(stats.ee2_sq, rms**2, rtol=1e-5)
+    # brute force: a Python loop over the elements
+    loop = [
+        np.sum(
+            (
+                np.asarray(f(jax.vmap(group.act_in, (None, 0))(group.element(k), x)))
+                - np.asarray(jax.vmap(group.act_out, (None, 0))(group.element(k), f(x)))
+            ).reshape(7, -1)
+            ** 2
+        )
+        for k in range(group.size)
+    ]
+    np.testing.assert_allclose(stats.ee2_sq, np.sum(loop) / (7 * group.size), rtol=1e-5)
+
+
+def test_orbit_stats_sampled_elements_are_unbiased():
+    group = groups.cyclic_rotations(64)
+    f, _, _ = _mlp(jax.random.key(4))
+    x = jax.random.normal(jax.random.key(5), (16, 2))
+    full = _orbit_stats(f, x, group)
+
+    def sampled(key):
+        s = _orbit_stats(f, x, group, num_samples=8, key=key)
+        return s.ee2_sq, s.qfx
+
+    ee2, qfx = jax.jit(jax.vmap(sampled))(jax.random.split(jax.random.key(6), 2000))
+    # Monte Carlo means within 5 standard errors of the exact values
+    se = np.std(np.asarray(ee2)) / np.sqrt(2000)
+    assert abs(float(np.mean(ee2)) - float(full.ee2_sq)) < 5 * se + 1e-6
+    se_q = np.std(np.asarray(qfx), axis=0) / np.sqrt(2000)
+    assert np.all(np.abs(np.mean(qfx, axis=0) - full.qfx) < 5 * se_q + 1e-6)
+    with pytest.raises(ValueError, match="key"):
+        _orbit_stats(f, x, group, num_samples=8)
+
+
+# ----------------------------------------------------------------------------- the builder
+
+
+@pytest.mark.slow
+def test_eps_is_the_predictive_tradeoff_of_the_same_fits(task, fit, built):
+    reg = built
+    expected = predictive_tradeoff(fit, task.x, task.y, C8, key=jax.random.key(0))
+    np.testing.assert_allclose(reg.eps, expected.eps_star, rtol=1e-5, atol=1e-7)
+    assert reg.group is C8 and math.isinf(reg.beta) and reg.choice.index == 0
+    assert isinstance(reg, BoundRegularizer) and isinstance(reg, eqx.Module)
+
+
+@pytest.mark.slow
+def test_prefitted_fold_models_give_the_same_regularizer(task, fit, built):
+    reg = built
+    key = jax.random.key(0)
+    folds = _cross_fitting_folds(task.x.shape[0], 5, key=key)
+    models = []
+    for held_out in folds:
+        train = np.setdiff1d(np.arange(task.x.shape[0]), held_out)
+        models.append(fit(task.x[train], task.y[train]))
+    again = bound_regularizer(
+        task.x, task.y, C8, fit=None, key=key, fold_models=models,
+        full_model=fit(task.x, task.y),
+    )  # fmt: skip
+    np.testing.assert_allclose(again.eps, reg.eps, rtol=1e-6)
+    # the folds partition the sample
+    assert sorted(np.concatenate(folds).tolist()) == list(range(task.x.shape[0]))
+
+
+@pytest.mark.slow
+def test_candidate_choice_minimizes_approximation_plus_certified_bound(task, fit):
+    candidates = [groups.cyclic_rotations(k) for k in (1, 2, 4, 8)]
+    reg = bound_regularizer(
+        task.x, task.y, C8, fit=fit, candidates=candidates, key=jax.random.key(0)
+    )
+    choice = reg.choice
+    for k, s in enumerate(candidates):
+        bound = _certified_bound(task.x, s, reg.constants, eps=0.0, num_levels=4).total
+        np.testing.assert_allclose(choice.generalization[k], bound, rtol=1e-5)
+        trade = predictive_tradeoff(fit, task.x, task.y, s, key=jax.random.key(0))
+        np.testing.assert_allclose(choice.approximation[k], max(float(trade.alignment), 0.0))
+    total = np.asarray(choice.approximation + choice.generalization)
+    assert choice.index == int(np.flatnonzero(total == total.min()).max())
+    assert reg.group is candidates[choice.index]
+    np.testing.assert_allclose(reg.eps, choice.eps_star[choice.index])
+    assert float(choice.eps_star[0]) == 0.0  # Q_{e} = I: nothing to keep
+
+
+def test_builder_validates_its_arguments(task):
+    fit = random_features_ridge(8, 1e-3, jax.random.key(5))
+    x, y = task.x, task.y
+    with pytest.raises(ValueError, match="must be a group"):
+        bound_regularizer(x, y, C8, fit=fit, candidates=[C8.subset([0, 1])], key=None)
+    with pytest.raises(ValueError, match="nested"):
+        bound_regularizer(x, y, C8, fit=fit, candidates=[C8, C4], key=None)
+    with pytest.raises(ValueError, match="both"):
+        bound_regularizer(x, y, C8, fit=None, fold_models=[fit], key=None)
+    with pytest.raises(ValueError, match="num_folds"):
+        bound_regularizer(x, y, C8, fit=fit, num_folds=1, key=None)
+    with pytest.raises(ValueError, match="beta"):
+        bound_regularizer(x, y, C8, fit=fit, beta=-1.0, key=None)
+    with pytest.raises(ValueError, match="leading axis"):
+        bound_regularizer(x, y[:5], C8, fit=fit, key=None)
+
+
+# ----------------------------------------------------------------------------- the budget
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.05, 10.0])
+def test_budget_projection_closed_form(eps):
+    f, _, _ = _mlp(jax.random.key(7))
+    x = jax.random.normal(jax.random.key(8), (32, 2))
+    q = symmetrize(f, C8)
+    d2 = float(distance_to_equivariance(f, x, C8))
+    g = BudgetModel(f, C8, jnp.asarray(eps))
+    out = g(x)
+    scale = min(1.0, eps / d2)
+    np.testing.assert_allclose(out, q(x) + scale * (f(x) - q(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        distance_to_equivariance(g, x, C8), min(d2, eps), rtol=1e-4, atol=1e-6
+    )
+    if eps == 0.0:  # exactly the symmetrized model
+        np.testing.assert_allclose(out, q(x), rtol=1e-6, atol=1e-7)
+
+
+def test_freeze_prediction_does_not_depend_on_the_batch(reg, task):
+    f, _, _ = _mlp(jax.random.key(9))
+    deployed = reg.freeze(f, task.x)
+    frozen = jax.jit(lambda z: deployed(z))
+    x = jax.random.normal(jax.random.key(10), (6, 2))
+    other = 3.0 * jax.random.normal(jax.random.key(11), (40, 2))
+    alone = frozen(x)
+    in_batch = frozen(jnp.concatenate([other[:17], x, other[17:]]))[17:23]
+    np.testing.assert_allclose(in_batch, alone, rtol=1e-6, atol=1e-7)
+    one_by_one = jnp.concatenate([frozen(x[i : i + 1]) for i in range(6)])
+    np.testing.assert_allclose(one_by_one, alone, rtol=1e-6, atol=1e-7)
+    # the frozen scale is d_2 measured on the training inputs, not on the batch
+    d2 = float(distance_to_equivariance(f, task.x, C8))
+    np.testing.assert_allclose(
+        reg.freeze(f, task.x).scale, min(1.0, float(reg.eps) / d2), rtol=1e-5
+    )
+    # the training-mode model does depend on its batch when f is over budget
+    model = reg.model(f)
+    training = jax.jit(lambda z: model(z))
+    assert d2 > float(reg.eps)
+    assert not np.allclose(training(jnp.concatenate([x, other]))[:6], training(x))
+
+
+def test_hinge_penalty_and_its_gradient_match_finite_differences(reg):
+    hinge = dataclasses.replace(reg, beta=30.0)
+    f, params, net = _mlp(jax.random.key(12))
+    x = jax.random.normal(jax.random.key(13), (24, 2))
+    d2 = float(distance_to_equivariance(f, x, C8))
+    assert d2 > float(reg.eps)
+    np.testing.assert_allclose(hinge(f, x), 30.0 * (d2 - float(reg.eps)) ** 2, rtol=1e-4)
+    assert float(reg(f, x)) == 0.0  # the projection acts through the model
+
+    @jax.jit
+    def penalty(p):
+        return hinge(lambda z: net(p, z), x)
+
+    direction = jax.tree_util.tree_map(
+        lambda a: jax.random.normal(jax.random.key(14), a.shape), params
+    )
+    grad = jax.grad(penalty)(params)
+    analytic = sum(
+        jnp.vdot(g, d)
+        for g, d in zip(
+            jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(direction), strict=False
+        )
+    )
+    h = 1e-3
+
+    def moved(s):
+        return jax.tree_util.tree_map(lambda p, d: p + s * d, params, direction)
+
+    numeric = (penalty(moved(h)) - penalty(moved(-h))) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=2e-2)
+
+
+def test_budget_model_gradient_matches_finite_differences(reg):
+    _f, params, net = _mlp(jax.random.key(15))
+    x = jax.random.normal(jax.random.key(16), (24, 2))
+    y = jnp.sin(x[:, :1])
+
+    @jax.jit
+    def loss(p):
+        g = reg.model(lambda z: net(p, z))
+        return jnp.mean((g(x) - y) ** 2) + reg(g, x)
+
+    direction = jax.tree_util.tree_map(
+        lambda a: jax.random.normal(jax.random.key(17), a.shape), params
+    )
+    grad = jax.grad(loss)(params)
+    analytic = sum(
+        jnp.vdot(g, d)
+        for g, d in zip(
+            jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(direction), strict=False
+        )
+    )
+    h = 1e-3
+    plus = loss(jax.tree_util.tree_map(lambda p, d: p + h * d, params, direction))
+    minus = loss(jax.tree_util.tree_map(lambda p, d: p - h * d, params, direction))
+    np.testing.assert_allclose(analytic, (plus - minus) / (2 * h), rtol=2e-2)
+
+
+def test_training_step_jits_once_with_the_regularizer_as_argument(reg):
+    _, params, net = _mlp(jax.random.key(18))
+    optimizer = optax.adam(1e-2)
+    state = optimizer.init(params)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(params, state, reg, xb, yb):
+        def loss(p):
+            g = reg.model(lambda z: net(p, z))
+            return jnp.mean((g(xb) - yb) ** 2) + reg(g, xb)
+
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = optimizer.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    for i in range(3):
+        xb = jax.random.normal(jax.random.key(100 + i), (16, 2))
+        other = eqx.tree_at(lambda r: r.eps, reg, reg.eps * (1 + i))  # new values, same trace
+        params, state, value = step(params, state, other, xb, jnp.cos(xb[:, :1]))
+        assert np.isfinite(value)
+
+
+@pytest.mark.slow
+def test_report_matches_independent_measures(task, fit):
+    candidates = [groups.cyclic_rotations(2), C4, C8]
+    reg = bound_regularizer(
+        task.x, task.y, C8, fit=fit, candidates=candidates, key=jax.random.key(1)
+    )
+    f, _, _ = _mlp(jax.random.key(19))
+    report = reg.report(f, task.x)
+    for k, s in enumerate(candidates):
+        np.testing.assert_allclose(
+            report.distance[k], distance_to_equivariance(f, task.x, s), rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            report.sup_defect[k], jnp.max(pointwise_defects(f, task.x, s)), rtol=1e-5
+        )
+    assert report.names == ("C2", "C4", "C8")
+    assert report.active == reg.choice.index and report.active_name == reg.group.name
+    bound = _certified_bound(
+        task.x, reg.group, reg.constants, eps=float(report.sup_defect[report.active]),
+        num_levels=3,
+    ).total  # fmt: skip
+    np.testing.assert_allclose(report.bound, bound, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- benchmark path
+
+
+@pytest.mark.slow
+def test_benchmark_quick_settings_run_the_same_path(tmp_path):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "training.py"
+    spec = importlib.util.spec_from_file_location("bench_training", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_training"] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "training.json"
+    md = tmp_path / "training.md"
+    results = module.main(["--quick", "--out", str(out), "--markdown", str(md)])
+    assert out.exists() and md.exists()
+    cells = results["synthetic"]
+    assert {c["task"] for c in cells} == set(module.TASKS)
+    for cell in cells:
+        assert "regularizer" in cell["test_mse"] and "dial(t*)" in cell["test_mse"]
+        assert all(np.isfinite(v).all() for v in cell["test_mse"].values())
+    assert "regularizer" in results["digits"]["methods"]
+    assert results["cost"]["ratio_to_fused"] > 0
+    assert "| η | n |" in md.read_text()
