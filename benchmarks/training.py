@@ -60,12 +60,10 @@ if str(ROOT) not in sys.path:
 
 import dataclasses  # noqa: E402
 
-from jaxsym import dial, groups, symmetrize  # noqa: E402
-from jaxsym.training import (  # noqa: E402
-    _cross_fitting_folds,
-    _orbit_stats,
-    bound_regularizer,
-)
+from jaxsym import dial, groups, orbit_stats, symmetrize  # noqa: E402
+from jaxsym.losses import BoundConstants, squared_loss_constants  # noqa: E402
+from jaxsym.predictive import cross_fitting_folds  # noqa: E402
+from jaxsym.training import bound_regularizer  # noqa: E402
 
 NOISE = 0.3
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -264,8 +262,8 @@ def synthetic_cell(task_name, eta, n, cfg, key):
 
     # fixed λ · ee_2², all λ and seeds in one loop
     def penalized(p, xb, yb, lam):
-        stats = _orbit_stats(model_of(p), xb, group, chunk_size=group.size)
-        return mse(stats.fx, yb) + lam * stats.ee2_sq
+        stats = orbit_stats(model_of(p), xb, group, chunk_size=group.size)
+        return mse(stats.outputs, yb) + lam * stats.ee2_sq
 
     lams = jnp.tile(jnp.asarray(LAMBDAS), seeds)  # seed-major
     t0 = time.perf_counter()
@@ -291,7 +289,7 @@ def synthetic_cell(task_name, eta, n, cfg, key):
     fold_keys = [jax.random.fold_in(key, 30_000 + s) for s in range(seeds)]
     fold_x, fold_y = [], []
     for s in range(seeds):
-        for held_out in _cross_fitting_folds(n, num_folds, key=fold_keys[s]):
+        for held_out in cross_fitting_folds(n, num_folds, key=fold_keys[s]):
             train = np.setdiff1d(np.arange(n), held_out)
             fold_x.append(xs[s][train])
             fold_y.append(ys[s][train])
@@ -361,7 +359,7 @@ def synthetic_cell(task_name, eta, n, cfg, key):
         results[name] = [test_mse(m) for m in deployed]
 
     learned_d2 = {
-        name: [float(_orbit_stats(m, x_test, group).d2) for m in models]
+        name: [float(orbit_stats(m, x_test, group).d2) for m in models]
         for name, models in trained.items()
     }
     return {
@@ -373,7 +371,7 @@ def synthetic_cell(task_name, eta, n, cfg, key):
         "eps_star": [float(e) for e in eps],
         "t_star": t_star,
         "learned_d2": learned_d2,
-        "unconstrained_d2": [float(_orbit_stats(m, x_test, group).d2) for m in plain_models],
+        "unconstrained_d2": [float(orbit_stats(m, x_test, group).d2) for m in plain_models],
         "seconds": timings,
     }
 
@@ -524,7 +522,7 @@ def digits(cfg):
         aug = train_one(aug_loss, init, x, jnp.asarray(y), key=key, **kw)
         methods["D4-augmentation"].append(classification_metrics(cnn_apply(aug, x_test), y_test))
 
-        folds = _cross_fitting_folds(x.shape[0], 5, key=jax.random.fold_in(key, 2))
+        folds = cross_fitting_folds(x.shape[0], 5, key=jax.random.fold_in(key, 2))
         fold_models = []
         for held_out in folds:
             train = np.setdiff1d(np.arange(x.shape[0]), held_out)
@@ -551,7 +549,7 @@ def digits(cfg):
                 "t_star": np.asarray(reg.choice.t_star).tolist(),
                 "unconstrained_distance": np.asarray(reg.choice.distance).tolist(),
                 "deployed_distance": float(
-                    _orbit_stats(deployed, x_test[:256], reg.group, chunk_size=None).d2
+                    orbit_stats(deployed, x_test[:256], reg.group, chunk_size=None).d2
                 ),
             }
         )
@@ -595,12 +593,12 @@ def cost(cfg):
     optimizer = optax.adam(3e-3)
     state = optimizer.init(params)
     nan = jnp.full((1,), jnp.nan)
-    from jaxsym.training import BoundRegularizer, CandidateChoice, _bound_constants
+    from jaxsym.training import BoundRegularizer, CandidateChoice
 
     reg = BoundRegularizer(
         eps=jnp.asarray(0.2), group=group, candidates=(group,),
         choice=CandidateChoice(0, nan, nan, nan, nan, nan, nan),
-        constants=_bound_constants(1.0, 1.0, 1.0, 1), chunk_size=None,
+        constants=BoundConstants(1.0, 1.0, squared_loss_constants(1.0, 1, 1.0)), chunk_size=None,
     )  # fmt: skip
 
     def make_step(loss):
@@ -661,8 +659,8 @@ def cost(cfg):
     build = time.perf_counter() - t0
 
     def penalized(q, a, b, lam):
-        stats = _orbit_stats(model_of(q), a, group, chunk_size=group.size)
-        return mse(stats.fx, b) + lam * stats.ee2_sq
+        stats = orbit_stats(model_of(q), a, group, chunk_size=group.size)
+        return mse(stats.outputs, b) + lam * stats.ee2_sq
 
     t0 = time.perf_counter()
     for lam in LAMBDAS:

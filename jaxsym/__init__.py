@@ -24,6 +24,7 @@ from jaxsym import (
     subgroups,
     tasks,
     testing,
+    training,
 )
 from jaxsym.approximation import (
     ApproximationBounds,
@@ -76,12 +77,22 @@ from jaxsym.predictive import (
 )
 from jaxsym.subgroups import SubsetChoice, all_subgroups, optimal_subset, subgroup_chain
 from jaxsym.testing import EquivarianceProfile, assert_equivariant
+from jaxsym.training import (
+    BoundRegularizer,
+    BudgetModel,
+    CandidateChoice,
+    RegularizerReport,
+    bound_regularizer,
+)
 
 __version__ = "0.2.0"
 
 __all__ = [
     "ApproximationBounds",
     "BoundConstants",
+    "BoundRegularizer",
+    "BudgetModel",
+    "CandidateChoice",
     "CoveringTable",
     "DataDefect",
     "DialRisk",
@@ -93,6 +104,7 @@ __all__ = [
     "OrbitStats",
     "PredictiveTradeoff",
     "RandomFeaturesModel",
+    "RegularizerReport",
     "SubsetChoice",
     "TradeOff",
     "absolute_loss_constants",
@@ -100,6 +112,7 @@ __all__ = [
     "approximation",
     "approximation_error",
     "assert_equivariant",
+    "bound_regularizer",
     "bounds",
     "clipped_squared_loss_constants",
     "covering",
@@ -139,4 +152,5 @@ __all__ = [
     "tasks",
     "testing",
     "tradeoff",
+    "training",
 ]

@@ -1,4 +1,4 @@
-"""Training at the right level of symmetry: the bound regularizer (theory.md §7, §8).
+"""Training at the right level of symmetry: the bound regularizer (docs/theory.md §7, §8).
 
 The certified bound of §4 decides **which** symmetry set to keep among nested
 candidates ``S_1 ⊂ S_2 ⊂ …``; the cross-fitted predictive trade-off of §8
@@ -27,7 +27,7 @@ symmetrization does), where a penalty on the raw network also acts as capacity
 control and can do better.
 
 For large groups, the orbit statistics can be estimated from ``k`` elements
-sampled per call (unbiased for ``Q_S f`` and ``ee_2²``; see ``_orbit_stats``).
+sampled per call (unbiased for ``Q_S f`` and ``ee_2²``; see :func:`jaxsym.orbit_stats`).
 
 Everything evaluates the model once on the orbit of the batch (``(|S|+1)·B``
 rows) and derives ``f(x)``, ``Q_S f(x)``, ``d_2`` and ``ee_2²`` from that pass,
@@ -46,7 +46,6 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -57,17 +56,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._orbits import act_out_each, model_on_orbits, plan_chunks, sum_chunks
 from jaxsym._validation import (
     check_batch,
     check_callable,
     check_chunk_size,
     check_group,
-    check_model_output,
     check_nonnegative,
     positive_int,
 )
+from jaxsym.bounds import generalization_bound
+from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
 from jaxsym.groups import TransformationSet
+from jaxsym.losses import BoundConstants, squared_loss_constants
+from jaxsym.predictive import cross_fitting_folds, predictive_tradeoff
 
 Model = Callable[[jax.Array], jax.Array]
 Fit = Callable[[jax.Array, jax.Array], Model]
@@ -81,158 +82,19 @@ __all__ = [
 ]
 
 
-# ============================================================================ dependencies
-# Each dependency on a module that is changing in parallel sits in ONE private
-# function below, so that the integrator switches it in one place.
-
-
-class _OrbitStats(NamedTuple):
-    """One pass of the model over the orbit of a batch (theory.md §2, §3).
-
-    Attributes:
-        fx: ``(B, *out)`` ``f(x)``.
-        qfx: ``(B, *out)`` ``Q_S f(x)``.
-        d2: scalar ``(mean_b ‖f(x_b) − Q_S f(x_b)‖²)^{1/2}``.
-        ee2_sq: scalar ``mean_{g, b} ‖f(ρ_X(g) x_b) − ρ_Y(g) f(x_b)‖²``.
-    """
-
-    fx: jax.Array
-    qfx: jax.Array
-    d2: jax.Array
-    ee2_sq: jax.Array
-
-
-def _safe_sqrt(squares: jax.Array) -> jax.Array:
-    positive = squares > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
-
-
-def _orbit_stats(
-    f: Model,
-    x: jax.Array,
-    group: TransformationSet,
-    *,
-    chunk_size: int | None = None,
-    num_samples: int | None = None,
-    key: jax.Array | None = None,
-) -> _OrbitStats:
-    """Stand-in for ``jaxsym.defects.orbit_stats`` (same semantics; the integrator swaps it).
-
-    One model pass over ``(|S|+1)·B`` rows, chunked over the group (memory
-    bounded). With ``num_samples = k`` (and ``key``), ``k`` elements drawn
-    uniformly with replacement replace the whole set: ``qfx`` and ``ee2_sq`` are
-    then unbiased, ``d2²`` is biased up by the Monte Carlo variance of ``qfx``
-    over ``k`` (``E‖Q̂ − Q‖² = Var_g/k``).
-    """
-    check_chunk_size(chunk_size)
-    x = check_batch(group, x)
-    batch = x.shape[0]
-    fx = f(x)
-    check_model_output(fx, batch)
-    if num_samples is not None:
-        if key is None:
-            raise ValueError("num_samples needs a PRNG key: pass key=...")
-        index = jax.random.randint(key, (num_samples,), 0, group.size)
-        group = dataclasses.replace(
-            group, elements=jax.tree_util.tree_map(lambda leaf: leaf[index], group.elements)
-        )
-    count = group.size
-    flat_fx = fx.reshape(batch, -1)
-    width = flat_fx.shape[1]
-    plan = plan_chunks(chunk_size, f, group, x)
-
-    def chunk(elements):
-        moved = model_on_orbits(f, group, elements, x)  # (B, c, *out)
-        c = moved.shape[1]
-        back = act_out_each(group, jax.vmap(group.inverse)(elements), moved).reshape(batch, c, -1)
-        # ‖f(g x) − ρ_Y(g) f(x)‖ = ‖ρ_Y(g)⁻¹ f(g x) − f(x)‖ (isometric actions, §1)
-        squares = jnp.sum((back - flat_fx[:, None, :]) ** 2, axis=-1, keepdims=True)
-        return jnp.concatenate([back, squares], axis=-1)  # (B, c, D + 1)
-
-    total = sum_chunks(chunk, group.elements, plan)  # (B, D + 1)
-    qfx = (total[:, :width] / count).reshape(fx.shape).astype(fx.dtype)
-    ee2_sq = jnp.sum(total[:, width]) / (count * batch)
-    residual = (flat_fx - qfx.reshape(batch, -1)).astype(jnp.float32)
-    d2 = _safe_sqrt(jnp.mean(jnp.sum(residual * residual, axis=-1)))
-    return _OrbitStats(fx=fx, qfx=qfx, d2=d2, ee2_sq=ee2_sq)
+# ============================================================================ helpers
 
 
 def _sup_defect(f: Model, x: jax.Array, group: TransformationSet) -> jax.Array:
     """``max_{g, b} e_f(x_b, g)`` on the batch (a lower estimate of ``ee_∞``, §2)."""
-    from jaxsym.defects import pointwise_defects
-
     return jnp.max(pointwise_defects(f, x, group))
 
 
-def _cross_fitting_folds(num_examples: int, num_folds: int, *, key=None) -> list[np.ndarray]:
-    """Stand-in for ``jaxsym.predictive.cross_fitting_folds`` (held-out indices per fold).
-
-    The same rule as today's ``predictive._folds``: shuffle with ``key`` (if
-    any), then fold ``k`` holds every ``K``-th example from position ``k``.
-    """
-    order = np.arange(num_examples)
-    if key is not None:
-        order = np.asarray(jax.random.permutation(key, num_examples))
-    return [order[k::num_folds] for k in range(num_folds)]
-
-
-def _predictive_tradeoff(x, y, group, fold_models, full_model, *, num_folds, key):
-    """``predictive_tradeoff`` from already-trained fold and full models.
-
-    The new API takes ``fold_models=``/``full_model=``; today's calls ``fit``
-    K + 1 times in fold order, so a replaying ``fit`` hands it the models.
-    """
-    from jaxsym.predictive import predictive_tradeoff
-
-    models = iter([*fold_models, full_model])
-
-    def replay(x_fit, y_fit):
-        return next(models)
-
-    return predictive_tradeoff(replay, x, y, group, num_folds=num_folds, key=key)
-
-
-class _Constants(NamedTuple):
-    """The certified bound's constants (``BoundConstants`` in the new bounds API)."""
-
-    lipschitz: float
-    output_bound: float
-    loss_range: float
-    loss_lipschitz: float
-    output_dim: int = 1
-    delta: float = 0.05
-
-
-def _bound_constants(lipschitz, output_bound, label_bound, output_dim, delta=0.05) -> _Constants:
-    """Squared-loss constants ``B = (M√d_y + Y)²``, ``L_ℓ = 2(M√d_y + Y)`` (theory.md §4)."""
-    from jaxsym.bounds import squared_loss_constants
-
-    loss = squared_loss_constants(output_bound, output_dim, label_bound)
-    return _Constants(
-        float(lipschitz),
-        float(output_bound),
-        loss.loss_range,
-        loss.loss_lipschitz,
-        output_dim,
-        delta,
-    )
-
-
-def _certified_bound(x, group, constants: _Constants, *, eps=0.0, num_levels: int = 1):
-    """The §4 bound on ``R(f) − R̂_n(f)`` for ``F(L, S, ε)``: the one call of the bounds API."""
-    from jaxsym.bounds import generalization_bound
-
-    return generalization_bound(
-        x,
-        group,
-        lipschitz=constants.lipschitz,
-        output_bound=constants.output_bound,
-        loss_lipschitz=constants.loss_lipschitz,
-        loss_range=constants.loss_range,
-        eps=eps,
-        delta=constants.delta,
-        num_levels=num_levels,
-        output_dim=constants.output_dim,
+def _squared_loss_constants(lipschitz, label_bound, output_dim) -> BoundConstants:
+    """Estimated constants: outputs and labels bounded by the labels' largest norm (§4)."""
+    loss = squared_loss_constants(label_bound, output_dim, label_bound)
+    return BoundConstants(
+        lipschitz=float(lipschitz), output_bound=label_bound, loss=loss, output_dim=output_dim
     )
 
 
@@ -240,7 +102,7 @@ def _certified_bound(x, group, constants: _Constants, *, eps=0.0, num_levels: in
 
 
 class CandidateChoice(NamedTuple):
-    """How the active symmetry set was chosen among nested candidates (theory.md §4, §8).
+    """How the active symmetry set was chosen among nested candidates (docs/theory.md §4, §8).
 
     Attributes:
         index: position of the active set in the candidates.
@@ -279,7 +141,7 @@ class RegularizerReport(NamedTuple):
         bound: certified ``Gen_n(S, ε)`` on the active set at the model's current
             level ``ε`` = its sample sup defect there, with the union bound over
             the candidates. With the sample sup defect and estimated constants
-            it is an *estimate* of the certified bound (theory.md §4).
+            it is an *estimate* of the certified bound (docs/theory.md §4).
     """
 
     names: tuple[str, ...]
@@ -301,9 +163,9 @@ def _budget_scale(d2: jax.Array, eps: jax.Array) -> jax.Array:
     return jnp.where(over, eps / jnp.where(over, d2, 1.0), 1.0)
 
 
-def _dialed(stats: _OrbitStats, scale: jax.Array) -> jax.Array:
-    scale = jnp.asarray(scale, stats.fx.dtype)
-    return stats.qfx + scale * (stats.fx - stats.qfx)
+def _dialed(stats: OrbitStats, scale: jax.Array) -> jax.Array:
+    scale = jnp.asarray(scale, stats.outputs.dtype)
+    return stats.symmetrized + scale * (stats.outputs - stats.symmetrized)
 
 
 class BudgetModel(eqx.Module):
@@ -330,13 +192,13 @@ class BudgetModel(eqx.Module):
     chunk_size: int | None = eqx.field(static=True, default=None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        stats = _orbit_stats(self.f, x, self.group, chunk_size=self.chunk_size)
+        stats = orbit_stats(self.f, x, self.group, chunk_size=self.chunk_size)
         scale = _budget_scale(stats.d2, self.eps) if self.scale is None else self.scale
         return _dialed(stats, scale)
 
 
 class BoundRegularizer(eqx.Module):
-    """The bound regularizer, built once from the training data (theory.md §7, §8).
+    """The bound regularizer, built once from the training data (docs/theory.md §7, §8).
 
     A pytree (an :class:`equinox.Module`): pass it through ``jit``. Build it with
     :func:`bound_regularizer`.
@@ -355,7 +217,7 @@ class BoundRegularizer(eqx.Module):
     group: TransformationSet
     candidates: tuple[TransformationSet, ...]
     choice: CandidateChoice
-    constants: _Constants
+    constants: BoundConstants
     beta: float = eqx.field(static=True, default=math.inf)
     chunk_size: int | None = eqx.field(static=True, default=None)
 
@@ -379,7 +241,7 @@ class BoundRegularizer(eqx.Module):
         if self.is_projection:
             return jnp.zeros((), jnp.float32)
         base = f.f if isinstance(f, BudgetModel) else f
-        d2 = _orbit_stats(base, x_batch, self.group, chunk_size=self.chunk_size).d2
+        d2 = orbit_stats(base, x_batch, self.group, chunk_size=self.chunk_size).d2
         return self.beta * jnp.maximum(d2 - self.eps, 0.0) ** 2
 
     def freeze(self, f: Model, x_train: jax.Array) -> Model:
@@ -392,7 +254,7 @@ class BoundRegularizer(eqx.Module):
         check_callable("f", f)
         if not self.is_projection:
             return f
-        d2 = _orbit_stats(f, jnp.asarray(x_train), self.group, chunk_size=self.chunk_size).d2
+        d2 = orbit_stats(f, jnp.asarray(x_train), self.group, chunk_size=self.chunk_size).d2
         scale = jax.lax.stop_gradient(_budget_scale(d2, self.eps))
         return BudgetModel(_function(f), self.group, self.eps, scale, self.chunk_size)
 
@@ -406,11 +268,11 @@ class BoundRegularizer(eqx.Module):
         check_callable("f", f)
         model = _no_gradient(f)
         distance = jnp.stack(
-            [_orbit_stats(model, x, s, chunk_size=self.chunk_size).d2 for s in self.candidates]
+            [orbit_stats(model, x, s, chunk_size=self.chunk_size).d2 for s in self.candidates]
         )
         sup = jnp.stack([_sup_defect(model, x, s) for s in self.candidates])
         index = int(self.choice.index)
-        bound = _certified_bound(
+        bound = generalization_bound(
             x,
             self.group,
             self.constants,
@@ -471,7 +333,7 @@ def _check_candidates(group: TransformationSet, candidates) -> tuple[Transformat
 def _lipschitz_estimate(model: Model, x: jax.Array, max_points: int = 256) -> float:
     """Largest Jacobian Frobenius norm of ``model`` over (a subsample of) ``x``.
 
-    An estimate, not a certificate (theory.md §4: ``L`` must be certified for a
+    An estimate, not a certificate (docs/theory.md §4: ``L`` must be certified for a
     certified bound).
     """
     points = x[: min(max_points, x.shape[0])]
@@ -496,10 +358,10 @@ def bound_regularizer(
     key: jax.Array | None,
     fold_models: Sequence[Model] | None = None,
     full_model: Model | None = None,
-    constants: _Constants | None = None,
+    constants: BoundConstants | None = None,
     chunk_size: int | None = None,
 ) -> BoundRegularizer:
-    """Build the bound regularizer from the training data (theory.md §7, §8).
+    """Build the bound regularizer from the training data (docs/theory.md §7, §8).
 
     1. **Fits.** Cross-fitting folds from ``key`` (the rule of
        ``predictive.cross_fitting_folds``); ``fit`` trains the user's model
@@ -537,7 +399,7 @@ def bound_regularizer(
         full_model: optional predictor fitted on all the data.
         constants: the bound's constants; ``None`` estimates them (squared
             loss, ``M = Y = max ‖y‖``, ``L`` = the full fit's largest Jacobian
-            norm): the bound is then an estimate (theory.md §4).
+            norm): the bound is then an estimate (docs/theory.md §4).
         chunk_size: group elements per model call (``None``: automatic).
 
     Returns:
@@ -566,7 +428,7 @@ def bound_regularizer(
         raise ValueError("pass both fold_models and full_model, or neither.")
     if fold_models is None:
         check_callable("fit", fit)
-        folds = _cross_fitting_folds(n, num_folds, key=key)
+        folds = cross_fitting_folds(n, num_folds, key=key)
         fold_models = []
         for held_out in folds:
             train = np.setdiff1d(np.arange(n), held_out)
@@ -577,22 +439,30 @@ def bound_regularizer(
             f"fold_models must hold num_folds={num_folds} models; got {len(fold_models)}."
         )
     tradeoffs = [
-        _predictive_tradeoff(x, y, s, fold_models, full_model, num_folds=num_folds, key=key)
+        predictive_tradeoff(
+            None,
+            x,
+            y,
+            s,
+            num_folds=num_folds,
+            key=key,
+            fold_models=fold_models,
+            full_model=full_model,
+        )
         for s in candidates
     ]
     approximation = jnp.stack([jnp.maximum(t.alignment, 0.0) for t in tradeoffs])
     if constants is None:
         label_bound = float(jnp.max(jnp.sqrt(jnp.sum(y.reshape(n, -1) ** 2, axis=-1))))
-        constants = _bound_constants(
+        constants = _squared_loss_constants(
             _lipschitz_estimate(full_model, x),
             max(label_bound, 1e-6),
-            label_bound,
             int(np.prod(y.shape[1:], dtype=np.int64)),
         )
     if len(candidates) > 1:
         generalization = jnp.stack(
             [
-                _certified_bound(x, s, constants, eps=0.0, num_levels=len(candidates)).total
+                generalization_bound(x, s, constants, eps=0.0, num_levels=len(candidates)).total
                 for s in candidates
             ]
         )

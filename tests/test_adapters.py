@@ -26,7 +26,8 @@ from jaxsym import dial, groups, symmetrize
 from jaxsym.defects import distance_to_equivariance
 from jaxsym.flax import linen as jlinen
 from jaxsym.flax import nnx as jnnx
-from jaxsym.predictive import planar_task, random_features_ridge
+from jaxsym.models import random_features_ridge
+from jaxsym.tasks import planar_task
 from jaxsym.training import bound_regularizer
 
 C8 = groups.cyclic_rotations(8)
@@ -36,12 +37,12 @@ STEPS = 150
 
 @pytest.fixture(scope="module")
 def task():
-    return planar_task(jax.random.key(3), 200, 0.3)
+    return planar_task(200, 0.3, key=jax.random.key(3))
 
 
 @pytest.fixture(scope="module")
 def reg(task):
-    fit = random_features_ridge(64, 1e-3, jax.random.key(5))
+    fit = random_features_ridge(64, 1e-3, key=jax.random.key(5))
     return bound_regularizer(task.x, task.y, C8, fit=fit, key=jax.random.key(0))
 
 

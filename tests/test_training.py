@@ -18,16 +18,16 @@ import pytest
 from conftest import random_mlp
 
 from jaxsym import groups, symmetrize
-from jaxsym.defects import distance_to_equivariance, equivariance_error, pointwise_defects
-from jaxsym.predictive import planar_task, predictive_tradeoff, random_features_ridge
+from jaxsym.bounds import generalization_bound
+from jaxsym.defects import distance_to_equivariance, pointwise_defects
+from jaxsym.losses import BoundConstants, squared_loss_constants
+from jaxsym.models import random_features_ridge
+from jaxsym.predictive import cross_fitting_folds, predictive_tradeoff
+from jaxsym.tasks import planar_task
 from jaxsym.training import (
     BoundRegularizer,
     BudgetModel,
     CandidateChoice,
-    _bound_constants,
-    _certified_bound,
-    _cross_fitting_folds,
-    _orbit_stats,
     bound_regularizer,
 )
 
@@ -37,12 +37,12 @@ C8 = groups.cyclic_rotations(8)
 
 @pytest.fixture(scope="module")
 def task():
-    return planar_task(jax.random.key(3), 200, 0.3)
+    return planar_task(200, 0.3, key=jax.random.key(3))
 
 
 @pytest.fixture(scope="module")
 def fit():
-    return random_features_ridge(64, 1e-3, jax.random.key(5))
+    return random_features_ridge(64, 1e-3, key=jax.random.key(5))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def reg():
     choice = CandidateChoice(0, nan, nan, nan, nan, nan, nan)
     return BoundRegularizer(
         eps=jnp.asarray(0.2), group=C8, candidates=(C8,), choice=choice,
-        constants=_bound_constants(2.0, 2.0, 2.0, 1),
+        constants=BoundConstants(2.0, 2.0, squared_loss_constants(2.0, 1, 2.0)),
     )  # fmt: skip
 
 
@@ -66,59 +66,6 @@ def _mlp(key, hidden=16):
 
 
 # ----------------------------------------------------------------------------- orbit stats
-
-
-@pytest.mark.parametrize("name", ["C8", "D4-equivariant", "S4"])
-def test_orbit_stats_match_independent_measures(name):
-    if name == "C8":
-        group, shape, out = C8, (2,), 1
-    elif name == "D4-equivariant":
-        group, shape, out = groups.dihedral(4).equivariant(), (2,), 2
-    else:
-        group, shape, out = groups.permutations(4), (4, 3), 1
-    f, _, _ = random_mlp(jax.random.key(1), math.prod(shape), out)
-    if out == 2:
-        g = f
-        f = lambda x: g(x).reshape(x.shape[0], 2)  # noqa: E731
-    x = jax.random.normal(jax.random.key(2), (7, *shape))
-    stats = _orbit_stats(f, x, group, chunk_size=3)  # padded chunks too
-    np.testing.assert_allclose(stats.fx, f(x), rtol=1e-6)
-    np.testing.assert_allclose(stats.qfx, symmetrize(f, group)(x), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(stats.d2, distance_to_equivariance(f, x, group), rtol=1e-5)
-    rms = equivariance_error(f, x, group, "rms")
-    np.testing.assert_allclose(stats.ee2_sq, rms**2, rtol=1e-5)
-    # brute force: a Python loop over the elements
-    loop = [
-        np.sum(
-            (
-                np.asarray(f(jax.vmap(group.act_in, (None, 0))(group.element(k), x)))
-                - np.asarray(jax.vmap(group.act_out, (None, 0))(group.element(k), f(x)))
-            ).reshape(7, -1)
-            ** 2
-        )
-        for k in range(group.size)
-    ]
-    np.testing.assert_allclose(stats.ee2_sq, np.sum(loop) / (7 * group.size), rtol=1e-5)
-
-
-def test_orbit_stats_sampled_elements_are_unbiased():
-    group = groups.cyclic_rotations(64)
-    f, _, _ = _mlp(jax.random.key(4))
-    x = jax.random.normal(jax.random.key(5), (16, 2))
-    full = _orbit_stats(f, x, group)
-
-    def sampled(key):
-        s = _orbit_stats(f, x, group, num_samples=8, key=key)
-        return s.ee2_sq, s.qfx
-
-    ee2, qfx = jax.jit(jax.vmap(sampled))(jax.random.split(jax.random.key(6), 2000))
-    # Monte Carlo means within 5 standard errors of the exact values
-    se = np.std(np.asarray(ee2)) / np.sqrt(2000)
-    assert abs(float(np.mean(ee2)) - float(full.ee2_sq)) < 5 * se + 1e-6
-    se_q = np.std(np.asarray(qfx), axis=0) / np.sqrt(2000)
-    assert np.all(np.abs(np.mean(qfx, axis=0) - full.qfx) < 5 * se_q + 1e-6)
-    with pytest.raises(ValueError, match="key"):
-        _orbit_stats(f, x, group, num_samples=8)
 
 
 # ----------------------------------------------------------------------------- the builder
@@ -137,7 +84,7 @@ def test_eps_is_the_predictive_tradeoff_of_the_same_fits(task, fit, built):
 def test_prefitted_fold_models_give_the_same_regularizer(task, fit, built):
     reg = built
     key = jax.random.key(0)
-    folds = _cross_fitting_folds(task.x.shape[0], 5, key=key)
+    folds = cross_fitting_folds(task.x.shape[0], 5, key=key)
     models = []
     for held_out in folds:
         train = np.setdiff1d(np.arange(task.x.shape[0]), held_out)
@@ -152,14 +99,14 @@ def test_prefitted_fold_models_give_the_same_regularizer(task, fit, built):
 
 
 @pytest.mark.slow
-def test_candidate_choice_minimizes_approximation_plus_certified_bound(task, fit):
+def test_candidate_choice_minimizes_approximation_plusgeneralization_bound(task, fit):
     candidates = [groups.cyclic_rotations(k) for k in (1, 2, 4, 8)]
     reg = bound_regularizer(
         task.x, task.y, C8, fit=fit, candidates=candidates, key=jax.random.key(0)
     )
     choice = reg.choice
     for k, s in enumerate(candidates):
-        bound = _certified_bound(task.x, s, reg.constants, eps=0.0, num_levels=4).total
+        bound = generalization_bound(task.x, s, reg.constants, eps=0.0, num_levels=4).total
         np.testing.assert_allclose(choice.generalization[k], bound, rtol=1e-5)
         trade = predictive_tradeoff(fit, task.x, task.y, s, key=jax.random.key(0))
         np.testing.assert_allclose(choice.approximation[k], max(float(trade.alignment), 0.0))
@@ -171,7 +118,7 @@ def test_candidate_choice_minimizes_approximation_plus_certified_bound(task, fit
 
 
 def test_builder_validates_its_arguments(task):
-    fit = random_features_ridge(8, 1e-3, jax.random.key(5))
+    fit = random_features_ridge(8, 1e-3, key=jax.random.key(5))
     x, y = task.x, task.y
     with pytest.raises(ValueError, match="must be a group"):
         bound_regularizer(x, y, C8, fit=fit, candidates=[C8.subset([0, 1])], key=None)
@@ -328,7 +275,7 @@ def test_report_matches_independent_measures(task, fit):
         )
     assert report.names == ("C2", "C4", "C8")
     assert report.active == reg.choice.index and report.active_name == reg.group.name
-    bound = _certified_bound(
+    bound = generalization_bound(
         task.x, reg.group, reg.constants, eps=float(report.sup_defect[report.active]),
         num_levels=3,
     ).total  # fmt: skip
