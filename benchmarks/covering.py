@@ -86,7 +86,8 @@ def run_case(n: int, method: str, gemm: bool) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| n | d | |S| | radii | path | time (s) | GEMM bound (s) | time / GEMM | peak RSS (MB) |",
+        "| n | d | \\|S\\| | radii | path | time (s) | GEMM bound (s) | time / GEMM "
+        "| peak RSS (MB) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:

@@ -195,8 +195,10 @@ def tradeoff(
             ``η`` (``η_∞`` for ``"max"``) included.
         radii: covering radii (as in :func:`jaxsym.bounds.generalization_bound`).
         eta_sup: ``η_∞`` (required for ``"max"``).
-        chaining, domain, block_size, method: as in
-            :func:`jaxsym.bounds.generalization_bound`.
+        chaining: as in :func:`jaxsym.bounds.generalization_bound`.
+        domain: as in :func:`jaxsym.bounds.generalization_bound`.
+        block_size: as in :func:`jaxsym.bounds.generalization_bound`.
+        method: as in :func:`jaxsym.bounds.generalization_bound`.
 
     Returns:
         A :class:`TradeOff`.

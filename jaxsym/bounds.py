@@ -331,7 +331,9 @@ def bound_tables(
         radii: ``(K,)`` radii.
         domain: optional :class:`~jaxsym.covering.Domain` (fixed before the data)
             whose cover is used where it is smaller.
-        block_size, method, mesh: as in :func:`jaxsym.covering.covering_numbers`.
+        block_size: as in :func:`jaxsym.covering.covering_numbers`.
+        method: as in :func:`jaxsym.covering.covering_numbers`.
+        mesh: as in :func:`jaxsym.covering.covering_numbers`.
 
     Returns:
         ``(table_S, table_e)``; ``table_S.counts ≤ table_e.counts``.
@@ -383,7 +385,9 @@ def generalization_bound(
             covering numbers are a deterministic function of the sample).
         chaining: ``"discrete"`` or ``"dudley"`` (see the module docstring).
         domain: optional :class:`~jaxsym.covering.Domain` fixed before the data.
-        block_size, method, mesh: as in :func:`jaxsym.covering.covering_numbers`.
+        block_size: as in :func:`jaxsym.covering.covering_numbers`.
+        method: as in :func:`jaxsym.covering.covering_numbers`.
+        mesh: as in :func:`jaxsym.covering.covering_numbers`.
 
     Returns:
         A :class:`GeneralizationBound`.

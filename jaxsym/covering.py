@@ -515,7 +515,9 @@ def prefix_covering_numbers(
         group: finite set of transformations.
         radii: ``(K,)`` non-negative radii.
         order: a permutation of ``range(|S|)``; ``None`` is the stored order.
-        block_size, method, mesh: as in :func:`covering_numbers`.
+        block_size: as in :func:`covering_numbers`.
+        method: as in :func:`covering_numbers`.
+        mesh: as in :func:`covering_numbers`.
 
     Returns:
         ``(|S|, K)`` int32 counts.
@@ -553,7 +555,9 @@ def nested_covering_numbers(
         group: finite set of transformations.
         radii: ``(K,)`` non-negative radii.
         stages: list of index arrays into ``group`` (may be empty for the identity alone).
-        block_size, method, mesh: as in :func:`covering_numbers`.
+        block_size: as in :func:`covering_numbers`.
+        method: as in :func:`covering_numbers`.
+        mesh: as in :func:`covering_numbers`.
 
     Returns:
         ``(len(stages), K)`` int32 counts.
@@ -725,7 +729,9 @@ def covering_table(
         group: finite set of transformations.
         radii: ``(K,)`` radii; ``None`` uses :func:`default_radii`.
         domain: optional :class:`Domain` fixed before the data.
-        block_size, method, mesh: as in :func:`covering_numbers`.
+        block_size: as in :func:`covering_numbers`.
+        method: as in :func:`covering_numbers`.
+        mesh: as in :func:`covering_numbers`.
     """
     x = check_batch(group, x, "x")
     radii = default_radii(x) if radii is None else _check_radii(radii)

@@ -436,17 +436,13 @@ def data_defect(
 
     Units differ by method — never compare them without converting:
 
-    ========== ============================================ ====================
-    method     ``profile[g]``                               units
-    ========== ============================================ ====================
-    reference  ``E_{f_ref}(g)`` with ``reduce``              RMS / sup / mean,
-                                                            not squared
-    knn        ``mean ‖y_j − ρ_Y(g) y_i‖²``; ``excess``     mean-square
-               estimates ``E_x e_{f*}(x, g)²``              (squared)
-    sinkhorn   ``S_ε(P_n, g_# P_n)^{1/2}``: the debiased    W_2 units (RMS
-               Sinkhorn divergence of the (x, y)-sample     lower estimate),
-               and its image under g, square root           not squared
-    ========== ============================================ ====================
+    - ``"reference"``: ``profile[g]`` is ``E_{f_ref}(g)`` with ``reduce``; RMS,
+      sup or mean units, not squared.
+    - ``"knn"``: ``profile[g]`` is ``mean ‖y_j − ρ_Y(g) y_i‖²`` and ``excess``
+      estimates ``E_x e_{f*}(x, g)²``; mean-square (squared) units.
+    - ``"sinkhorn"``: ``profile[g]`` is ``S_ε(P_n, g_# P_n)^{1/2}``, the square
+      root of the debiased Sinkhorn divergence between the (x, y)-sample and its
+      image under g; W_2 units (a lower estimate of the RMS profile), not squared.
 
     See :func:`knn_data_defect`, :func:`reference_data_defect` and
     :func:`sinkhorn_data_defect` for the formulas and the arguments.
@@ -458,8 +454,13 @@ def data_defect(
         method: ``"knn"``, ``"reference"`` or ``"sinkhorn"``.
         reference: batched predictor, required by ``"reference"``.
         reduce: reduction for ``"reference"``.
-        radius, radius_quantile, block_size: for ``"knn"``.
-        key, label_scale, epsilon, num_splits: for ``"sinkhorn"``.
+        radius: for ``"knn"``.
+        radius_quantile: for ``"knn"``.
+        block_size: for ``"knn"``.
+        key: for ``"sinkhorn"``.
+        label_scale: for ``"sinkhorn"``.
+        epsilon: for ``"sinkhorn"``.
+        num_splits: for ``"sinkhorn"``.
 
     Returns:
         A :class:`DataDefect`; ``profile`` and ``excess`` have shape ``(|G|,)``.

@@ -196,7 +196,10 @@ def optimal_subset(
         union: ``"subgroups"`` (count all subgroups of ``group``: honest when the
             profile comes from ``x``) or ``"chain"`` (count the chain only: the
             profile must not depend on ``x``).
-        radii, chaining, block_size, method: as in :func:`jaxsym.bounds.generalization_bound`.
+        radii: as in :func:`jaxsym.bounds.generalization_bound`.
+        chaining: as in :func:`jaxsym.bounds.generalization_bound`.
+        block_size: as in :func:`jaxsym.bounds.generalization_bound`.
+        method: as in :func:`jaxsym.bounds.generalization_bound`.
 
     Returns:
         A :class:`SubsetChoice`.

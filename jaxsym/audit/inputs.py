@@ -146,9 +146,10 @@ class Dataset(NamedTuple):
     """A validated data set, split into training and test parts.
 
     Attributes:
-        x, x_test: float32 inputs ``(n, *input)``, rescaled by ``scale``.
-        y, y_test: class indices ``(n,)`` (classification) or float32 targets
-            ``(n, d)`` (regression).
+        x: float32 inputs ``(n, *input)``, rescaled by ``scale``.
+        x_test: float32 inputs ``(n, *input)``, rescaled by ``scale``.
+        y: class indices ``(n,)`` (classification) or float32 targets ``(n, d)`` (regression).
+        y_test: class indices ``(n,)`` (classification) or float32 targets ``(n, d)`` (regression).
         task: ``"classification"`` or ``"regression"``.
         classes: the class labels (classification), else ``None``.
         source: a description of where the data came from.
