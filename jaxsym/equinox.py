@@ -1,4 +1,4 @@
-"""Equinox adapters: symmetrize or dial an equinox model without rewriting it (theory.md §3).
+"""Equinox adapters: symmetrize or dial an equinox model without rewriting it (docs/theory.md §3).
 
 ``Symmetrized(model, group)`` is ``Q_G model`` and ``Dialed(model, group, t)``
 is ``Q_G model + t (model − Q_G model)``, both equinox Modules (pytrees whose

@@ -1,4 +1,4 @@
-"""Flax adapters (linen and nnx): symmetrize or dial a model without rewriting it (theory.md §3).
+"""Flax adapters (linen and nnx): symmetrize or dial a model without rewriting it (docs/theory.md §3).
 
 ``Symmetrized(model, group)`` is ``Q_G model`` and ``Dialed(model, group, t)``
 is ``Q_G model + t (model − Q_G model)``. Both take a batch ``(B, *input)`` and
@@ -59,7 +59,7 @@ def _linen_pure(wrapper, x):
 
 
 class _LinenSymmetrized(_linen.Module):
-    """``Q_G model`` as a linen module (theory.md §3).
+    """``Q_G model`` as a linen module (docs/theory.md §3).
 
     Attributes:
         model: the linen module to wrap (batched).
@@ -78,7 +78,7 @@ class _LinenSymmetrized(_linen.Module):
 
 
 class _LinenDialed(_linen.Module):
-    """The dial ``Q_G model + t (model − Q_G model)`` as a linen module (theory.md §3).
+    """The dial ``Q_G model + t (model − Q_G model)`` as a linen module (docs/theory.md §3).
 
     Attributes:
         model: the linen module to wrap (batched).
@@ -124,7 +124,7 @@ def _pure_nnx(model):
 
 
 class _NNXSymmetrized(_nnx.Module):
-    """``Q_G model`` as an nnx module (theory.md §3).
+    """``Q_G model`` as an nnx module (docs/theory.md §3).
 
     Attributes:
         model: the nnx module to wrap (batched).
@@ -143,7 +143,7 @@ class _NNXSymmetrized(_nnx.Module):
 
 
 class _NNXDialed(_nnx.Module):
-    """The dial ``Q_G model + t (model − Q_G model)`` as an nnx module (theory.md §3).
+    """The dial ``Q_G model + t (model − Q_G model)`` as an nnx module (docs/theory.md §3).
 
     Attributes:
         model: the nnx module to wrap (batched).

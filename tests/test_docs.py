@@ -82,11 +82,6 @@ def test_some_citations_exist():
     assert total >= 8
 
 
-@pytest.mark.xfail(
-    reason="docstrings still say 'theory.md §N'; the integrator rewrites them to "
-    "'docs/theory.md §N' (jaxsym/ is owned by other helpers this round)",
-    strict=False,
-)
 def test_citations_name_the_repository_path():
     bare = re.compile(r"(?<!docs/)theory\.md")
     offenders = [
