@@ -87,6 +87,7 @@ def small_samples():
     return {n: gaussian(n, seed=n) for n in (64, 256)}
 
 
+@pytest.mark.slow
 @settings(max_examples=6)
 @given(eta=st.floats(0, 1.5), n=st.sampled_from([64, 256]), reduce=st.sampled_from(["rms", "max"]))
 def test_certified_eps_star_never_exceeds_eta(small_samples, eta, n, reduce):
@@ -105,6 +106,7 @@ def test_certified_eps_star_never_exceeds_eta(small_samples, eta, n, reduce):
     assert np.all(np.diff(np.asarray(curve.generalization)) >= -1e-5)
 
 
+@pytest.mark.slow
 def test_tradeoff_uses_a_union_bound_over_the_grid():
     x = 0.1 * gaussian(256, seed=256)
     curve = tradeoff(x, C8, CONSTANTS, eta=0.2, eps_grid=[0.0, 0.1], radii=RADII)

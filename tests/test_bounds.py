@@ -101,6 +101,7 @@ def test_chain_program_matches_enumeration_of_all_chains(seed, size, n):
     assert 0 < float(finest) <= 2.0
 
 
+@pytest.mark.slow
 def test_chain_program_with_fewer_nodes_is_never_below_the_optimum():
     """Dropping coarse breakpoints restricts the chains: never below the full optimum."""
     rng = np.random.default_rng(0)

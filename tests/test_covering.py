@@ -257,6 +257,7 @@ STREAM_CASES = {
 }
 
 
+@pytest.mark.slow
 @settings(max_examples=5)
 @given(
     seed=st.integers(0, 10_000),
@@ -387,6 +388,7 @@ def test_domain_cover_is_valid_and_not_loose(order):
         assert np.all(counts * 4 <= plain)
 
 
+@pytest.mark.slow
 def test_table_with_a_domain_takes_the_smaller_cover():
     G = groups.cyclic_rotations(8)
     rng = np.random.default_rng(1)

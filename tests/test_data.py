@@ -310,6 +310,7 @@ def _numpy_entropic_cost(a, b, epsilon, iterations=3000):
     return np.sum(plan * cost) + epsilon * kl
 
 
+@pytest.mark.slow
 def test_sinkhorn_profile_is_the_debiased_divergence():
     """profile(g)² = OT_ε(z, gz) − ½OT_ε(z, z) − ½OT_ε(gz, gz), each term by an independent
     float64 Sinkhorn, with ε = epsilon × the mean pairwise squared distance."""

@@ -547,6 +547,7 @@ def test_orbit_stats_runs_the_model_on_g_plus_one_times_b_rows(chunk_size):
     assert _model_rows(jaxpr) == (group.size + 1) * x.shape[0]
 
 
+@pytest.mark.slow
 def test_orbit_stats_gradient_matches_finite_differences():
     with enable_x64():
         group = jax.tree_util.tree_map(lambda e: e.astype(jnp.float64), groups.dihedral(4))

@@ -59,6 +59,7 @@ def test_dial_risk_matches_direct_evaluation(seed):
     assert float(result.t_best) == pytest.approx(fine[np.argmin(curve)], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_cross_fitted_curve_matches_manual_loop():
     # n = 203 is not a multiple of K = 4: the padded slots must carry no weight.
     task = planar_task(203, 0.3, key=jax.random.key(0))
