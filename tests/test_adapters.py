@@ -76,9 +76,11 @@ class LinenMLP(nn.Module):
 
 class NNXMLP(nnx.Module):
     def __init__(self, out_scale: float, rngs: nnx.Rngs):
+        def scaled(key, shape, dtype=jnp.float32):  # works on every supported flax
+            return out_scale * nnx.initializers.lecun_normal()(key, shape, dtype)
+
         self.hidden = nnx.Linear(2, 32, rngs=rngs)
-        self.out = nnx.Linear(32, 1, rngs=rngs)
-        self.out.kernel[...] = self.out.kernel[...] * out_scale
+        self.out = nnx.Linear(32, 1, kernel_init=scaled, rngs=rngs)
 
     def __call__(self, x):
         return self.out(jnp.tanh(self.hidden(x)))
