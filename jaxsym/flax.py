@@ -1,4 +1,4 @@
-"""Flax adapters (linen and nnx): symmetrize or dial a model without rewriting it (docs/theory.md §3).
+"""Flax adapters (linen, nnx): symmetrize or dial a model without rewriting it (docs/theory.md §3).
 
 ``Symmetrized(model, group)`` is ``Q_G model`` and ``Dialed(model, group, t)``
 is ``Q_G model + t (model − Q_G model)``. Both take a batch ``(B, *input)`` and
