@@ -11,12 +11,10 @@ The automatic chunk size is a static rule evaluated at trace time (so it also
 works inside a user's ``jit``/``grad``): trace the model once more with
 :func:`jax.make_jaxpr`, add up the bytes of its intermediate values per example,
 and give each call as many rows as fit a byte budget
-(:data:`ROW_BYTES_BUDGET`), capped at :data:`MAX_ROWS_PER_CALL` rows. On the
-benchmark machine this lands on the measured sweet spots: ~200–500 images per
-call for a small CNN (whose per-image cost rises past ~1024 images per call on
-CPU), 4096 rows for small MLPs (slower past ~8k rows once activations leave
-the caches). Chunks are balanced, so ``|G|`` splits into equal chunks whenever
-possible; otherwise the last chunk is padded with the identity and masked, so
+(:data:`ROW_BYTES_BUDGET`), capped at :data:`MAX_ROWS_PER_CALL` rows (the
+budget and the cap come from the measurements in ``benchmarks/run.py``: a few
+hundred images per call for a small CNN, a few thousand rows for small MLPs).
+Chunks are balanced, so ``|G|`` splits into equal chunks whenever possible; otherwise the last chunk is padded with the identity and masked, so
 that every chunk runs the same compiled body inside one scan.
 
 Under differentiation the chunk body is rematerialized (:func:`jax.checkpoint`),
@@ -179,13 +177,14 @@ def plan_chunks(
     """The chunk size (:func:`resolve_chunk_size`) and how to differentiate the loop.
 
     Values always come from one :func:`jax.lax.scan` over the chunks (on CPU
-    the fastest forward: unrolled chunks ran ~20% slower). Derivatives are
+    the faster forward than unrolled chunks, ``benchmarks/run.py``). Derivatives are
     unrolled when the backend is the CPU, the model convolves, and there are
     2 to :data:`MAX_UNROLLED_CHUNKS` chunks: XLA:CPU rewrites convolutions
     into its fast (Eigen) form only outside loop bodies, so the transposed
-    convolutions of a backward pass inside a scan run a naive kernel, 20–200×
-    slower. The price is memory: XLA recomputes the unrolled chunks side by
-    side, so the backward pass holds about as much as one unchunked call.
+    convolutions of a backward pass inside a scan run a naive kernel, an
+    order of magnitude slower or worse. The price is memory: XLA recomputes
+    the unrolled chunks side by side, so the backward pass holds about as much
+    as one unchunked call.
 
     ``backend`` defaults to :func:`jax.default_backend`; unrolling happens only
     on the backends in :data:`UNROLL_BACKENDS`.
@@ -331,7 +330,7 @@ def _rematerialized(fn: Callable, num_chunks: int) -> Callable:
     Under differentiation a loop would otherwise keep every chunk's activations
     for the backward pass (memory growing with ``|G|``); recomputing one chunk's
     forward pass instead keeps gradients in bounded memory, and on CPU it was
-    not slower (MLP C64: grad/forward 3.8× with it, 3.9× without).
+    not slower in the benchmarks.
     """
     return jax.checkpoint(fn, prevent_cse=False) if num_chunks > 1 else fn
 
@@ -417,8 +416,7 @@ def sum_chunks(fn: Callable, tree: Any, plan: ChunkPlan, axis: int = 1):
     ``fn`` maps a chunk of ``c`` elements to an array (or a pytree of arrays)
     whose axis ``axis`` has length ``c`` (one slice per element); the slices of
     padding elements are masked out and the rest summed. One scan body, started
-    from zeros: on CPU a model call outside the loop next to the loop ran ~1.5×
-    slower.
+    from zeros (on CPU a model call outside the loop next to it ran slower).
     """
     chunks, mask, _ = _chunked(tree, plan.size)
 

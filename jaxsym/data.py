@@ -286,9 +286,15 @@ def _entropic_cost(a: jax.Array, b: jax.Array, epsilon, threshold: float, max_it
     ``OT_ε = min_P ⟨P, C⟩ + ε KL(P | a ⊗ b)`` (ott-jax's ``reg_ot_cost``); ``NaN``
     when Sinkhorn has not converged to ``threshold`` within ``max_iterations``.
     """
-    from ott.geometry import pointcloud
-    from ott.problems.linear import linear_problem
-    from ott.solvers.linear import sinkhorn
+    try:
+        from ott.geometry import pointcloud
+        from ott.problems.linear import linear_problem
+        from ott.solvers.linear import sinkhorn
+    except ImportError as error:
+        raise ImportError(
+            "data_defect(method='sinkhorn') needs ott-jax, the 'ot' extra: "
+            "python3 -m pip install 'jaxsym[ot]'."
+        ) from error
 
     geom = pointcloud.PointCloud(a, b, epsilon=epsilon)
     solver = sinkhorn.Sinkhorn(threshold=threshold, max_iterations=max_iterations)
