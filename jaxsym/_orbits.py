@@ -14,8 +14,9 @@ and give each call as many rows as fit a byte budget
 (:data:`ROW_BYTES_BUDGET`), capped at :data:`MAX_ROWS_PER_CALL` rows (the
 budget and the cap come from the measurements in ``benchmarks/run.py``: a few
 hundred images per call for a small CNN, a few thousand rows for small MLPs).
-Chunks are balanced, so ``|G|`` splits into equal chunks whenever possible; otherwise the last chunk is padded with the identity and masked, so
-that every chunk runs the same compiled body inside one scan.
+Chunks are balanced, so ``|G|`` splits into equal chunks whenever possible;
+otherwise the last chunk is padded with the identity and masked, so that every
+chunk runs the same compiled body inside one scan.
 
 Under differentiation the chunk body is rematerialized (:func:`jax.checkpoint`),
 so gradients of the averages (docs/theory.md §3) and defects (§2) also run in memory
