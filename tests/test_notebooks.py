@@ -34,7 +34,11 @@ def _ids(paths):
 
 def test_notebooks_exist():
     names = {path.name for path in NOTEBOOKS}
-    assert {"01_groups_and_defects.ipynb", "03_tradeoff.ipynb"} <= names, names
+    assert {
+        "01_groups_and_defects.ipynb",
+        "02_quotients_and_bounds.ipynb",
+        "03_tradeoff.ipynb",
+    } <= names, names
 
 
 def stripped_problems(notebook: dict) -> list[str]:
