@@ -268,6 +268,7 @@ def test_bound_non_increasing_as_the_set_grows(tables, eps, num_levels):
 # ----------------------------------------------------------------------------- in n, δ, K
 
 
+@pytest.mark.slow
 def test_bound_decreases_with_n_and_symmetry_helps():
     x = 0.2 * gaussian(4000, seed=5)
     totals = [

@@ -348,6 +348,7 @@ def test_sinkhorn_is_zero_on_an_orbit_closed_invariant_sample():
     assert float(jnp.max(skewed.profile)) > 0.3
 
 
+@pytest.mark.slow
 def test_nan_propagates_in_traced_knn_and_sinkhorn():
     """Traced NaN inputs (no concrete check possible) give NaN, never a finite defect.
     The compiled cores are called directly, with the shapes of the tests above (cached)."""

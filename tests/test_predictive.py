@@ -103,6 +103,7 @@ def test_closure_models_evaluated_fold_by_fold_match_stacked():
         np.testing.assert_allclose(getattr(closures, name), getattr(stacked, name), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_eps_star_and_distance_on_orbit_augmented_inputs():
     task = planar_task(200, 0.3, key=jax.random.key(1))
     result = predictive_tradeoff(FIT, task.x, task.y, C8, num_folds=4, key=jax.random.key(2))

@@ -78,6 +78,7 @@ def test_optimal_subset_finds_the_data_symmetry(eta, keep):
     np.testing.assert_array_equal(choice.mask, expected)
 
 
+@pytest.mark.slow
 def test_honest_union_bound_costs_more_than_the_chain():
     """S4 has 30 subgroups; a chain has at most 5: the honest bound is larger."""
     group = groups.permutations(4)
