@@ -22,7 +22,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from jaxsym._validation import optional_positive_int
 
 __all__: list[str] = []  # private module
 
@@ -44,12 +45,9 @@ def conservative_scale(dim: int, dtype) -> float:
 
 def block_rows(block_size: int | None, rows: int, width: int) -> int:
     """Rows per block: the user's choice, or ``block·width·4 ≈`` :data:`BLOCK_BYTES`."""
+    block_size = optional_positive_int("block_size", block_size)
     if block_size is not None:
-        if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-            raise TypeError(f"block_size must be a positive int or None; got {block_size!r}.")
-        if block_size < 1:
-            raise ValueError(f"block_size must be a positive number of rows; got {block_size}.")
-        return int(min(block_size, rows))
+        return min(block_size, rows)
     return int(max(1, min(rows, BLOCK_BYTES // max(1, width * 4))))
 
 
