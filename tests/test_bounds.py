@@ -131,7 +131,8 @@ def test_rademacher_term_is_capped_at_the_class_radius(tables):
 
 def brute_force_dudley(table, trivial, eps, constants, grid=20_000):
     """Independent float64 check: entropy by its definition, left Riemann sum, α on a grid."""
-    lipschitz, output_bound, (loss_range, loss_lipschitz), output_dim, delta = constants
+    lipschitz, output_bound, loss, output_dim, delta = constants
+    loss_range, loss_lipschitz = loss.loss_range, loss.loss_lipschitz
     cells = GRID_CELLS.astype(np.float64)
 
     def options(tab, shift):

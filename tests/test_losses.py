@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -57,19 +58,25 @@ def test_clipped_and_ramp_constants_bound_the_losses():
         lambda p, t: np.minimum(np.sum((p - t) ** 2, -1), 1.5), pred, y, clipped
     )
     assert slope.max() >= 0.5 * clipped.loss_lipschitz  # the constant is not loose by 2×
-    b, lip = ramp_loss_constants(0.25)
-    z = rng.uniform(-3, 3, size=(10000, 2))
-    ramp = np.clip(1 - z / 0.25, 0, 1)
-    assert b == 1.0 and ramp.max() <= 1
-    assert np.max(np.abs(ramp[:, 0] - ramp[:, 1]) / np.abs(z[:, 0] - z[:, 1])) <= lip + 1e-9
+    ramp = ramp_loss_constants(0.25)
+    # ℓ(y f) = clip(1 − y f/γ, 0, 1) for labels ±1 and scalar outputs on both sides of the margin.
+    f = rng.uniform(-1, 1, size=(20000, 2))
+    labels = rng.choice([-1.0, 1.0], size=(20000, 1))
+    values = np.clip(1 - labels * f / 0.25, 0, 1)
+    assert values.max() == ramp.loss_range  # B is attained (any f with y f ≤ 0)
+    assert np.all(values[:, 0] >= (labels[:, 0] * f[:, 0] <= 0))  # bounds the 0–1 loss
+    slope = np.abs(values[:, 0] - values[:, 1]) / np.abs(f[:, 0] - f[:, 1])
+    assert slope.max() <= ramp.loss_lipschitz + 1e-9
+    assert slope.max() >= 0.99 * ramp.loss_lipschitz  # tight: 1/γ inside the margin
 
 
 def test_bound_constants_are_one_validated_value():
     loss = squared_loss_constants(1.0, 1, 1.0)
-    constants = BoundConstants(1.0, 1.0, loss)
+    assert isinstance(loss, LossConstants)
+    assert check_constants(BoundConstants(1.0, 1.0, loss)) is not None
+    constants = BoundConstants(1.0, 1.0, LossConstants(4.0, 4.0))  # hand-made: no M, d_y
     assert constants.output_dim == 1 and constants.delta == 0.05
     assert check_constants(constants) is constants
-    assert isinstance(loss, LossConstants)
     bad = {
         "lipschitz": constants._replace(lipschitz=-1.0),
         "output_bound": constants._replace(output_bound=0.0),
@@ -93,3 +100,39 @@ def test_bound_constants_are_one_validated_value():
         clipped_squared_loss_constants(-1.0)
     with pytest.raises(ValueError, match="label_bound"):
         absolute_loss_constants(1.0, 1, -1.0)
+
+
+@pytest.mark.parametrize(
+    "output_bound, output_dim, loss, field",
+    [
+        (10.0, 1, squared_loss_constants(0.1, 1, 1.0), "output_bound"),  # issue 15: 1.49 vs 133
+        (1.0, 16, squared_loss_constants(1.0, 1, 1.0), "output_dim"),  # issue 15: 4.94 vs 30.9
+        (0.5, 1, absolute_loss_constants(1.0, 1, 0.0), "output_bound"),
+        (1.0, 1, absolute_loss_constants(1.0, 3, 0.0), "output_dim"),
+        (1.0, 2, ramp_loss_constants(0.5), "output_dim"),  # a margin needs a scalar output
+    ],
+)
+def test_loss_constants_for_another_m_or_dy_are_refused(output_bound, output_dim, loss, field):
+    with pytest.raises(ValueError, match=rf"{field}.*{getattr(loss, field):g}"):
+        BoundConstants(1.0, output_bound, loss, output_dim=output_dim)
+    good = BoundConstants(1.0, loss.output_bound or output_bound, loss, loss.output_dim or 1)
+    with pytest.raises(ValueError, match=field):  # _replace cannot build a mismatch either
+        good._replace(**{field: {"output_bound": output_bound, "output_dim": output_dim}[field]})
+    with pytest.raises(ValueError, match=field):  # nor can a hand-made tuple passed to a bound
+        check_constants(tuple.__new__(BoundConstants, (1.0, output_bound, loss, output_dim, 0.05)))
+
+
+def test_matching_constants_build_and_survive_jax_transformations():
+    loss = squared_loss_constants(2.0, 3, 1.0)
+    constants = BoundConstants(1.5, 2.0, loss, output_dim=3)
+    assert check_constants(constants) is constants
+    # Losses that do not depend on M or d_y combine with any; hand-made ones record nothing.
+    for free in (clipped_squared_loss_constants(2.0), LossConstants(4.0, 4.0)):
+        check_constants(BoundConstants(1.0, 7.0, free, output_dim=5))
+    # Gradients and tree maps rebuild the tuple with leaves that are not constants.
+    grads = jax.grad(lambda c: c.lipschitz * c.output_bound * c.loss.loss_range, allow_int=True)(
+        constants
+    )
+    assert float(grads.output_bound) == pytest.approx(1.5 * loss.loss_range)
+    doubled = jax.tree.map(lambda v: 2 * v, constants)
+    assert doubled.output_bound == 4.0 and doubled.loss.output_bound == 4.0
