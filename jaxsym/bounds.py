@@ -69,6 +69,8 @@ from jaxsym._validation import (
     check_choice,
     check_finite,
     check_nonnegative,
+    check_positive,
+    is_concrete,
     positive_int,
 )
 from jaxsym.covering import (
@@ -141,15 +143,97 @@ class GeneralizationBound(NamedTuple):
 
 
 def _check_table(table, name: str) -> None:
+    """A :class:`CoveringTable` as documented: raise naming the field and the values at fault.
+
+    Radii finite, > 0 and strictly increasing; counts integers in ``[1, n]``,
+    non-increasing in the radius; ``n`` and ``|S|`` positive integers. Traced
+    fields are not checked.
+    """
     if not isinstance(table, CoveringTable):
-        raise ValueError(f"{name} must be a CoveringTable (see jaxsym.covering); got {table!r}.")
+        raise ValueError(
+            f"{name} must be a CoveringTable (see jaxsym.covering); got {table!r:.80}."
+        )
     radii, counts = np.shape(table.radii), np.shape(table.counts)
     if len(radii) != 1 or radii != counts or radii[0] == 0:
         raise ValueError(
             f"{name}: radii and counts must be non-empty 1-D arrays of one length; "
             f"got shapes {radii} and {counts}."
         )
-    check_finite(f"{name}.radii", table.radii)
+    for field in ("num_points", "group_size"):
+        value = getattr(table, field)
+        if is_concrete(value):
+            if np.ndim(value) != 0 or not float(value).is_integer():
+                raise ValueError(f"{name}.{field} must be a positive integer; got {value!r:.40}.")
+            positive_int(f"{name}.{field}", int(value))
+    if is_concrete(table.radii):
+        r = np.asarray(table.radii, np.float64)
+        check_positive(f"{name}.radii", r)
+        if np.any(np.diff(r) <= 0):
+            raise ValueError(f"{name}.radii must be strictly increasing; got {_short(r)}.")
+    if is_concrete(table.counts):
+        c = np.asarray(table.counts, np.float64)
+        check_finite(f"{name}.counts", c)
+        if np.any(c != np.round(c)) or np.any(c < 1):
+            raise ValueError(f"{name}.counts must be integers ≥ 1; got {_short(c)}.")
+        if is_concrete(table.num_points) and np.any(c > table.num_points):
+            raise ValueError(
+                f"{name}.counts must be ≤ num_points = {int(table.num_points)} (a sample of n "
+                f"points is covered by n balls); got {_short(c)}."
+            )
+        if np.any(np.diff(c) > 0):
+            raise ValueError(
+                f"{name}.counts must be non-increasing in the radius; got {_short(c)}."
+            )
+    sample = table.fingerprint
+    if (
+        sample is not None
+        and is_concrete((sample, table.num_points))
+        and int(sample[0]) != int(table.num_points)
+    ):
+        raise ValueError(
+            f"{name}.num_points is {int(table.num_points)} but its counts were computed on "
+            f"a sample of {int(sample[0])} points."
+        )
+
+
+def _check_pair(table: CoveringTable, trivial: CoveringTable) -> None:
+    """``table`` (of S ∋ e) and ``trivial_table`` (of {e}) must describe one sample."""
+    if is_concrete(trivial.group_size) and int(trivial.group_size) != 1:
+        raise ValueError(
+            f"trivial_table must be the table of {{e}} (group_size 1); got group_size "
+            f"{int(trivial.group_size)}."
+        )
+    if not is_concrete((table, trivial)):
+        return
+    prints = (table.fingerprint, trivial.fingerprint)
+    if None not in prints and tuple(map(int, prints[0])) != tuple(map(int, prints[1])):
+        raise ValueError(
+            "table and trivial_table were computed on different samples (fingerprints "
+            f"{tuple(map(int, prints[0]))} and {tuple(map(int, prints[1]))}); build both "
+            "from one sample, e.g. with bound_tables(x, group, radii)."
+        )
+    if int(table.num_points) != int(trivial.num_points):
+        raise ValueError(
+            f"table and trivial_table must be built on the same sample; got num_points "
+            f"{int(table.num_points)} and {int(trivial.num_points)}."
+        )
+    radii, other = np.asarray(table.radii, np.float64), np.asarray(trivial.radii, np.float64)
+    if radii.shape != other.shape or not np.allclose(radii, other, rtol=1e-6, atol=0):
+        raise ValueError(
+            f"table and trivial_table must be built on the same radii; got {_short(radii)} "
+            f"and {_short(other)}."
+        )
+    counts, free = np.asarray(table.counts), np.asarray(trivial.counts)
+    if np.any(counts > free):
+        raise ValueError(
+            "table and trivial_table must describe the same sample: orbits of S ∋ e cover it "
+            f"with no more balls than {{e}}, but table.counts {_short(counts)} exceed "
+            f"trivial_table.counts {_short(free)}."
+        )
+
+
+def _short(values) -> str:
+    return np.array2string(np.asarray(values), precision=4, threshold=8, separator=", ")
 
 
 def _options(table: CoveringTable, shift, lipschitz, output_bound, output_dim: int):
@@ -262,11 +346,16 @@ def generalization_bound_from_table(
         A :class:`GeneralizationBound`.
 
     Raises:
-        ValueError: on malformed tables or out-of-range (concrete) arguments.
+        ValueError: on out-of-range (concrete) arguments or a malformed table: radii
+            not finite, positive and strictly increasing; counts not integers in
+            ``[1, n]`` or increasing in the radius; ``table`` and ``trivial_table``
+            with different ``n`` or radii, ``table.counts > trivial_table.counts``,
+            or a ``trivial_table`` whose ``group_size`` is not 1.
     """
     _check_table(table, "table")
     if trivial_table is not None:
         _check_table(trivial_table, "trivial_table")
+        _check_pair(table, trivial_table)
     constants = check_constants(constants)
     check_nonnegative("eps", eps)
     num_levels = positive_int("num_levels", num_levels)
@@ -347,7 +436,7 @@ def bound_tables(
     if domain is not None:
         counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
     size = group.size + (0 if len(identity_elements(group, x)) else 1)
-    trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size])
+    trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size], sample=x)
     return symmetric, trivial
 
 

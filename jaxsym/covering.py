@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from typing import NamedTuple
 
 import jax
@@ -116,12 +117,17 @@ class CoveringTable(NamedTuple):
             non-increasing, each in ``[1, n]``.
         num_points: ``n``, the sample size.
         group_size: ``|S|`` (elements of ``S``, identity included).
+        fingerprint: ``(n, digest)`` of the sample the counts were computed on,
+            recorded by this module's builders (``None`` for a hand-made table).
+            :func:`jaxsym.bounds.generalization_bound_from_table` uses it to refuse
+            tables of different samples and a ``num_points`` that is not the sample's.
     """
 
     radii: jax.Array
     counts: jax.Array
     num_points: int
     group_size: int
+    fingerprint: tuple[int, int] | None = None
 
 
 class Domain(NamedTuple):
@@ -741,7 +747,7 @@ def covering_table(
     if domain is not None:
         counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
     size = group.size + int(len(identity_elements(group, x)) == 0)
-    trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size])
+    trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size], sample=x)
     del trivial
     return symmetric
 
@@ -763,16 +769,31 @@ def _with_domain(x, group, radii, stages, counts, domain, method, mesh) -> np.nd
     return _finish(list(combined), radii, x.shape[0])
 
 
-def tables_from_counts(radii, counts, num_points: int, group_sizes) -> list[CoveringTable]:
-    """Split ``(P, K)`` nested counts into one :class:`CoveringTable` per set."""
+def tables_from_counts(
+    radii, counts, num_points: int, group_sizes, *, sample=None
+) -> list[CoveringTable]:
+    """Split ``(P, K)`` nested counts into one :class:`CoveringTable` per set.
+
+    ``sample``: the ``(n, *example)`` sample the counts were computed on; when
+    given, each table records its :attr:`CoveringTable.fingerprint`.
+    """
     radii = np.asarray(radii, np.float64)
     order = np.argsort(radii, kind="stable")
+    fingerprint = None if sample is None else _sample_fingerprint(sample)
     return [
         CoveringTable(
             radii=np.asarray(radii[order], np.float32),
             counts=np.asarray(row[order], np.int32),
             num_points=int(num_points),
             group_size=int(size),
+            fingerprint=fingerprint,
         )
         for row, size in zip(np.asarray(counts), group_sizes, strict=True)
     ]
+
+
+def _sample_fingerprint(x) -> tuple[int, int]:
+    """``(n, CRC-32 of the sample's bytes and shape)``: which sample a table describes."""
+    data = np.ascontiguousarray(np.asarray(x))
+    digest = zlib.crc32(repr((data.shape, data.dtype.str)).encode())
+    return int(data.shape[0]), zlib.crc32(data.tobytes(), digest) & 0x7FFFFFFF

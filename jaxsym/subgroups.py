@@ -217,7 +217,8 @@ def optimal_subset(
         np.setdiff1d(later, earlier) for earlier, later in itertools.pairwise(chain)
     ]
     counts = nested_covering_numbers(x, group, radii, stages, block_size=block_size, method=method)
-    tables = tables_from_counts(radii, counts, x.shape[0], [len(h) for h in chain])
+    sizes = [len(h) for h in chain]
+    tables = tables_from_counts(radii, counts, x.shape[0], sizes, sample=x)
     squares = jnp.asarray(np.asarray(data_profile, np.float64) ** 2, jnp.float32)
     candidates = np.zeros((len(chain), group.size), bool)
     for k, members in enumerate(chain):

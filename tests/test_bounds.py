@@ -377,6 +377,71 @@ def test_bad_inputs_raise_clear_errors(tables):
         generalization_bound(gaussian(10), "C8", CONSTANTS)
 
 
+BAD_TABLES = (
+    "negative radii", "zero radius", "nan radius", "decreasing radii", "repeated radius",
+    "zero counts", "fractional counts", "counts above n", "increasing counts", "n inflated",
+    "n inflated on both", "n of one table", "n of a hand-made table", "fractional n",
+    "zero group size", "other radii", "other sample", "trivial is not {e}", "swapped tables",
+    "wrong shape",
+)  # fmt: skip
+
+
+def _bad_tables(trivial, c8, other):
+    """(symmetric, trivial, the field the error must name) for each way a table can be wrong."""
+    r, c = np.asarray(c8.radii), np.asarray(c8.counts)
+    step = int(np.flatnonzero(np.diff(c) < 0)[0])  # swap a step: counts increase there
+    swap = c.copy()
+    swap[[step, step + 1]] = c[[step + 1, step]]
+    return {
+        "negative radii": (c8._replace(radii=-r), trivial, "table.radii"),
+        "zero radius": (c8._replace(radii=np.r_[0.0, r[1:]]), trivial, "table.radii"),
+        "nan radius": (c8._replace(radii=np.r_[np.nan, r[1:]]), trivial, "table.radii"),
+        "decreasing radii": (c8._replace(radii=r[::-1]), trivial, "table.radii"),
+        "repeated radius": (c8._replace(radii=np.r_[r[0], r[:-1]]), trivial, "table.radii"),
+        "zero counts": (c8._replace(counts=0 * c), None, "table.counts"),
+        "fractional counts": (c8._replace(counts=c + 0.5), None, "table.counts"),
+        "counts above n": (c8._replace(counts=c + 600), None, "table.counts"),
+        "increasing counts": (c8._replace(counts=swap), None, "table.counts"),
+        "n inflated": (c8._replace(num_points=10**6), None, "num_points"),
+        "n inflated on both": (
+            c8._replace(num_points=10**6),
+            trivial._replace(num_points=10**6),
+            "num_points",
+        ),
+        "n of one table": (c8._replace(num_points=10**6), trivial, "num_points"),
+        "n of a hand-made table": (
+            c8._replace(num_points=10**6, fingerprint=None),
+            trivial,
+            "num_points",
+        ),
+        "fractional n": (c8._replace(num_points=600.5, fingerprint=None), None, "num_points"),
+        "zero group size": (c8._replace(group_size=0), None, "group_size"),
+        "other radii": (c8._replace(radii=1.5 * r), trivial, "radii"),
+        "other sample": (c8, other, "different samples"),
+        "trivial is not {e}": (c8, c8, "group_size"),
+        "swapped tables": (trivial, c8._replace(group_size=1), "counts"),
+        "wrong shape": (c8._replace(counts=c[:-1]), None, "shapes"),
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_tables():
+    """Tables of two samples of the same size (fingerprints recorded by the builder)."""
+    symmetric, trivial = bounds.bound_tables(0.1 * gaussian(300, seed=1), C8, RADII)
+    _, other = bounds.bound_tables(0.1 * gaussian(300, seed=2), C8, RADII)
+    return symmetric, trivial, other
+
+
+@pytest.mark.parametrize("case", BAD_TABLES)
+def test_malformed_or_mismatched_tables_are_refused(sample_tables, case):
+    symmetric, trivial, other = sample_tables
+    generalization_bound_from_table(symmetric, trivial, constants=CONSTANTS)  # the good pair
+    table, free, field = _bad_tables(trivial, symmetric, other)[case]
+    with pytest.raises(ValueError, match=field):
+        generalization_bound_from_table(table, free, constants=CONSTANTS)
+    assert set(_bad_tables(trivial, symmetric, other)) == set(BAD_TABLES)
+
+
 def test_split_modules_are_the_only_home_of_their_names():
     # Renamed in one step: approximation, subgroups and losses own their names.
     for name in ("approximation_error", "optimal_subset", "squared_loss_constants"):

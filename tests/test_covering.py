@@ -166,6 +166,12 @@ def test_nested_and_table_helpers():
     np.testing.assert_allclose(table.radii, radii, rtol=1e-6)
     np.testing.assert_array_equal(table.counts, nested[-1])
     assert table.num_points == 40 and table.group_size == 8
+    # The fingerprint names the sample: n, and a digest that any change of one value alters.
+    moved = x.copy()
+    moved.flat[7] = np.nextafter(moved.flat[7], np.float32(np.inf))
+    assert table.fingerprint[0] == 40
+    assert covering_table(x, G, radii).fingerprint == table.fingerprint
+    assert covering_table(moved, G, radii).fingerprint != table.fingerprint
 
 
 def test_block_size_does_not_change_counts():
