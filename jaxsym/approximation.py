@@ -19,7 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_batch, check_choice, check_nonnegative, positive_int
+from jaxsym._validation import (
+    check_batch,
+    check_choice,
+    check_nonnegative,
+    check_scalar,
+    is_concrete,
+    positive_int,
+)
 from jaxsym.bounds import _default_bound_radii, bound_tables, generalization_bound_from_table
 from jaxsym.covering import Domain
 from jaxsym.groups import TransformationSet
@@ -97,45 +104,78 @@ def approximation_error(
       ``t = min(1, ε/η_2)``.
     * ``reduce="max"`` (class ``E_f(g) ≤ ε`` for all g): ``upper = η_2² (1 −
       ε/η_∞)_+²`` (the dial has sup defect ``t η_∞``) and ``lower = (η_2 −
-      ε√((1 − 1/|G|)/2))_+²`` for a finite group of ``group_size`` elements,
-      ``(η_2 − ε/√2)_+²`` otherwise.
+      c ε)_+²`` with ``c = √((1 − 1/|G|)/2)`` for a finite group of
+      ``group_size`` elements, ``c = 1/√2`` otherwise.
+
+    **Consistency.** ``f*`` itself lies in the sup class at level ``η_∞``, so the
+    lower bound's argument gives ``η_2 ≤ c η_∞``; this holds exactly when
+    ``lower ≤ upper`` at every ε (docs/theory.md §5). Inputs that break it
+    (e.g. ``η_∞ = 0`` with ``η_2 > 0``) describe no function and raise, in either
+    mode whenever ``eta_sup`` is given; nothing is clamped to hide them.
 
     Both need a G-invariant μ (orthogonality of ``Q_G``). ``jnp`` throughout,
-    differentiable in ``eta`` and ``eps``; broadcasts.
+    differentiable in ``eta`` and ``eps``; broadcasts. Traced inputs are not checked.
 
     Args:
-        eta: ``η_2 = ‖f* − Q_G f*‖_{L²(μ)}`` (``d_2`` units).
-        eps: the class's level ``ε ≥ 0``.
+        eta: ``η_2 = ‖f* − Q_G f*‖_{L²(μ)} ≥ 0`` (``d_2`` units).
+        eps: the class's level ``ε ≥ 0`` (``d_2`` units for ``"rms"``, sup defect
+            for ``"max"``).
         reduce: ``"rms"`` or ``"max"``.
-        eta_sup: ``η_∞ = sup_g E_{f*}(g)`` (required for ``"max"``).
-        group_size: ``|G|`` for the finite-group lower bound (``"max"`` only).
+        eta_sup: ``η_∞ = sup_g E_{f*}(g) ≥ 0`` (sup-defect units; required for ``"max"``).
+        group_size: ``|G|`` for the finite-group constant ``c``.
 
     Returns:
         :class:`ApproximationBounds`.
 
     Raises:
-        ValueError: on a bad ``reduce``, negative inputs, or a missing ``eta_sup``.
+        ValueError: on a bad ``reduce``, negative or non-finite inputs, a missing
+            ``eta_sup``, or ``η_2 > c η_∞``.
     """
     check_choice("reduce", reduce, ("rms", "max"))
     check_nonnegative("eta", eta)
     check_nonnegative("eps", eps)
+    if reduce == "max" and eta_sup is None:
+        raise ValueError("approximation_error(reduce='max') needs eta_sup = η_∞ = sup_g E_{f*}(g).")
+    factor = _sup_factor(group_size)
+    if eta_sup is not None:
+        _check_consistent_eta(eta, eta_sup, factor)
     eta = jnp.asarray(eta, jnp.result_type(eta, jnp.float32))
     eps = jnp.asarray(eps, eta.dtype)
     if reduce == "rms":
         exact = jnp.maximum(eta - eps, 0.0) ** 2
         return ApproximationBounds(lower=exact, upper=exact)
-    if eta_sup is None:
-        raise ValueError("approximation_error(reduce='max') needs eta_sup = η_∞ = sup_g E_{f*}(g).")
-    check_nonnegative("eta_sup", eta_sup)
     eta_sup = jnp.asarray(eta_sup, eta.dtype)
     ratio = jnp.where(eta_sup > 0, eps / jnp.where(eta_sup > 0, eta_sup, 1.0), jnp.inf)
     upper = eta**2 * jnp.maximum(1 - ratio, 0.0) ** 2
-    if group_size is None:
-        factor = math.sqrt(0.5)
-    else:
-        factor = math.sqrt((1 - 1 / positive_int("group_size", group_size)) / 2)
     lower = jnp.maximum(eta - eps * factor, 0.0) ** 2
-    return ApproximationBounds(lower=jnp.minimum(lower, upper), upper=upper)
+    return ApproximationBounds(lower=lower, upper=upper)
+
+
+def _sup_factor(group_size) -> float:
+    """``c = √((1 − 1/|G|)/2)`` (finite G), else ``1/√2``: ``d_2(f) ≤ c · sup_g E_f(g)``."""
+    if group_size is None:
+        return math.sqrt(0.5)
+    return math.sqrt((1 - 1 / positive_int("group_size", group_size)) / 2)
+
+
+def _check_consistent_eta(eta, eta_sup, factor: float) -> None:
+    """Raise unless ``η_2 ≤ c η_∞`` (docs/theory.md §5), for concrete inputs.
+
+    A relative slack of ``1e-6`` absorbs rounding only.
+    """
+    check_nonnegative("eta_sup", eta_sup)
+    if not is_concrete((eta, eta_sup)):
+        return
+    eta2, sup = np.broadcast_arrays(np.asarray(eta, np.float64), np.asarray(eta_sup, np.float64))
+    bad = eta2 > factor * sup * (1 + 1e-6) + 1e-12
+    if np.any(bad):
+        k = np.unravel_index(np.argmax(bad), bad.shape)
+        raise ValueError(
+            f"eta_sup = η_∞ = {sup[k]:.6g} is too small for eta = η_2 = {eta2[k]:.6g}: every "
+            f"function has η_2 ≤ c·η_∞ with c = {factor:.4g} (docs/theory.md §5), here "
+            f"η_2 ≤ {factor * sup[k]:.6g}, so no f* has these values. Check the units: "
+            "eta is d_2 = ‖f* − Q_G f*‖ (not ee_2 = √2·d_2), eta_sup the sup defect."
+        )
 
 
 def default_eps_grid(output_bound: float, output_dim: int, eta=None) -> np.ndarray:
@@ -194,7 +234,8 @@ def tradeoff(
         eps_grid: ``(K,)`` levels; ``None`` is :func:`default_eps_grid` with
             ``η`` (``η_∞`` for ``"max"``) included.
         radii: covering radii (as in :func:`jaxsym.bounds.generalization_bound`).
-        eta_sup: ``η_∞`` (required for ``"max"``).
+        eta_sup: ``η_∞`` (required for ``"max"``; must satisfy ``η_2 ≤ c η_∞``, see
+            :func:`approximation_error`).
         chaining: as in :func:`jaxsym.bounds.generalization_bound`.
         domain: as in :func:`jaxsym.bounds.generalization_bound`.
         block_size: as in :func:`jaxsym.bounds.generalization_bound`.
@@ -204,10 +245,15 @@ def tradeoff(
         A :class:`TradeOff`.
     """
     check_choice("reduce", reduce, ("rms", "max"))
-    check_nonnegative("eta", eta)
-    check_nonnegative("noise", noise)
+    for name, value in (("eta", eta), ("noise", noise), ("eta_sup", eta_sup)):
+        if value is not None:
+            check_scalar(name, value)
+            check_nonnegative(name, value)
     if reduce == "max" and eta_sup is None:
         raise ValueError("tradeoff(reduce='max') needs eta_sup = η_∞ = sup_g E_{f*}(g).")
+    group_size = group.size if getattr(group, "is_group", False) else None
+    if eta_sup is not None:
+        _check_consistent_eta(eta, eta_sup, _sup_factor(group_size))
     x = check_batch(group, x, "x")
     constants = check_constants(constants)
     if eps_grid is None:
@@ -235,7 +281,6 @@ def tradeoff(
 
     levels = jnp.asarray(eps_grid, jnp.float32)
     generalization = jax.vmap(gen)(levels)
-    group_size = group.size if group.is_group else None
     approximation = approximation_error(
         eta, levels, reduce, eta_sup=eta_sup, group_size=group_size
     ).upper
