@@ -23,6 +23,7 @@ from jaxsym._validation import (
     check_batch,
     check_choice,
     check_nonnegative,
+    check_positive,
     check_scalar,
     is_concrete,
     positive_int,
@@ -186,9 +187,11 @@ def default_eps_grid(output_bound: float, output_dim: int, eta=None) -> np.ndarr
     (docs/theory.md §5): above η the approximation term is 0 and ``Gen_n`` is
     non-decreasing.
     """
+    check_positive("output_bound", output_bound)
     top = 2 * float(output_bound) * math.sqrt(positive_int("output_dim", output_dim))
     grid = np.linspace(0.0, top, DEFAULT_NUM_LEVELS)
     if eta is not None:
+        check_nonnegative("eta", eta)
         grid = np.union1d(grid, np.asarray(eta, np.float64).reshape(-1))
     return grid
 

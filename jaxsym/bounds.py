@@ -130,6 +130,7 @@ class GeneralizationBound(NamedTuple):
 
         ``≥ 1`` whenever the bound holds; ``inf`` for a gap ``≤ 0``.
         """
+        check_finite("gap", gap)
         gap = jnp.asarray(gap, jnp.result_type(self.total))
         return jnp.where(gap > 0, self.total / jnp.where(gap > 0, gap, 1.0), jnp.inf)
 
@@ -402,6 +403,18 @@ def _default_bound_radii(x, constants: BoundConstants):
     return default_radii(x, 30, max_radius=cap)
 
 
+def _bound_radii(radii) -> np.ndarray:
+    """``(K,)`` finite radii ``≥ 0``, as the sorted distinct positive ones (0 is built in)."""
+    if np.ndim(radii) > 1:
+        raise ValueError(f"radii must be a 1-D array; got shape {np.shape(radii)}.")
+    values = np.asarray(radii, np.float64).reshape(-1)
+    check_nonnegative("radii", values)
+    values = np.unique(values[values > 0])
+    if values.size == 0:
+        raise ValueError(f"radii must hold at least one radius > 0; got {_short(radii)}.")
+    return values
+
+
 def bound_tables(
     x: jax.Array,
     group: TransformationSet,
@@ -417,7 +430,8 @@ def bound_tables(
     Args:
         x: ``(n, *example)`` sample.
         group: the symmetric set.
-        radii: ``(K,)`` radii.
+        radii: ``(K,)`` finite radii ``≥ 0``; sorted, repeats and zeros dropped
+            (radius 0 with count ``n`` is always an option of the bound).
         domain: optional :class:`~jaxsym.covering.Domain` (fixed before the data)
             whose cover is used where it is smaller.
         block_size: as in :func:`jaxsym.covering.covering_numbers`.
@@ -429,7 +443,7 @@ def bound_tables(
     """
     x = check_batch(group, x, "x")
     stages = [np.zeros((0,), np.int64), np.arange(group.size)]
-    radii = np.sort(np.asarray(radii, np.float64).reshape(-1))
+    radii = _bound_radii(radii)
     counts = nested_covering_numbers(
         x, group, radii, stages, block_size=block_size, method=method, mesh=mesh
     )

@@ -23,6 +23,7 @@ from jaxsym._validation import (
     check_nonnegative,
     check_positive,
     check_probability,
+    check_scalar,
     is_concrete,
     positive_int,
 )
@@ -120,6 +121,10 @@ def check_constants(constants, name: str = "constants") -> BoundConstants:
             f"{name}.loss must be a LossConstants (e.g. squared_loss_constants(...)); "
             f"got {constants.loss!r:.80}."
         )
+    for field in ("lipschitz", "output_bound", "output_dim", "delta"):
+        check_scalar(f"{name}.{field}", getattr(constants, field))
+    for field in ("loss_range", "loss_lipschitz"):
+        check_scalar(f"{name}.loss.{field}", getattr(constants.loss, field))
     check_nonnegative(f"{name}.lipschitz", constants.lipschitz)
     check_positive(f"{name}.output_bound", constants.output_bound)
     check_positive(f"{name}.loss.loss_range", constants.loss.loss_range)

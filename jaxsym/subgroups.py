@@ -32,9 +32,10 @@ from jaxsym._validation import (
     check_finite,
     check_group,
     check_nonnegative,
+    check_scalar,
     positive_int,
 )
-from jaxsym.bounds import _default_bound_radii, generalization_bound_from_table
+from jaxsym.bounds import _bound_radii, _default_bound_radii, generalization_bound_from_table
 from jaxsym.covering import nested_covering_numbers, tables_from_counts
 from jaxsym.groups import TransformationSet, cayley_table
 from jaxsym.losses import BoundConstants, check_constants
@@ -207,12 +208,12 @@ def optimal_subset(
     x = check_batch(group, x, "x")
     constants = check_constants(constants)
     check_nonnegative("data_profile", np.asarray(data_profile, np.float64))
+    check_scalar("noise", noise)
     check_nonnegative("noise", noise)
     check_choice("union", union, ("subgroups", "chain"))
     chain = subgroup_chain(group, data_profile)
     num_levels = len(all_subgroups(group)) if union == "subgroups" else len(chain)
-    if radii is None:
-        radii = _default_bound_radii(x, constants)
+    radii = _default_bound_radii(x, constants) if radii is None else _bound_radii(radii)
     stages = [np.setdiff1d(chain[0], [0])] + [
         np.setdiff1d(later, earlier) for earlier, later in itertools.pairwise(chain)
     ]

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.approximation import ApproximationBounds, approximation_error, optimal_level, tradeoff
+from jaxsym.approximation import (
+    ApproximationBounds,
+    approximation_error,
+    default_eps_grid,
+    optimal_level,
+    tradeoff,
+)
 from jaxsym.bounds import generalization_bound
 from jaxsym.losses import BoundConstants, squared_loss_constants
 
@@ -253,6 +259,11 @@ def test_errors_name_the_argument():
         approximation_error(np.nan, 0.0)
     with pytest.raises(ValueError, match="eps"):
         approximation_error(0.1, -1e-3)
+    for args, name in (((-1.0, 1), "output_bound"), ((1.0, 0), "output_dim")):
+        with pytest.raises(ValueError, match=name):
+            default_eps_grid(*args)
+    with pytest.raises(ValueError, match="eta"):
+        default_eps_grid(1.0, 1, eta=np.nan)
     # Impossible η pairs are refused before any covering work, with |G| of the group.
     big = gaussian(200_000)
     with pytest.raises(ValueError, match="eta_sup"):

@@ -375,6 +375,20 @@ def test_bad_inputs_raise_clear_errors(tables):
         generalization_bound(gaussian(10), C8, CONSTANTS._replace(lipschitz=-1.0))
     with pytest.raises(TypeError, match="group"):
         generalization_bound(gaussian(10), "C8", CONSTANTS)
+    for radii in ([[0.1, 0.2]], [0.0], [-0.1, 0.2], [np.nan, 0.2], []):
+        with pytest.raises(ValueError, match="radii"):
+            generalization_bound(gaussian(10), C8, CONSTANTS, radii=radii)
+    with pytest.raises(ValueError, match=r"lipschitz.*scalar"):
+        generalization_bound(gaussian(10), C8, CONSTANTS._replace(lipschitz=np.ones(2)))
+    with pytest.raises(ValueError, match="gap"):
+        generalization_bound_from_table(c8, trivial, constants=CONSTANTS).tightness(np.nan)
+
+
+def test_user_radii_are_sorted_with_zeros_and_repeats_dropped():
+    x = 0.1 * gaussian(50, seed=5)
+    clean = generalization_bound(x, C8, CONSTANTS, radii=[0.01, 0.05, 0.2])
+    messy = generalization_bound(x, C8, CONSTANTS, radii=[0.2, 0.0, 0.05, 0.01, 0.05])
+    assert float(messy.total) == pytest.approx(float(clean.total), rel=1e-6)
 
 
 BAD_TABLES = (
