@@ -409,7 +409,7 @@ def _bound_radii(radii) -> np.ndarray:
         raise ValueError(f"radii must be a 1-D array; got shape {np.shape(radii)}.")
     values = np.asarray(radii, np.float64).reshape(-1)
     check_nonnegative("radii", values)
-    values = np.unique(values[values > 0])
+    values = np.unique(values[values > 0].astype(np.float32)).astype(np.float64)  # as stored
     if values.size == 0:
         raise ValueError(f"radii must hold at least one radius > 0; got {_short(radii)}.")
     return values
