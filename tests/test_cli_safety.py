@@ -516,3 +516,21 @@ def test_launched_as_program(monkeypatch):
         monkeypatch.setattr(sys, "orig_argv", orig)
         monkeypatch.setattr(sys, "argv", [argv0])
         assert _interrupt.launched_as_program() is expected, orig
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+def test_cayley_table_refuses_huge_groups_with_their_size():
+    from jaxsym import groups
+
+    with pytest.raises(ValueError, match="100000 elements"):
+        groups.cayley_table(groups.cyclic_rotations(100000))
+
+
+def test_cayley_table_in_several_blocks_matches_modular_addition():
+    from jaxsym import groups
+
+    n = 128  # 128² products: more than one block of the nearest-element search
+    table = groups.cayley_table(groups.cyclic_rotations(n))
+    np.testing.assert_array_equal(table, (np.arange(n)[:, None] + np.arange(n)[None]) % n)
