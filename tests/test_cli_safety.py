@@ -264,6 +264,15 @@ def test_a_file_that_appears_during_the_run_is_never_deleted(tmp_path):
     assert [p.read_text() for p in survivors] == ["mine"]
 
 
+def test_parents_made_for_out_are_removed_if_the_write_fails(tmp_path):
+    def broken(directory):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        output.write_atomically(str(tmp_path / "a" / "b" / "out"), broken, force=False)
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_legacy_report_without_the_marker_can_be_replaced(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -365,6 +374,7 @@ def _data_cases(tmp_path) -> dict[str, tuple[str, str]]:
         "classes": (save("k.npz", x=np.tile(x, (40, 1)), y=np.arange(2400)), "at most 1024"),
         "nan": (save("nan.npz", x=x, y=np.where(y > 0, np.nan, y)), "NaN or infinite"),
         "lengths": (save("len.npz", x=x, y=y[:-1]), "different lengths"),
+        "scalar y": (save("s.npz", x=x, y=np.float32(1.0)), "got a scalar"),
         "truncated zip": (fake, "cannot read it"),
         "directory": (str(tmp_path), "is a directory"),
         "device": ("/dev/null", "not a regular file"),
@@ -388,6 +398,7 @@ def _data_cases(tmp_path) -> dict[str, tuple[str, str]]:
         "classes",
         "nan",
         "lengths",
+        "scalar y",
         "truncated zip",
         "directory",
         "device",

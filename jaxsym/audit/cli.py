@@ -52,7 +52,11 @@ def build_parser(prog: str = "jaxsym audit") -> argparse.ArgumentParser:
     parser.add_argument("--task", choices=("classification", "regression"))
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="default: %(default)s")
     parser.add_argument("--seed", type=_seed, default=0, help="in [0, 2**32 - 1]")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier audit's --out (refused if it holds any other file)",
+    )
     parser.add_argument("--quick", action="store_true", help="small settings (≤ 1 minute)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, no tables")
     return parser

@@ -255,6 +255,9 @@ def _check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
         )
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise AuditError(f"{source}: give both x_test and y_test, or neither.")
+    for name in ("y", "y_test"):
+        if name in arrays and arrays[name].ndim < 1:
+            raise AuditError(f"{source}: {name} must have a batch axis, got a scalar.")
     for name in ("x", "x_test"):
         if name in arrays and arrays[name].ndim < 2:
             raise AuditError(

@@ -53,6 +53,7 @@ class _State:
     """Temporary directories being filled, and the commit flag (for the SIGINT handler)."""
 
     pending: set[str] = set()  # noqa: RUF012 - process-wide on purpose
+    created: list[str] = []  # noqa: RUF012 - parents we created, deepest first
     committing = False
     interrupted = False
 
@@ -62,6 +63,10 @@ def discard_pending() -> None:
     for path in list(_State.pending):
         shutil.rmtree(path, ignore_errors=True)
         _State.pending.discard(path)
+    for path in _State.created:  # empty parents we made for --out
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    _State.created.clear()
 
 
 def committing() -> bool:
@@ -149,9 +154,12 @@ def check_out(out: str, *, force: bool, flag: str = "--out") -> Target:
     """
     if not out or not out.strip():
         raise AuditError(f"{flag}: empty path; give a new directory, e.g. --out jaxsym-audit.")
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:  # the working directory was removed
+        raise AuditError("the working directory no longer exists; cd elsewhere.") from None
     path = os.path.abspath(os.path.expanduser(out))
     resolved = os.path.realpath(path)
-    cwd = os.path.realpath(os.getcwd())
     home = os.path.realpath(os.path.expanduser("~"))
     protected = {
         os.path.realpath(os.sep): "the root directory",
@@ -212,9 +220,14 @@ def write_atomically(
     """
     target = check_out(out, force=force, flag=flag)
     parent, name = os.path.split(target.path)
+    missing = parent
+    while not os.path.lexists(missing):
+        _State.created.append(missing)
+        missing = os.path.dirname(missing)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
     _State.pending.add(tmp)
+    published = False
     try:
         written = sorted(set(write(tmp)))
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as handle:
@@ -236,9 +249,11 @@ def write_atomically(
                 raise
             _State.pending.discard(tmp)
             _remove_ours(old, old_files or frozenset())
+        published = True
         return _State.interrupted
     finally:
         _State.committing = False
-        if tmp in _State.pending:
-            shutil.rmtree(tmp, ignore_errors=True)
-            _State.pending.discard(tmp)
+        if published:
+            _State.created.clear()
+        else:
+            discard_pending()
