@@ -73,7 +73,7 @@ def _check_schema(document: dict) -> None:
 
 def _check_files(out) -> dict:
     assert sorted(os.listdir(out)) == sorted(
-        ["report.json", "profile.png", "bound.png", "risk.png", "covering.png"]
+        [".jaxsym-audit", "report.json", "profile.png", "bound.png", "risk.png", "covering.png"]
     )
     for name in ("profile.png", "bound.png", "risk.png", "covering.png"):
         with open(os.path.join(out, name), "rb") as handle:
