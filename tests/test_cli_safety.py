@@ -83,7 +83,9 @@ def _refused(argv, capsys, status: int = 2) -> str:
 # ----------------------------------------------------------------------------- --out
 
 
-@pytest.mark.parametrize("out", ["", " ", ".", "./", "..", "../..", "~", "/", "{cwd}", "{up}/.."])
+@pytest.mark.parametrize(
+    "out", ["", " ", ".", "./", "..", "../..", "~", "~/", "/", "/..", "{cwd}", "{up}/..", "a\0b"]
+)
 @pytest.mark.parametrize("force", [False, True])
 def test_out_is_never_the_working_directory_an_ancestor_or_home(
     workdir, capsys, no_work, out, force
@@ -271,6 +273,16 @@ def test_parents_made_for_out_are_removed_if_the_write_fails(tmp_path):
     with pytest.raises(OSError):
         output.write_atomically(str(tmp_path / "a" / "b" / "out"), broken, force=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_marker_never_makes_a_user_file_ours(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / output.MARKER).write_text(json.dumps({"files": ["report.json", "thesis.tex"]}))
+    (out / "thesis.tex").write_text(THESIS)
+    with pytest.raises(AuditError, match=r"thesis\.tex"):
+        output.write_atomically(str(out), _writer("new"), force=True)
+    assert (out / "thesis.tex").read_text() == THESIS
 
 
 def test_a_legacy_report_without_the_marker_can_be_replaced(tmp_path):

@@ -79,6 +79,18 @@ def note_interrupt() -> None:
     _State.interrupted = True
 
 
+def _writable_name(name: str) -> bool:
+    """Names an audit may write: the report and PNG plots, nothing else (never a user's file)."""
+    return os.sep not in name and (name == REPORT or (name.endswith(".png") and name[:1] != "."))
+
+
+def _entries(path: str, flag: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError as error:
+        raise AuditError(f"{flag}: cannot list {path!r} ({error.strerror}).") from None
+
+
 def _audit_files(directory: str) -> frozenset[str] | None:
     """The files an earlier audit wrote into ``directory``, or ``None`` if it is not ours."""
     marker = os.path.join(directory, MARKER)
@@ -88,7 +100,7 @@ def _audit_files(directory: str) -> frozenset[str] | None:
                 listed = json.load(handle)["files"]
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        names = {name for name in listed if isinstance(name, str) and os.sep not in name}
+        names = {name for name in listed if isinstance(name, str) and _writable_name(name)}
         return frozenset({MARKER, *names})
     report = os.path.join(directory, REPORT)
     if os.path.isfile(report) and not os.path.islink(report):
@@ -110,7 +122,7 @@ def _replaceable(path: str, flag: str) -> None:
             f"{flag}: {path!r} is a directory that jaxsym audit did not write (no {MARKER} "
             f"marker or report.json of ours); --force replaces only an earlier audit's output."
         )
-    entries = os.listdir(path)
+    entries = _entries(path, flag)
     foreign = sorted(
         name
         for name in entries
@@ -154,6 +166,8 @@ def check_out(out: str, *, force: bool, flag: str = "--out") -> Target:
     """
     if not out or not out.strip():
         raise AuditError(f"{flag}: empty path; give a new directory, e.g. --out jaxsym-audit.")
+    if "\0" in out:
+        raise AuditError(f"{flag} {out!r}: a path cannot hold a NUL character.")
     try:
         cwd = os.path.realpath(os.getcwd())
     except OSError:  # the working directory was removed
@@ -179,7 +193,7 @@ def check_out(out: str, *, force: bool, flag: str = "--out") -> Target:
         return Target(path, replace=False)
     if not os.path.isdir(path):
         raise AuditError(f"{flag} {out!r} exists and is not a directory.")
-    if not os.listdir(path):
+    if not _entries(path, flag):
         return Target(path, replace=True)
     if not force:
         raise AuditError(
