@@ -275,6 +275,25 @@ def test_parents_made_for_out_are_removed_if_the_write_fails(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_ctrl_c_during_the_final_renames_is_deferred_until_they_finish(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    output.write_atomically(str(out), _writer("old"), force=False)
+    real = os.rename
+    handler = cli._interrupt_handler("jaxsym audit")
+
+    def rename(source, destination):
+        assert output.committing()
+        handler(signal.SIGINT, None)  # must return (not exit) while committing
+        real(source, destination)
+
+    monkeypatch.setattr(output.os, "rename", rename)
+    assert output.write_atomically(str(out), _writer("new"), force=True) is True
+    monkeypatch.setattr(output.os, "rename", real)
+    assert (out / "report.json").read_text() == "new"
+    assert os.listdir(tmp_path) == ["out"]
+    assert output.write_atomically(str(out), _writer("next"), force=True) is False
+
+
 def test_a_marker_never_makes_a_user_file_ours(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
         output.check_out(args.out, force=args.force)
         group = parse_group("d4-image" if args.group is None else args.group, args.seed)
         data = load_dataset(args.data, group, task=args.task, seed=args.seed)
-        return _run(args, group, data, start, prog, [*prog.split(), *raw])
+        return _run(args, group, data, start, prog, [*prog.split(), *raw], hard=hard)
     except AuditError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return error.status
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
             signal.signal(signal.SIGINT, previous)
 
 
-def _run(args, group, data, start, prog, command) -> int:
+def _run(args, group, data, start, prog, command, *, hard: bool) -> int:
     import jaxsym
     from jaxsym.audit import plots, report
     from jaxsym.audit.pipeline import run_audit
@@ -152,17 +152,21 @@ def _run(args, group, data, start, prog, command) -> int:
     try:
         interrupted = output.write_atomically(args.out, write, force=args.force)
     except OSError as error:
-        raise AuditError(
-            f"--out {args.out!r}: cannot write ({error.strerror}).", status=1
-        ) from None
+        reason = error.strerror or str(error)
+        raise AuditError(f"--out {args.out!r}: cannot write ({reason}).", status=1) from None
+    done = f"interrupted; the report in {args.out} is complete."
     if interrupted:
-        _interrupt.exit_interrupted(
-            args.prog, f"interrupted; the report in {args.out} is complete."
-        )
-    if not args.quiet:
-        print(report.format_tables(results))
-        print(
-            f"\nWrote report.json and {len(results['plots'])} plots to {args.out}/ "
-            f"in {results['timings']['total']:.0f} s."
-        )
+        _interrupt.exit_interrupted(prog, done)
+    if hard:  # from here on a Ctrl-C loses nothing
+        signal.signal(signal.SIGINT, lambda signum, frame: _interrupt.exit_interrupted(prog, done))
+    try:
+        if not args.quiet:
+            print(report.format_tables(results))
+            print(
+                f"\nWrote report.json and {len(results['plots'])} plots to {args.out}/ "
+                f"in {results['timings']['total']:.0f} s."
+            )
+    except KeyboardInterrupt:
+        print(f"{prog}: {done}", file=sys.stderr)
+        return _interrupt.INTERRUPTED
     return 0

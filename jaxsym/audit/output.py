@@ -233,6 +233,7 @@ def write_atomically(
         AuditError: if ``out`` may not be written (see :func:`check_out`).
     """
     target = check_out(out, force=force, flag=flag)
+    _State.interrupted = False
     parent, name = os.path.split(target.path)
     missing = parent
     while not os.path.lexists(missing):
