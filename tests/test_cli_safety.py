@@ -576,3 +576,16 @@ def test_cayley_table_in_several_blocks_matches_modular_addition():
     n = 128  # 128² products: more than one block of the nearest-element search
     table = groups.cayley_table(groups.cyclic_rotations(n))
     np.testing.assert_array_equal(table, (np.arange(n)[:, None] + np.arange(n)[None]) % n)
+
+
+def test_a_failure_inside_the_run_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import jaxsym.audit.pipeline as pipeline
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: out of memory allocating 4 TB\nmore detail")
+
+    monkeypatch.setattr(pipeline, "run_audit", crash)
+    path = _good(tmp_path / "ok.npz")
+    err = _refused(["--data", path, "--group", "c4", "--out", tmp_path / "out"], capsys, status=1)
+    assert "RESOURCE_EXHAUSTED" in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["ok.npz"]

@@ -137,17 +137,20 @@ def _run(args, group, data, start, prog, command, *, hard: bool) -> int:
         raise AuditError(f"the audit failed on this input: {message}", status=1) from None
     except MemoryError:
         raise AuditError("the audit ran out of memory on this input.", status=1) from None
+    except Exception as error:  # e.g. XLA out of memory: one line, nothing written
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise AuditError(f"the audit failed: {type(error).__name__}: {message}", status=1) from None
     results["recommendation"]["text"] = report.recommendation_text(results)
     results["plots"] = list(plots.PLOTS)
     results["timings"]["total"] = round(time.perf_counter() - start[0], 3)
     results["timings"]["total_cpu"] = round(time.process_time() - start[1], 3)
     text = report.to_json(results, command=command, version=jaxsym.__version__)
 
-    def write(directory: str) -> list[str]:
-        names = list(plots.write_plots(results, directory))
+    def write(directory: str) -> list[str]:  # a fresh directory: everything in it is ours
+        plots.write_plots(results, directory)
         with open(os.path.join(directory, output.REPORT), "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
-        return [*names, output.REPORT]
+        return os.listdir(directory)
 
     try:
         interrupted = output.write_atomically(args.out, write, force=args.force)
@@ -169,4 +172,6 @@ def _run(args, group, data, start, prog, command, *, hard: bool) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: {done}", file=sys.stderr)
         return _interrupt.INTERRUPTED
+    except BrokenPipeError:  # e.g. `jaxsym audit | head`: the report is written; stop printing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
