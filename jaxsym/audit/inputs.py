@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import zipfile
 from typing import NamedTuple
 
@@ -29,6 +30,10 @@ from jaxsym.groups import TransformationSet
 
 __all__ = [
     "GROUP_SPECS",
+    "MAX_FEATURES",
+    "MAX_GROUP_SIZE",
+    "MAX_OUTPUTS",
+    "MAX_SEED",
     "MIN_PER_FOLD",
     "NUM_FOLDS",
     "AuditError",
@@ -53,13 +58,37 @@ class AuditError(Exception):
 # ----------------------------------------------------------------------------- groups
 
 
+MAX_GROUP_SIZE = 128  # the subgroup search builds |G| × |G| products (memory ∝ |G|³)
+MAX_FEATURES = 4096  # numbers per input example (e.g. 64 × 64 images)
+MAX_OUTPUTS = 1024  # regression targets per example, or classes
+MAX_SEED = 2**32 - 1  # jax.random.key takes a 32-bit seed
+LABEL_LIMIT = 1e12  # |y| above this overflows float32 once squared and summed
+
+
 def _int_param(spec: str, text: str, minimum: int = 1) -> int:
-    if not re.fullmatch(r"\d+", text or ""):
-        raise AuditError(f"--group {spec}: expected a positive integer parameter, got {text!r}.")
+    if not re.fullmatch(r"[0-9]{1,12}", text or ""):
+        raise AuditError(
+            f"--group {spec}: expected a positive integer parameter (at most 12 digits), "
+            f"got {text!r}."
+        )
     value = int(text)
     if value < minimum:
         raise AuditError(f"--group {spec}: the parameter must be at least {minimum}, got {value}.")
     return value
+
+
+def _check_size(spec: str, size: int) -> None:
+    """Refuse a trivial or an oversized group before building it."""
+    if size < 2:
+        raise AuditError(
+            f"--group {spec}: it has {size} element (the identity alone), so there is no "
+            "symmetry to audit; choose a group with at least 2 elements, e.g. c2 or d4-image."
+        )
+    if size > MAX_GROUP_SIZE:
+        raise AuditError(
+            f"--group {spec}: {size} elements; the audit handles at most {MAX_GROUP_SIZE} (its "
+            "subgroup search compares all |G|² products, memory ∝ |G|³)."
+        )
 
 
 def _so3(num: int, seed: int) -> TransformationSet:
@@ -82,6 +111,7 @@ def _rotation_range(spec: str, params: list[str]) -> TransformationSet:
     num = _int_param(spec, params[1])
     if num % 2 == 0:
         raise AuditError(f"--group {spec}: NUM must be odd (a symmetric grid with 0°), got {num}.")
+    _check_size(spec, num)
     return groups.rotation_range(math.radians(degrees), num)
 
 
@@ -92,7 +122,7 @@ GROUP_SPECS: tuple[str, ...] = (
     "rot:DEGREES:NUM (rotations by at most DEGREES, NUM odd; not a group)",
     "c4-image (quarter turns of square images)",
     "d4-image (quarter turns and flips of square images)",
-    "perm:K (all K! permutations of the leading axis, K ≤ 7)",
+    "perm:K (all K! permutations of the leading axis, K ≤ 5)",
     "shift:N (cyclic shifts of the leading axis of length N)",
     "so3:NUM (a Haar sample of SO(3) on R³, seeded by --seed; not a group)",
 )
@@ -115,19 +145,24 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
     one = params[0] if params else ""
     if name in ("c4-image", "d4-image") and not params:
         return groups.rot90() if name == "c4-image" else groups.flip_rot90()
-    match = re.fullmatch(r"([cd])(\d+)", name)
+    match = re.fullmatch(r"([cd])([0-9]+)", name)
     if match and not params:
         order = _int_param(spec, match.group(2))
+        _check_size(spec, order if match.group(1) == "c" else 2 * order)
         return groups.cyclic_rotations(order) if match.group(1) == "c" else groups.dihedral(order)
     if name == "rot":
         return _rotation_range(spec, params)
     if name in ("so2", "perm", "shift", "so3") and len(params) == 1:
         value = _int_param(spec, one)
+        if name == "perm" and value > 5:
+            raise AuditError(
+                f"--group {spec}: perm:K has K! elements; the audit takes K ≤ 5 "
+                f"({MAX_GROUP_SIZE} elements at most), got K = {value}."
+            )
+        _check_size(spec, math.factorial(value) if name == "perm" else value)
         if name == "so2":
             return groups.so2(value)
         if name == "perm":
-            if value > 7:
-                raise AuditError(f"--group {spec}: perm:K needs K ≤ 7 (K! elements), got {value}.")
             return groups.permutations(value)
         if name == "shift":
             return groups.cyclic_shifts(value)
@@ -189,18 +224,26 @@ def _digits() -> dict[str, np.ndarray]:
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
-        raise AuditError(f"--data {path}: no such file.")
+        raise AuditError(f"--data {path!r}: no such file.")
     if os.path.isdir(path):
-        raise AuditError(f"--data {path}: is a directory, expected an .npz file.")
+        raise AuditError(f"--data {path!r}: is a directory, expected an .npz file.")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise AuditError(f"--data {path!r}: not a regular file, expected an .npz file.")
+    need = "the audit needs an .npz archive with arrays x and y: np.savez(path, x=x, y=y)"
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+        if magic == b"\x93NUMPY":
+            raise AuditError(f"--data {path!r}: cannot read it: a single array (.npy); {need}.")
+        if magic[:4] != b"PK\x03\x04":
+            raise AuditError(f"--data {path!r}: cannot read it: not an .npz archive; {need}.")
         with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise AuditError(f"--data {path}: expected an .npz archive, got a single array.")
             return {name: archive[name] for name in archive.files}
     except AuditError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise AuditError(f"--data {path}: cannot read it as an .npz file ({error}).") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AuditError(f"--data {path!r}: cannot read it as an .npz file ({reason}).") from None
 
 
 def _check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
@@ -212,11 +255,32 @@ def _check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
         )
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise AuditError(f"{source}: give both x_test and y_test, or neither.")
+    for name in ("y", "y_test"):
+        if name in arrays and arrays[name].ndim < 1:
+            raise AuditError(f"{source}: {name} must have a batch axis, got a scalar.")
     for name in ("x", "x_test"):
         if name in arrays and arrays[name].ndim < 2:
             raise AuditError(
                 f"{source}: {name} must have a batch axis and an example shape, "
                 f"got shape {arrays[name].shape}."
+            )
+        if name in arrays and arrays[name].shape[0] == 0:
+            raise AuditError(f"{source}: {name} is empty (shape {arrays[name].shape}).")
+    features = math.prod(arrays["x"].shape[1:])
+    if features == 0:
+        raise AuditError(
+            f"{source}: x examples have shape {arrays['x'].shape[1:]}, with no numbers in them."
+        )
+    if features > MAX_FEATURES:
+        raise AuditError(
+            f"{source}: x examples have {features} numbers (shape {arrays['x'].shape[1:]}); the "
+            f"audit takes at most {MAX_FEATURES} (pairwise distances and Jacobians grow with it): "
+            "downsample or project the inputs first."
+        )
+    for name in ("y", "y_test"):
+        if name in arrays and arrays[name].ndim > 1 and math.prod(arrays[name].shape[1:]) == 0:
+            raise AuditError(
+                f"{source}: {name} has shape {arrays[name].shape}, with no target values."
             )
     for x_name, y_name in (("x", "y"), ("x_test", "y_test")):
         if x_name in arrays and arrays[x_name].shape[0] != arrays[y_name].shape[0]:
@@ -237,6 +301,13 @@ def _check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
             raise AuditError(f"{source}: {name} holds {bad} NaN or infinite value(s).")
         if name.startswith("x") and value.dtype.kind not in "biuf":
             raise AuditError(f"{source}: {name} must be numeric, got dtype {value.dtype}.")
+        if name.startswith("x") and value.dtype.kind in "iuf" and value.size:
+            largest = float(np.max(np.abs(value.astype(np.float64, copy=False))))
+            if not largest < float(np.finfo(np.float32).max):
+                raise AuditError(
+                    f"{source}: {name} holds values up to {largest:.3g}, beyond float32 "
+                    f"(max {np.finfo(np.float32).max:.3g}); rescale the inputs."
+                )
 
 
 def detect_task(y: np.ndarray) -> str:
@@ -256,6 +327,11 @@ def _encode_labels(y, y_test, source: str):
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise AuditError(f"{source}: classification needs at least 2 classes in y.")
+    if len(classes) > MAX_OUTPUTS:
+        raise AuditError(
+            f"{source}: y has {len(classes)} classes; the audit takes at most {MAX_OUTPUTS} "
+            "(one output per class). Float-coded targets? Pass --task regression."
+        )
     test_codes = None
     if y_test is not None:
         unseen = np.setdiff1d(y_test, classes)
@@ -263,6 +339,24 @@ def _encode_labels(y, y_test, source: str):
             raise AuditError(f"{source}: y_test has labels not in y: {unseen[:5].tolist()}.")
         test_codes = np.searchsorted(classes, y_test)
     return classes.tolist(), codes.astype(np.int32), test_codes
+
+
+def _check_targets(y: np.ndarray, name: str, source: str) -> None:
+    """Regression targets: numeric, not too many per example, not too large to square."""
+    if y.dtype.kind not in "biuf":
+        raise AuditError(f"{source}: regression targets must be numeric, got {name} {y.dtype}.")
+    outputs = math.prod(y.shape[1:])
+    if outputs > MAX_OUTPUTS:
+        raise AuditError(
+            f"{source}: {name} has {outputs} targets per example (shape {y.shape[1:]}); "
+            f"the audit takes at most {MAX_OUTPUTS}."
+        )
+    largest = float(np.max(np.abs(y.astype(np.float64, copy=False)))) if y.size else 0.0
+    if not largest <= LABEL_LIMIT:
+        raise AuditError(
+            f"{source}: {name} holds values up to {largest:.3g}; the audit squares and sums "
+            f"labels in float32, so it needs |{name}| ≤ {LABEL_LIMIT:.0e}: rescale the targets."
+        )
 
 
 def _check_group_shape(group: TransformationSet, x: np.ndarray, source: str) -> None:
@@ -293,10 +387,10 @@ def load_dataset(
     if task == "classification":
         classes, y, y_test = _encode_labels(y, y_test, source)
     else:
-        if y.dtype.kind not in "biuf":
-            raise AuditError(f"{source}: regression targets must be numeric, got {y.dtype}.")
+        _check_targets(y, "y", source)
         y = y.reshape(len(y), -1).astype(np.float32)
         if y_test is not None:
+            _check_targets(y_test, "y_test", source)
             y_test = y_test.reshape(len(y_test), -1).astype(np.float32)
             if y_test.shape[1] != y.shape[1]:
                 raise AuditError(f"{source}: y_test has {y_test.shape[1]} targets, y {y.shape[1]}.")
@@ -314,13 +408,13 @@ def load_dataset(
             f"{source}: {len(x)} training examples{held}; the audit needs at least "
             f"{minimum} ({NUM_FOLDS} cross-fitting folds × {MIN_PER_FOLD})."
         )
-    x = np.asarray(x, np.float32)
-    scale = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    x = np.asarray(x, np.float64)
+    scale = float(np.sqrt(np.mean(np.square(x))))
     scale = scale if scale > 0 and math.isfinite(scale) else 1.0
     return Dataset(
-        x=x / scale,
+        x=(x / scale).astype(np.float32),
         y=y,
-        x_test=np.asarray(x_test, np.float32) / scale,
+        x_test=(np.asarray(x_test, np.float64) / scale).astype(np.float32),
         y_test=y_test,
         task=task,
         classes=classes,

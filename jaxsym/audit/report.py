@@ -43,18 +43,14 @@ the order of the given group, element 0 being the identity):
   start of the command to the report, before the plots), ``plots``
   (file names).
 
-Files are written atomically (:func:`write_atomically`).
+Files are written atomically (:func:`jaxsym.audit.output.write_atomically`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import textwrap
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,7 +60,6 @@ __all__ = [
     "format_tables",
     "recommendation_text",
     "to_json",
-    "write_atomically",
 ]
 
 SCHEMA_VERSION = "1.0"
@@ -340,39 +335,3 @@ def recommendation_text(results: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def write_atomically(out: str, write: Callable[[str], None], *, force: bool) -> None:
-    """Write a directory of files so that ``out`` holds either the old or the new set.
-
-    ``write(tmp)`` fills a temporary directory in the same parent; it then
-    replaces ``out`` by renames (the old copy is removed last). An interrupted
-    run leaves the old directory or none, never a half-written one (stray
-    ``.<name>.tmp-*`` folders may remain beside it).
-
-    Raises:
-        FileExistsError: if ``out`` exists, is not empty, and ``force`` is false.
-    """
-    out = os.path.abspath(out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    if os.path.exists(out) and not force and (not os.path.isdir(out) or os.listdir(out)):
-        raise FileExistsError(out)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o755)
-        if not os.path.lexists(out):
-            os.rename(tmp, out)
-            return
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=parent)
-        os.rmdir(old)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        if os.path.isdir(old) and not os.path.islink(old):
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.remove(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

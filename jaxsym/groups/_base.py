@@ -410,10 +410,13 @@ def _index_of(group: TransformationSet, elements: Any, tol: float = 1e-4) -> np.
     reference = _flat_elements(group.elements, group.size)
     count = jax.tree_util.tree_leaves(elements)[0].shape[0]
     query = _flat_elements(elements, count)
-    distances = np.abs(query[:, None, :] - reference[None, :, :]).max(-1)
-    indices = distances.argmin(1)
-    if np.any(distances[np.arange(count), indices] > tol):
-        raise ValueError(f"{group.name} is not closed: an element falls outside the set.")
+    rows = max(1, 2**22 // max(1, reference.size))  # memory O(rows · |G| · d), not O(count · |G|)
+    indices = np.empty(count, np.int64)
+    for start in range(0, count, rows):
+        distances = np.abs(query[start : start + rows, None, :] - reference[None, :, :]).max(-1)
+        indices[start : start + rows] = distances.argmin(1)
+        if np.any(distances.min(1) > tol):
+            raise ValueError(f"{group.name} is not closed: an element falls outside the set.")
     return indices
 
 
@@ -428,14 +431,23 @@ def inverse_indices(group: TransformationSet) -> np.ndarray:
     return _index_of(group, inverses)
 
 
+MAX_TABLE_SIZE = 2048  # |G|² products on the device and |G|³ host comparisons
+
+
 def cayley_table(group: TransformationSet) -> np.ndarray:
     """``table[i, j]`` = index of ``g_i g_j`` (host-side, finite groups).
 
     Raises:
-        ValueError: if the set is not closed under composition.
+        ValueError: if the set is not closed under composition, or has more than
+            ``MAX_TABLE_SIZE`` elements.
     """
     check_group(group)
     n = group.size
+    if n > MAX_TABLE_SIZE:
+        raise ValueError(
+            f"cayley_table: {group.name} has {n} elements; the table holds {n}² products and "
+            f"takes O(|G|³) time, so it is built for at most {MAX_TABLE_SIZE} elements."
+        )
     products = jax.vmap(jax.vmap(group.compose, in_axes=(None, 0)), in_axes=(0, None))(
         group.elements, group.elements
     )
