@@ -60,7 +60,7 @@ def _deployed_d2(reg, f, x):
 
 
 def _check_moves_toward(reg, start: float, end: float):
-    eps = float(reg.eps)
+    eps = float(reg.budget)
     assert abs(end - eps) < 0.5 * abs(start - eps), (start, end, eps)
 
 
