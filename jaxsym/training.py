@@ -125,11 +125,12 @@ class CandidateChoice(NamedTuple):
 
     Attributes:
         index: position of the active set in the candidates.
-        approximation: ``(K,)`` estimated ``‖(I − Q_{S_k}) f*‖²``: the cross-fitted
-            alignment ``max(B_k, 0)`` of :func:`jaxsym.predictive_tradeoff`.
-        generalization: ``(K,)`` ``Gen_n(S_k, ε = 0)`` (sup-defect level 0) with the union
-            bound over the K candidates (NaN when there is one candidate: no
-            choice to make, nothing computed).
+        approximation: ``(K,)`` estimated ``‖(I − Q_{S_k}) f*‖²`` (squared ``d_2``
+            units, i.e. units of the squared loss): the cross-fitted alignment
+            ``max(B_k, 0)`` of :func:`jaxsym.predictive_tradeoff`.
+        generalization: ``(K,)`` ``Gen_n(S_k, ε = 0)`` (units of the loss; the
+            sup-defect level ε = 0) with the union bound over the K candidates
+            (NaN when there is one candidate: no choice to make, nothing computed).
         total: ``(K,)`` ``approximation + generalization``; the active set is its
             minimizer (ties go to the larger set).
         eps_star: ``(K,)`` predicted budget ``ε̂*_k = t*_k · d_2(f̂)`` on each

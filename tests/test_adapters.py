@@ -513,3 +513,26 @@ def test_linen_and_nnx_trainable_t_has_the_projected_gradient():
     rr = float(jnp.sum(r**2))
     grads = nnx.grad(lambda m: _target_level_loss(0.6)(m, net))(model)
     np.testing.assert_allclose(float(grads.t[...]), 2 * (0.0 - 0.6) * rr, rtol=1e-3)
+
+
+def test_a_held_group_is_a_jit_cache_key_by_value():
+    """Equal groups share one trace; a group with other elements (same name) gets its own."""
+    import dataclasses
+
+    mlp = _eqx_mlp(1.0)
+    f = jax.vmap(mlp)
+    traces = []
+
+    @eqx.filter_jit
+    def run(model, x):
+        traces.append(None)
+        return model(x)
+
+    run(jeqx.Symmetrized(mlp, groups.cyclic_rotations(4)), X)
+    run(jeqx.Symmetrized(mlp, groups.cyclic_rotations(4)), X)  # a new, equal group
+    assert len(traces) == 1
+    turned = dataclasses.replace(C4, elements=C8.elements[1::2])  # "C4", turned by 45°
+    out = run(jeqx.Symmetrized(mlp, turned), X)
+    assert len(traces) == 2
+    np.testing.assert_allclose(out, symmetrize(f, turned)(X), rtol=1e-6)
+    assert not np.allclose(out, symmetrize(f, C4)(X), rtol=1e-3)
