@@ -1,8 +1,18 @@
 """Equinox adapters: symmetrize or dial an equinox model without rewriting it (docs/theory.md §3).
 
 ``Symmetrized(model, group)`` is ``Q_G model`` and ``Dialed(model, group, t)``
-is ``Q_G model + t (model − Q_G model)``, both equinox Modules (pytrees whose
-array leaves, ``t`` included, train with ``eqx.filter_grad``/optax).
+is ``Q_G model + t (model − Q_G model)``, both equinox Modules.
+
+What trains: the wrapped model's arrays, and ``t`` when ``trainable_t=True``.
+What never trains: the group's elements and a fixed ``t``. They are held in
+static fields (part of the module's structure, not leaves, gradients stopped),
+so the standard recipe (``eqx.filter(model, eqx.is_array)``,
+``eqx.filter_grad``, optax with or without weight decay) leaves them bitwise
+unchanged, and integer elements (permutations, shifts) never reach optax.
+
+A trainable ``t`` is stored as it is and used through its projection onto
+``[0, 1]`` with a projected gradient (see ``Dialed``): it cannot get stuck
+outside ``[0, 1]``.
 
 Both take a batch ``(B, *input)`` and return ``(B, *output)``, jaxsym's model
 convention. The wrapped model maps one example (the equinox convention, e.g.
@@ -19,7 +29,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import check_callable, check_group, check_unit_interval
+from jaxsym._static import Fixed, projected_level
+from jaxsym._validation import check_callable, check_chunk_size, check_group, check_unit_interval
 from jaxsym.averaging import dial, symmetrize
 from jaxsym.groups import TransformationSet
 
@@ -33,21 +44,38 @@ def _batched(model: Callable, batched: bool) -> Callable:
 class Symmetrized(eqx.Module):
     """``Q_G model``: ``x ↦ (1/|G|) Σ_g ρ_Y(g)⁻¹ model(ρ_X(g) x)`` on a batch (§3).
 
-    Attributes:
-        model: the equinox model (or any callable pytree).
-        group: the group to average over.
+    Args:
+        model: the equinox model (or any callable pytree); its arrays train.
+        group: the group to average over; held fixed (a static field).
         batched: whether ``model`` takes a batch (else it is vmapped).
         chunk_size: group elements per model call (``None``: automatic).
     """
 
     model: Callable
-    group: TransformationSet
+    fixed_group: Fixed = eqx.field(static=True)
     batched: bool = eqx.field(static=True, default=False)
     chunk_size: int | None = eqx.field(static=True, default=None)
 
-    def __check_init__(self):
-        check_callable("model", self.model)
-        check_group(self.group)
+    def __init__(
+        self,
+        model: Callable,
+        group: TransformationSet,
+        *,
+        batched: bool = False,
+        chunk_size: int | None = None,
+    ):
+        check_callable("model", model)
+        check_group(group)
+        check_chunk_size(chunk_size)
+        self.model = model
+        self.fixed_group = Fixed(group)
+        self.batched = bool(batched)
+        self.chunk_size = chunk_size
+
+    @property
+    def group(self) -> TransformationSet:
+        """The group (its elements with gradients stopped)."""
+        return self.fixed_group.value
 
     def __call__(self, x: jax.Array) -> jax.Array:
         f = _batched(self.model, self.batched)
@@ -57,23 +85,27 @@ class Symmetrized(eqx.Module):
 class Dialed(eqx.Module):
     """The dial ``Q_G model + t (model − Q_G model)`` on a batch (§3).
 
-    ``t`` is an array leaf, so it trains with the model's parameters unless
-    ``trainable_t=False`` (then its gradient is stopped). A trained ``t`` is
-    clipped to ``[0, 1]`` when used.
+    With ``trainable_t=True`` (the default) ``t`` is an array leaf that trains
+    with the model. It is stored as it is and used as ``clip(t, 0, 1)``; its
+    gradient is the projected gradient (only a gradient pointing out of
+    ``[0, 1]`` from the boundary or beyond is dropped), so a ``t`` pushed out of
+    ``[0, 1]`` by momentum or weight decay comes back as soon as the loss prefers
+    a level inside. With ``trainable_t=False``, ``t`` is a fixed number in a
+    static field: no gradient, no optimizer state, no weight decay.
 
-    Attributes:
+    Args:
         model: the equinox model.
-        group: the group.
-        t: the level in ``[0, 1]``.
-        trainable_t: whether ``t`` receives gradients.
+        group: the group; held fixed (a static field).
+        t: the level in ``[0, 1]`` (the initial value if trainable).
+        trainable_t: whether ``t`` trains.
         batched: whether ``model`` takes a batch.
         chunk_size: group elements per model call.
     """
 
     model: Callable
-    group: TransformationSet
-    t: jax.Array
-    trainable_t: bool = eqx.field(static=True, default=True)
+    t_param: jax.Array | None
+    fixed_group: Fixed = eqx.field(static=True)
+    fixed_t: float | None = eqx.field(static=True, default=None)
     batched: bool = eqx.field(static=True, default=False)
     chunk_size: int | None = eqx.field(static=True, default=None)
 
@@ -90,14 +122,36 @@ class Dialed(eqx.Module):
         check_callable("model", model)
         check_group(group)
         check_unit_interval("t", t)
+        check_chunk_size(chunk_size)
         self.model = model
-        self.group = group
-        self.t = jnp.asarray(t, jnp.float32)
-        self.trainable_t = trainable_t
-        self.batched = batched
+        self.fixed_group = Fixed(group)
+        if trainable_t:
+            self.t_param, self.fixed_t = jnp.asarray(t, jnp.float32), None
+        else:
+            self.t_param, self.fixed_t = None, float(t)
+        self.batched = bool(batched)
         self.chunk_size = chunk_size
 
+    @property
+    def trainable_t(self) -> bool:
+        """Whether ``t`` trains."""
+        return self.fixed_t is None
+
+    @property
+    def group(self) -> TransformationSet:
+        """The group (its elements with gradients stopped)."""
+        return self.fixed_group.value
+
+    @property
+    def t(self) -> jax.Array:
+        """The stored ``t`` (a trainable one may lie outside ``[0, 1]``; see :attr:`level`)."""
+        return self.t_param if self.trainable_t else jnp.asarray(self.fixed_t, jnp.float32)
+
+    @property
+    def level(self) -> jax.Array:
+        """The level in use, ``clip(t, 0, 1)``."""
+        return projected_level(self.t) if self.trainable_t else self.t
+
     def __call__(self, x: jax.Array) -> jax.Array:
-        t = self.t if self.trainable_t else jax.lax.stop_gradient(self.t)
         f = _batched(self.model, self.batched)
-        return dial(f, self.group, jnp.clip(t, 0.0, 1.0), chunk_size=self.chunk_size)(x)
+        return dial(f, self.group, self.level, chunk_size=self.chunk_size)(x)

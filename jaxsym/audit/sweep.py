@@ -169,6 +169,6 @@ def regularizer_row(params, data, group, candidates, fit, key, *, steps, progres
         steps=steps,
         penalty=lambda model, x: reg(model, x),
         deploy=reg.freeze,
-        note=f"set {reg.group.name}, budget ε* = {float(reg.eps):.3g}",
+        note=f"set {reg.group.name}, budget ε̂* = {float(reg.budget):.3g} (d_2)",
         progress=progress,
     )
