@@ -16,8 +16,10 @@ from jaxsym import (
     bounds,
     covering,
     data,
+    datasets,
     defects,
     groups,
+    lie,
     losses,
     models,
     predictive,
@@ -59,6 +61,7 @@ from jaxsym.defects import (
     stabilizer,
     stabilizer_measure,
 )
+from jaxsym.lie import lie_derivative
 from jaxsym.losses import (
     BoundConstants,
     LossConstants,
@@ -121,6 +124,7 @@ __all__ = [
     "cross_fitting_folds",
     "data",
     "data_defect",
+    "datasets",
     "defect_profile",
     "defects",
     "dial",
@@ -131,6 +135,8 @@ __all__ = [
     "generalization_bound",
     "generalization_bound_from_table",
     "groups",
+    "lie",
+    "lie_derivative",
     "losses",
     "models",
     "optimal_level",

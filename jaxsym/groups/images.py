@@ -200,6 +200,7 @@ class ImageRotationAction(Action):
     square: bool = True
 
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
+        element = jnp.asarray(element)
         x = _float_image(x, element.dtype)
         theta = element.astype(x.dtype)
         cos, sin = _snapped_cos_sin(theta)
@@ -234,6 +235,7 @@ class ImageTranslationAction(Action):
     """
 
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
+        element = jnp.asarray(element)
         x = _float_image(x, element.dtype)
         shift = element.astype(x.dtype)
         rows = jnp.arange(x.shape[0], dtype=x.dtype)[:, None] - shift[0]
