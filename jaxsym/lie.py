@@ -120,8 +120,8 @@ def lie_derivative(
     """Per-example norm of the Lie derivative ``‖L_A f(x_b)‖`` (docs/theory.md §10).
 
     ``L_A f(x) = d/dt ρ_Y(exp(tA))⁻¹ f(ρ_X(exp(tA)) x)`` at ``t = 0``
-    ``= J_f(x) · dρ_X(A) x − dρ_Y(A) f(x)``, from one ``jax.jvp`` (about 1–3
-    forward passes). For small ``t`` the finite defect is
+    ``= J_f(x) · dρ_X(A) x − dρ_Y(A) f(x)``, from one forward-mode
+    pass (``jax.jvp``; its cost is in docs/benchmarks.md). For small ``t`` the finite defect is
     ``e_f(x, exp(tA)) = |t| ‖L_A f(x)‖ + O(t²)``; it is 0 for a model invariant
     (equivariant) under the whole one-parameter group. Pure and traceable: use
     it under ``jit``, ``vmap`` and ``grad`` (e.g. as a penalty; the gradient of

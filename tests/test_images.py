@@ -245,6 +245,7 @@ def test_translation_errors_and_grid():
 
 def test_floor_against_brute_force_probe():
     x = jnp.stack([blob(12, (1.0, -2.0), 2.0, 2), blob(12, (-3.0, 0.5), 1.5, 2)])
+    x = x.at[1, ..., 1].multiply(-1.0)  # a signed channel
     rotations = groups.image_rotations(8)
     floor = np.asarray(groups.interpolation_floor(x, rotations, reduce="max"))
     mask = groups.images.disc_mask(12, 12)

@@ -437,9 +437,11 @@ def invariant_probe(group: TransformationSet, shape) -> Callable[[jax.Array], ja
 def interpolation_floor(x: jax.Array, group: TransformationSet, reduce: str = "max") -> jax.Array:
     """Per-element relative defect of an exactly invariant probe: the interpolation floor.
 
-    ``floor(g) = reduce_b ‖P(ρ_X(g) x_b) − P(x_b)‖ / ‖P(x_b)‖`` with ``P`` the
-    probe of :func:`invariant_probe` (total intensity inside the inscribed disc
-    for rotations, of the whole image for translations). ``P`` is exactly
+    ``floor(g) = reduce_b ‖P(ρ_X(g) x_b) − P(x_b)‖ / ‖P(|x_b|)‖`` with ``P`` the
+    probe of :func:`invariant_probe` (total intensity per channel inside the
+    inscribed disc for rotations, of the whole image for translations); the
+    denominator, the total absolute intensity there, equals ``‖P(x_b)‖`` for
+    non-negative images and stays meaningful for signed ones. ``P`` is exactly
     invariant under the continuous transformations, so any defect it shows comes
     from the interpolation and the boundary rule alone (docs/theory.md §11).
     It is 0 (up to summation rounding) at exact quarter turns and integer shifts
@@ -450,8 +452,8 @@ def interpolation_floor(x: jax.Array, group: TransformationSet, reduce: str = "m
     interpolation error; a model is "at the floor" there.
 
     Args:
-        x: images ``(B, H, W)`` or ``(B, H, W, C)``, finite; examples with zero
-            probe (e.g. blank images) are skipped (they have no relative defect).
+        x: images ``(B, H, W)`` or ``(B, H, W, C)``, finite; examples that are 0
+            in the probe's region (e.g. blank images) are skipped.
         group: the transformations, e.g. :func:`image_rotations`.
         reduce: ``"max"``, ``"mean"`` or ``"rms"`` over the examples.
 
@@ -469,11 +471,11 @@ def interpolation_floor(x: jax.Array, group: TransformationSet, reduce: str = "m
             f"x: interpolation_floor needs images (B, H, W) or (B, H, W, C); got {x.shape}."
         )
     probe = invariant_probe(group, x.shape[1:])
-    base = probe(x)
+    base = probe(jnp.abs(x))  # total absolute intensity in the probe's region
     base_norm = jnp.linalg.norm(base.reshape(base.shape[0], -1), axis=-1)
     keep = base_norm > 0
     if is_concrete(keep) and not bool(np.any(np.asarray(keep))):
-        raise ValueError("x: every image has probe value 0 (blank images); no floor exists.")
+        raise ValueError("x: every image is 0 in the probe's region (blank images); no floor.")
     # P is linear: P(ρ(g) x) − P(x) = P(ρ(g) x − x), exactly 0 where g fixes x.
     moved = jax.vmap(lambda g: probe(jax.vmap(group.act_in, in_axes=(None, 0))(g, x) - x))(
         group.elements
