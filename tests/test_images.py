@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jax.scipy.ndimage import map_coordinates
 
 import jaxsym
@@ -128,20 +130,27 @@ def test_small_rotation_is_continuous_with_the_quarter_turn():
     assert float(jnp.abs(far - quarter).max()) > 0.1
 
 
-def test_round_trip_within_documented_interpolation_error():
-    """θ then −θ: sup error ≤ ½ sup‖∇²x‖₂ inside the disc (docs/theory.md §11)."""
-    rng = np.random.default_rng(4)
+@settings(max_examples=10)
+@given(
+    sigma=st.floats(1.5, 4.0),
+    centre=st.tuples(st.floats(-4.0, 4.0), st.floats(-4.0, 4.0)),
+    theta=st.floats(-math.pi, math.pi),
+)
+def test_round_trip_within_documented_interpolation_error(sigma, centre, theta):
+    """θ then −θ: sup error ≤ ½ sup‖∇²u‖₂ for content inside the disc (docs/theory.md §11)."""
     rotations = groups.image_rotations(1)
-    for _ in range(6):
-        sigma = rng.uniform(1.5, 4.0)
-        centre = rng.uniform(-4, 4, 2)
-        x = blob(32, centre, sigma)
-        theta = jnp.float32(rng.uniform(-math.pi, math.pi))
-        back = rotations.act_in(-theta, rotations.act_in(theta, x))
-        hessian_bound = 1.0 / sigma**2  # sup of the Hessian's spectral norm of a unit blob
-        error = float(jnp.abs(back - x).max())
-        assert error <= 0.5 * hessian_bound, (sigma, error)
-        assert error > 0  # not an exact action: the bound is not vacuous by construction
+    x = blob(32, centre, sigma)
+    back = rotations.act_in(jnp.float32(-theta), rotations.act_in(jnp.float32(theta), x))
+    hessian_bound = 1.0 / sigma**2  # sup of the Hessian's spectral norm of a unit blob
+    assert float(jnp.abs(back - x).max()) <= 0.5 * hessian_bound + 1e-5
+
+
+def test_round_trip_error_is_not_zero_off_quarter_turns():
+    """The bound above is not vacuous by construction: interpolation does blur."""
+    rotations = groups.image_rotations(1)
+    x = blob(32, (1.0, 2.0), 2.0)
+    back = rotations.act_in(jnp.float32(-0.3), rotations.act_in(jnp.float32(0.3), x))
+    assert float(jnp.abs(back - x).max()) > 1e-3
 
 
 def test_partial_set_grid_and_square_flag():
