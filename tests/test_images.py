@@ -161,6 +161,22 @@ def test_partial_set_grid_and_square_flag():
     assert float(partial.elements[0]) == 0.0 and not partial.is_group
     partial.check_inputs(jnp.zeros((1, 6, 10)))  # no quarter turns: non-square is fine
     assert groups.image_rotations(4).is_group and not groups.image_rotations(8).is_group
+    half = groups.image_rotations(2)  # the half turn of any H × W grid is exact
+    x = jnp.asarray(np.random.default_rng(7).standard_normal((1, 5, 8)), jnp.float32)
+    half.check_inputs(x)
+    np.testing.assert_array_equal(half.act_in(half.element(1), x[0]), x[0, ::-1, ::-1])
+
+
+def test_equivariant_outputs_for_image_to_image_models():
+    """A pixelwise linear map commutes with bilinear interpolation at every angle."""
+    rotations = groups.image_rotations(8).equivariant()
+    x = jnp.stack([blob(10, (1.0, -2.0), 2.0, 2), blob(10, (0.0, 1.0), 1.5, 2)])
+    mix = jnp.asarray([[1.0, 2.0], [-0.5, 0.3]])
+    linear = lambda z: z @ mix  # noqa: E731
+    assert float(jnp.max(jaxsym.defect_profile(linear, x, rotations))) < 1e-5
+    squared = lambda z: z**2  # noqa: E731  (pixelwise, but interpolation does not commute)
+    profile = np.asarray(jaxsym.defect_profile(squared, x, rotations))
+    assert np.all(profile[[0, 2, 4, 6]] < 1e-5) and np.all(profile[[1, 3, 5, 7]] > 1e-4)
 
 
 def test_rotation_errors():

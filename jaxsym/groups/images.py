@@ -154,8 +154,8 @@ def _check_image(shape, name: str, what: str, *, square: bool) -> None:
         raise ValueError(
             f"{name}: {what} include quarter turns, which map an image grid onto itself only "
             f"when it is square (H == W); got one example of shape {shape}. Pad or crop the "
-            f"images to a square, or use image_rotations(num, max_angle=...) with "
-            f"max_angle < π/2 (then any H × W works)."
+            f"images to a square, or use a set without ±90° (e.g. image_rotations(num, "
+            f"max_angle=...) with max_angle < π/2)."
         )
 
 
@@ -194,7 +194,7 @@ class ImageRotationAction(Action):
     padding outside the grid (docs/theory.md §11).
 
     Attributes:
-        square: whether the set holds quarter turns, so that images must be square.
+        square: whether the set holds a quarter turn ``±π/2``, so that images must be square.
     """
 
     square: bool = True
@@ -301,8 +301,9 @@ def image_rotations(num: int, *, max_angle: float | None = None) -> Transformati
     Returns:
         A transformation set named ``RotImg[num]`` (or ``RotImg[num,partial]``)
         whose element 0 is the identity ``θ = 0``. Images must be square when
-        the set holds a quarter turn other than the identity (any ``|θ| ≥ π/2``
-        on the grid); otherwise any ``H × W`` works.
+        the set holds a quarter turn ``θ = ±π/2`` (which maps an ``H × W`` grid
+        onto itself only when ``H == W``); otherwise any ``H × W`` works (the
+        half turn of any grid is exact).
 
     Raises:
         ValueError: if ``num < 1``, ``max_angle`` is NaN/inf or outside ``[0, π]``,
@@ -319,7 +320,7 @@ def image_rotations(num: int, *, max_angle: float | None = None) -> Transformati
         angles = np.arctan2(matrices[:, 1, 0], matrices[:, 0, 0])
         name, exact = f"RotImg[{num},partial]", False
     angles = np.asarray(jax.device_get(wrap_angle(jnp.asarray(angles))), dtype=np.float64)
-    square = bool(np.any(np.abs(angles) >= np.pi / 2 - QUARTER_TURN_TOLERANCE))
+    square = bool(np.any(np.abs(np.abs(angles) - np.pi / 2) < QUARTER_TURN_TOLERANCE))
     return TransformationSet(
         elements=jnp.asarray(angles),
         action=ImageRotationAction(square=square),
