@@ -125,7 +125,10 @@ def lie_derivative(
     ``e_f(x, exp(tA)) = |t| ‖L_A f(x)‖ + O(t²)``; it is 0 for a model invariant
     (equivariant) under the whole one-parameter group. Pure and traceable: use
     it under ``jit``, ``vmap`` and ``grad`` (e.g. as a penalty; the gradient of
-    the norm is 0, not NaN, where it vanishes).
+    the norm is 0, not NaN, where it vanishes). ``f`` should be differentiable
+    at ``x``: at a kink (e.g. a ReLU whose pre-activation is exactly 0, as on a
+    blank background in a network without biases) the JVP takes JAX's
+    one-sided convention and differs from central finite differences.
 
     Args:
         f: batched model ``(B, *input) -> (B, *output)`` returning one array.
