@@ -205,6 +205,13 @@ def test_integer_images_promote_and_identity_is_exact():
     np.testing.assert_array_equal(moved, x.astype(moved.dtype))
 
 
+def test_half_precision_images_keep_exact_quarter_turns():
+    x = jnp.asarray(np.random.default_rng(8).standard_normal((40, 40)), jnp.bfloat16)
+    moved = groups.image_rotations(4).act_in(jnp.float32(math.pi / 2), x)
+    assert moved.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(moved, groups.rot90().act_in(groups.rot90().element(1), x))
+
+
 def test_sets_with_different_angles_share_one_trace():
     traces = []
 

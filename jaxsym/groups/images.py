@@ -105,6 +105,11 @@ def _float_image(x: jax.Array, element_dtype) -> jax.Array:
     return x.astype(float_dtype(jnp.zeros((), element_dtype)))
 
 
+def _coordinate_dtype(image_dtype) -> jnp.dtype:
+    """Sample coordinates in at least float32 (half-precision images keep exact pixel indices)."""
+    return jnp.promote_types(image_dtype, jnp.float32)
+
+
 def _centred_grid(height: int, width: int, dtype) -> jax.Array:
     """Pixel centres ``p = (row − (H−1)/2, col − (W−1)/2)``, shape ``(2, H, W)``."""
     rows = jnp.arange(height, dtype=dtype) - (height - 1) / 2
@@ -202,9 +207,10 @@ class ImageRotationAction(Action):
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
         element = jnp.asarray(element)
         x = _float_image(x, element.dtype)
-        theta = element.astype(x.dtype)
+        coord = _coordinate_dtype(x.dtype)
+        theta = element.astype(coord)
         cos, sin = _snapped_cos_sin(theta)
-        p = _centred_grid(x.shape[0], x.shape[1], x.dtype)
+        p = _centred_grid(x.shape[0], x.shape[1], coord)
         # Source R_θ⁻¹ p = R_θᵀ p.
         rows = cos * p[0] + sin * p[1] + (x.shape[0] - 1) / 2
         cols = -sin * p[0] + cos * p[1] + (x.shape[1] - 1) / 2
@@ -237,9 +243,10 @@ class ImageTranslationAction(Action):
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
         element = jnp.asarray(element)
         x = _float_image(x, element.dtype)
-        shift = element.astype(x.dtype)
-        rows = jnp.arange(x.shape[0], dtype=x.dtype)[:, None] - shift[0]
-        cols = jnp.arange(x.shape[1], dtype=x.dtype)[None, :] - shift[1]
+        coord = _coordinate_dtype(x.dtype)
+        shift = element.astype(coord)
+        rows = jnp.arange(x.shape[0], dtype=coord)[:, None] - shift[0]
+        cols = jnp.arange(x.shape[1], dtype=coord)[None, :] - shift[1]
         rows, cols = jnp.broadcast_arrays(rows, cols)
         return bilinear_sample(x, rows, cols)
 
