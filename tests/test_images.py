@@ -351,3 +351,31 @@ def test_dial_assert_equivariant_and_data_defect_accept_image_sets():
     assert np.asarray(result.profile).shape == (8,)
     shifted = jaxsym.data_defect(x, y, groups.translation_grid(3, 0.5))
     assert np.asarray(shifted.profile).shape == (9,)
+
+
+# ----------------------------------------------------------------------------- audit wiring
+
+
+def test_audit_parses_image_groups():
+    from jaxsym.audit.inputs import AuditError, parse_group
+
+    full = parse_group("rot-image:8")
+    np.testing.assert_allclose(full.elements, groups.image_rotations(8).elements)
+    partial = parse_group("rot-image:7:30")
+    np.testing.assert_allclose(
+        partial.elements, groups.image_rotations(7, max_angle=math.radians(30)).elements
+    )
+    assert parse_group("shift-image:3:0.5").size == 9
+    bad_specs = ("rot-image", "rot-image:0", "rot-image:8:30", "rot-image:7:200", "rot-image:7:x")
+    for bad in (*bad_specs, "shift-image:4", "shift-image:3:0"):
+        with pytest.raises(AuditError, match="--group"):
+            parse_group(bad)
+
+
+def test_audit_loads_rotated_digits():
+    pytest.importorskip("sklearn")
+    from jaxsym.audit.inputs import load_dataset
+
+    data = load_dataset("rot-digits", groups.rot90())
+    assert data.x.shape[1:] == (8, 8) and "rot-digits" in data.source
+    assert len(data.x) + len(data.x_test) == len(jaxsym.datasets.rotated_digits().y)
