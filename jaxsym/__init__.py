@@ -17,8 +17,10 @@ from jaxsym import (
     bounds,
     covering,
     data,
+    datasets,
     defects,
     groups,
+    lie,
     losses,
     models,
     predictive,
@@ -60,6 +62,7 @@ from jaxsym.defects import (
     stabilizer,
     stabilizer_measure,
 )
+from jaxsym.lie import lie_derivative
 from jaxsym.losses import (
     BoundConstants,
     LossConstants,
@@ -122,6 +125,7 @@ __all__ = [
     "cross_fitting_folds",
     "data",
     "data_defect",
+    "datasets",
     "defect_profile",
     "defects",
     "dial",
@@ -132,6 +136,8 @@ __all__ = [
     "generalization_bound",
     "generalization_bound_from_table",
     "groups",
+    "lie",
+    "lie_derivative",
     "losses",
     "models",
     "optimal_level",

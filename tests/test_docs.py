@@ -58,7 +58,7 @@ def package_files() -> list[Path]:
 
 def test_theory_has_sections_one_to_eight():
     sections = theory_sections(THEORY.read_text(encoding="utf-8"))
-    assert sections == set(range(1, 9))
+    assert set(range(1, 9)) | {10, 11} <= sections  # §10 Lie derivatives, §11 images
 
 
 def test_citation_parser_finds_ranges_and_lists():

@@ -125,8 +125,27 @@ GROUP_SPECS: tuple[str, ...] = (
     "perm:K (all K! permutations of the leading axis, K ≤ 5)",
     "shift:N (cyclic shifts of the leading axis of length N)",
     "so3:NUM (a Haar sample of SO(3) on R³, seeded by --seed; not a group)",
+    "rot-image:NUM[:MAX_DEGREES] (image rotations by bilinear interpolation; not exact)",
+    "shift-image:NUM[:MAX_PIXELS] (NUM × NUM sub-pixel image shifts, NUM odd; not a group)",
 )
-_NAMES = ("so2", "rot", "c4-image", "d4-image", "perm", "shift", "so3")
+_NAMES = ("so2", "rot", "c4-image", "d4-image", "perm", "shift", "so3", "rot-image", "shift-image")
+
+
+def _image_set(spec: str, name: str, params: list[str]) -> TransformationSet:
+    """``rot-image:NUM[:MAX_DEGREES]`` or ``shift-image:NUM[:MAX_PIXELS]``."""
+    if len(params) not in (1, 2):
+        raise AuditError(f"--group {spec}: expected {name}:NUM or {name}:NUM:MAX.")
+    num = _int_param(spec, params[0])
+    try:
+        limit = float(params[1]) if len(params) == 2 else None
+        if name == "rot-image":
+            if limit is not None and not 0.0 <= limit <= 180.0:
+                raise ValueError(f"MAX_DEGREES must lie in [0, 180], got {params[1]}")
+            radians = None if limit is None else math.radians(limit)
+            return groups.image_rotations(num, max_angle=radians)
+        return groups.translation_grid(num, 1.0 if limit is None else limit)
+    except ValueError as error:
+        raise AuditError(f"--group {spec}: {error}") from None
 
 
 def _valid_groups() -> str:
@@ -152,6 +171,8 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
         return groups.cyclic_rotations(order) if match.group(1) == "c" else groups.dihedral(order)
     if name == "rot":
         return _rotation_range(spec, params)
+    if name in ("rot-image", "shift-image"):
+        return _image_set(spec, name, params)
     if name in ("so2", "perm", "shift", "so3") and len(params) == 1:
         value = _int_param(spec, one)
         if name == "perm" and value > 5:
@@ -369,13 +390,22 @@ def _check_group_shape(group: TransformationSet, x: np.ndarray, source: str) -> 
 def load_dataset(
     path: str | None, group: TransformationSet, *, task: str | None = None, seed: int = 0
 ) -> Dataset:
-    """Read, validate and split the data (``None``: scikit-learn's bundled digits).
+    """Read, validate and split the data (``None``: the digits; ``"rot-digits"``: rotated).
+
+    ``None`` is scikit-learn's bundled digits, ``"rot-digits"`` the same under
+    random quarter turns (:func:`jaxsym.datasets.rotated_digits`, seed 0).
 
     Raises:
         AuditError: with one line naming the problem.
     """
     if path is None:
         arrays, source = _digits(), "digits (scikit-learn, 8×8)"
+    elif path == "rot-digits":
+        from jaxsym.datasets import rotated_digits
+
+        rotated = rotated_digits(seed=0)
+        arrays = {"x": rotated.x[..., 0], "y": rotated.y}
+        source = "rot-digits (scikit-learn's digits, random quarter turns, seed 0)"
     else:
         arrays, source = _read_npz(path), f"--data {path}"
     _check_arrays(arrays, source)

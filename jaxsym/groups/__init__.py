@@ -10,7 +10,17 @@ from jaxsym.groups._base import (
     orbit_augment,
     transform_batch,
 )
-from jaxsym.groups.images import GridAction, flip_rot90, rot90
+from jaxsym.groups.images import (
+    GridAction,
+    ImageRotationAction,
+    ImageTranslationAction,
+    flip_rot90,
+    image_rotations,
+    image_translations,
+    interpolation_floor,
+    rot90,
+    translation_grid,
+)
 from jaxsym.groups.permutations import PermutationAction, permutations, random_permutations
 from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range, so2
 from jaxsym.groups.shifts import ShiftAction, cyclic_shifts
@@ -19,6 +29,8 @@ from jaxsym.groups.spatial import so3
 __all__ = [
     "Action",
     "GridAction",
+    "ImageRotationAction",
+    "ImageTranslationAction",
     "MatrixAction",
     "PermutationAction",
     "ShiftAction",
@@ -29,6 +41,9 @@ __all__ = [
     "dihedral",
     "flip_rot90",
     "identity_elements",
+    "image_rotations",
+    "image_translations",
+    "interpolation_floor",
     "inverse_indices",
     "orbit_augment",
     "permutations",
@@ -38,4 +53,5 @@ __all__ = [
     "so2",
     "so3",
     "transform_batch",
+    "translation_grid",
 ]

@@ -1,0 +1,169 @@
+"""Lie derivatives: the infinitesimal equivariance defect, from one ``jax.jvp``.
+
+docs/theory.md §10: for a one-parameter subgroup ``exp(tA)``,
+
+``L_A f(x) = d/dt ρ_Y(exp(tA))⁻¹ f(ρ_X(exp(tA)) x) |_{t=0} = J_f(x) · dρ_X(A) x − dρ_Y(A) f(x)``,
+
+computed with one forward-mode pass ``jax.jvp(f, (x,), (dρ_X(A) x,))``. Its norm
+is the slope of the finite defect at the identity:
+``e_f(x, exp(tA)) = |t| ‖L_A f(x)‖ + O(t²)``.
+
+Reference: Gruver et al., "The Lie Derivative for Measuring Learned
+Equivariance", ICLR 2023; Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxsym._validation import as_float, check_callable, check_finite, check_model_output
+from jaxsym.defects import safe_sqrt
+
+__all__ = ["IMAGE_GENERATORS", "image_tangent", "lie_derivative"]
+
+Model = Callable[[jax.Array], jax.Array]
+
+#: Named generators of transformations of images ``(B, H, W[, C])``.
+IMAGE_GENERATORS = ("rotation", "translate_x", "translate_y", "scale")
+
+
+def _central_gradient(x: jax.Array, axis: int) -> jax.Array:
+    """``(x[i+1] − x[i−1]) / 2`` along ``axis``, with zeros outside the grid."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (1, 1)
+    padded = jnp.pad(x, pad)
+    size = x.shape[axis]
+    ahead = jax.lax.slice_in_dim(padded, 2, size + 2, axis=axis)
+    behind = jax.lax.slice_in_dim(padded, 0, size, axis=axis)
+    return (ahead - behind) / 2
+
+
+def image_tangent(x: jax.Array, generator: str) -> jax.Array:
+    """``dρ_X(A) x`` for images ``(B, H, W)`` or ``(B, H, W, C)`` (docs/theory.md §10).
+
+    The generator moves pixel ``p`` (centred ``(row, col)`` coordinates) with
+    velocity ``v(p)``; the image changes as ``−v · ∇x``, with ``∇x`` from central
+    differences and zeros outside the grid (the zero padding of
+    :func:`jaxsym.groups.image_rotations`). The velocities, in the conventions
+    of :func:`~jaxsym.groups.image_rotations` and
+    :func:`~jaxsym.groups.image_translations`:
+
+    - ``"rotation"``: ``v(p) = (−p_col, p_row)`` (rotation by ``+t`` radians);
+    - ``"translate_y"``: ``v = (1, 0)`` (a shift ``(dy, dx) = (t, 0)``);
+    - ``"translate_x"``: ``v = (0, 1)`` (a shift ``(0, t)``);
+    - ``"scale"``: ``v(p) = p`` (``x(e^{−t} p)``: magnification by ``e^t`` about the centre).
+
+    Central differences make this equal to the central finite difference of the
+    bilinear action for small ``t`` (a JVP through the interpolation would be
+    one-sided at ``t = 0``, where sample points lie on the grid's kinks).
+    """
+    if generator not in IMAGE_GENERATORS:
+        raise ValueError(
+            f"generator must be one of {IMAGE_GENERATORS} or a (d, d) matrix; got {generator!r}."
+        )
+    images = x if x.ndim == 4 else x[..., None]
+    d_row, d_col = _central_gradient(images, 1), _central_gradient(images, 2)
+    height, width = images.shape[1], images.shape[2]
+    rows = (jnp.arange(height, dtype=images.dtype) - (height - 1) / 2)[None, :, None, None]
+    cols = (jnp.arange(width, dtype=images.dtype) - (width - 1) / 2)[None, None, :, None]
+    if generator == "rotation":
+        tangent = cols * d_row - rows * d_col
+    elif generator == "translate_y":
+        tangent = -d_row
+    elif generator == "translate_x":
+        tangent = -d_col
+    else:
+        tangent = -(rows * d_row + cols * d_col)
+    return tangent if x.ndim == 4 else tangent[..., 0]
+
+
+def _matrix(name: str, value, dim: int, what: str) -> jax.Array:
+    matrix = jnp.asarray(value)
+    if matrix.shape != (dim, dim):
+        raise ValueError(
+            f"{name} must be a ({dim}, {dim}) matrix acting on the last axis of {what} "
+            f"(size {dim}), or one of {IMAGE_GENERATORS} for images; got shape {matrix.shape}."
+        )
+    if not jnp.issubdtype(matrix.dtype, jnp.inexact):
+        matrix = matrix.astype(jnp.result_type(float))
+    check_finite(name, matrix)
+    return matrix
+
+
+def _tangent(name: str, generator, z: jax.Array, what: str) -> jax.Array:
+    """``dρ(A) z`` for a named image generator or a matrix on the last axis."""
+    if isinstance(generator, str):
+        if z.ndim not in (3, 4):
+            raise ValueError(
+                f"{name}={generator!r} acts on images (B, H, W) or (B, H, W, C); {what} has "
+                f"shape {z.shape}. Use a (d, d) matrix for points."
+            )
+        return image_tangent(z, generator)
+    if z.ndim < 2:
+        raise ValueError(
+            f"{what} must have a batch axis and a last axis for {name}; got {z.shape}."
+        )
+    matrix = _matrix(name, generator, z.shape[-1], what).astype(z.dtype)
+    return jnp.matmul(z, matrix.T, precision=jax.lax.Precision.HIGHEST)
+
+
+def lie_derivative(
+    f: Model,
+    x: jax.Array,
+    generator,
+    *,
+    output_generator=None,
+) -> jax.Array:
+    """Per-example norm of the Lie derivative ``‖L_A f(x_b)‖`` (docs/theory.md §10).
+
+    ``L_A f(x) = d/dt ρ_Y(exp(tA))⁻¹ f(ρ_X(exp(tA)) x)`` at ``t = 0``
+    ``= J_f(x) · dρ_X(A) x − dρ_Y(A) f(x)``, from one forward-mode
+    pass (``jax.jvp``; its cost is in docs/benchmarks.md). For small ``t`` the finite defect is
+    ``e_f(x, exp(tA)) = |t| ‖L_A f(x)‖ + O(t²)``; it is 0 for a model invariant
+    (equivariant) under the whole one-parameter group. Pure and traceable: use
+    it under ``jit``, ``vmap`` and ``grad`` (e.g. as a penalty; the gradient of
+    the norm is 0, not NaN, where it vanishes). ``f`` should be differentiable
+    at ``x``: at a kink (e.g. a ReLU whose pre-activation is exactly 0, as on a
+    blank background in a network without biases) the JVP takes JAX's
+    one-sided convention and differs from central finite differences.
+
+    Args:
+        f: batched model ``(B, *input) -> (B, *output)`` returning one array.
+        x: a batch of inputs: images ``(B, H, W[, C])`` for a named generator,
+            points ``(B, ..., d)`` for a matrix.
+        generator: ``"rotation"``, ``"translate_x"``, ``"translate_y"`` or
+            ``"scale"`` (images; see :func:`image_tangent` for the directions,
+            which match :func:`jaxsym.groups.image_rotations` and
+            :func:`jaxsym.groups.image_translations`), or a ``(d, d)`` matrix
+            ``A`` (e.g. ``[[0, −1], [1, 0]]`` for planar rotations) acting on the
+            last axis of points: ``dρ_X(A) x = x Aᵀ``.
+        output_generator: ``None`` for invariance (trivial ``ρ_Y``); a
+            ``(k, k)`` matrix ``dρ_Y(A)`` acting on the last axis of the output;
+            or a named image generator for image-valued outputs
+            ``(B, H', W'[, C'])``. For equivariance under the same matrix action
+            pass the same ``A``.
+
+    Returns:
+        ``(B,)`` norms ``‖L_A f(x_b)‖`` in the model's float dtype.
+
+    Raises:
+        ValueError: if the generator does not fit ``x`` (wrong shape, unknown
+            name, images needed), the output generator does not fit ``f(x)``, or
+            a concrete ``x`` holds NaN/inf.
+        TypeError: if ``f`` is not callable or returns a pytree.
+    """
+    check_callable("f", f)
+    x = as_float(jnp.asarray(x) if not hasattr(x, "shape") else x)
+    check_finite("x", x)
+    tangent = _tangent("generator", generator, x, "x")
+    y, dy = jax.jvp(f, (x,), (tangent.astype(x.dtype),))
+    check_model_output(y, x.shape[0])
+    if output_generator is not None:
+        dy = dy - _tangent("output_generator", output_generator, as_float(y), "f(x)").astype(
+            dy.dtype
+        )
+    flat = dy.reshape(dy.shape[0], -1)
+    return safe_sqrt(jnp.sum(flat * flat, axis=-1))

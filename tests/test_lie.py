@@ -1,0 +1,184 @@
+"""Lie derivatives against central finite differences of the finite actions."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_mlp
+from test_images import blob, random_cnn
+
+import jaxsym
+from jaxsym import groups
+from jaxsym.groups.images import bilinear_sample
+from jaxsym.lie import image_tangent
+
+ROTATION = jnp.asarray([[0.0, -1.0], [1.0, 0.0]])
+
+
+def _images():
+    return jnp.stack([blob(12, (2.0, -1.0), 2.0), blob(12, (-1.5, 2.5), 1.8)])[..., None]
+
+
+def _moved(group, element, x):
+    return jax.vmap(group.act_in, in_axes=(None, 0))(element, x)
+
+
+def _finite_difference(f, x, move, t=1e-3):
+    """``‖(f(move(t)) − f(move(−t))) / 2t‖`` per example."""
+    diff = (f(move(t)) - f(move(-t))) / (2 * t)
+    return np.linalg.norm(np.asarray(diff).reshape(x.shape[0], -1), axis=-1)
+
+
+def _scale(x, t):
+    """``x(e^{−t} p)`` by bilinear sampling (an independent finite scaling)."""
+    size = x.shape[1]
+    r = (jnp.arange(size) - (size - 1) / 2) * math.exp(-t) + (size - 1) / 2
+    rows, cols = jnp.meshgrid(r, r, indexing="ij")
+    return jax.vmap(lambda image: bilinear_sample(image, rows, cols))(x)
+
+
+@pytest.mark.parametrize("generator", ["rotation", "translate_x", "translate_y", "scale"])
+def test_image_generators_match_finite_differences(generator):
+    f, _, _ = random_cnn(jax.random.key(0), size=12)
+    x = _images()
+    rotations = groups.image_rotations(1)
+    shifts = groups.image_translations([[1.0, 0.0]])
+    moves = {
+        "rotation": lambda t: _moved(rotations, jnp.float32(t), x),
+        "translate_y": lambda t: _moved(shifts, jnp.asarray([t, 0.0], jnp.float32), x),
+        "translate_x": lambda t: _moved(shifts, jnp.asarray([0.0, t], jnp.float32), x),
+        "scale": lambda t: _scale(x, t),
+    }
+    expected = _finite_difference(f, x, moves[generator])
+    ours = np.asarray(jaxsym.lie_derivative(f, x, generator))
+    assert np.all(expected > 1e-3)  # a non-invariant model
+    np.testing.assert_allclose(ours, expected, rtol=0.05)
+
+
+def test_image_tangent_is_the_central_difference_of_the_action():
+    x = _images()[..., 0]  # (B, H, W) images work too
+    t = 1e-3
+    rotations = groups.image_rotations(1)
+    fd = (_moved(rotations, jnp.float32(t), x) - _moved(rotations, jnp.float32(-t), x)) / (2 * t)
+    tangent = image_tangent(x, "rotation")
+    assert tangent.shape == x.shape
+    assert float(jnp.abs(fd - tangent).max()) < 0.01 * float(jnp.abs(fd).max())
+
+
+def test_matrix_generator_matches_finite_differences_on_points():
+    f, _, _ = random_mlp(jax.random.key(1), 10, 3)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 5, 2)), jnp.float32)
+    rotation = groups.planar.rotation_matrices
+
+    def move(t):
+        return x @ jnp.asarray(rotation([t])[0], jnp.float32).T
+
+    expected = _finite_difference(f, x, move)
+    np.testing.assert_allclose(jaxsym.lie_derivative(f, x, ROTATION), expected, rtol=0.05)
+
+
+def test_invariant_radial_model_has_zero_lie_derivative():
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((6, 4, 3)), jnp.float32)
+
+    def radial(z):  # a function of the points' norms only: SO(3) invariant
+        return jnp.tanh(jnp.linalg.norm(z, axis=-1) @ jnp.ones((4, 2)))
+
+    a = np.random.default_rng(2).standard_normal((3, 3))
+    generator = jnp.asarray(a - a.T, jnp.float32)  # any element of so(3)
+    assert float(jnp.max(jaxsym.lie_derivative(radial, x, generator))) < 1e-5
+    f, _, _ = random_mlp(jax.random.key(2), 12, 2)
+    assert float(jnp.min(jaxsym.lie_derivative(f, x, generator))) > 1e-3
+
+
+def test_equivariant_outputs_subtract_the_output_generator():
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((5, 6, 2)), jnp.float32)
+
+    def equivariant(z):  # each point scaled by a function of its norm: SO(2) equivariant
+        return z * jnp.tanh(jnp.linalg.norm(z, axis=-1, keepdims=True))
+
+    assert (
+        float(jnp.max(jaxsym.lie_derivative(equivariant, x, ROTATION, output_generator=ROTATION)))
+        < 1e-5
+    )
+    assert float(jnp.min(jaxsym.lie_derivative(equivariant, x, ROTATION))) > 1e-2
+    images = _images()
+    pixelwise = lambda z: 3.0 * z  # noqa: E731  (image-valued, commutes with the action)
+    lie = jaxsym.lie_derivative(pixelwise, images, "rotation", output_generator="rotation")
+    assert float(jnp.max(lie)) < 1e-5
+    assert float(jnp.min(jaxsym.lie_derivative(pixelwise, images, "rotation"))) > 1e-2
+
+
+def test_dial_interpolates_the_lie_derivative():
+    """C4 averaging leaves an infinitesimal rotation defect; the dial mixes the two linearly."""
+    f, _, _ = random_cnn(jax.random.key(3), size=12)
+    x = _images()
+    plain = jaxsym.lie_derivative(f, x, "rotation")
+    half = jaxsym.lie_derivative(jaxsym.dial(f, groups.rot90(), 0.5), x, "rotation")
+    symmetric = jaxsym.lie_derivative(jaxsym.symmetrize(f, groups.rot90()), x, "rotation")
+    # The dial: L(f_t) = L(Q f) + t (L(f) − L(Q f)) (linear in f).
+    full = jax.jvp(f, (x,), (image_tangent(x, "rotation"),))[1]
+    sym = jax.jvp(jaxsym.symmetrize(f, groups.rot90()), (x,), (image_tangent(x, "rotation"),))[1]
+    expected = np.linalg.norm(np.asarray(sym + 0.5 * (full - sym)), axis=-1)
+    np.testing.assert_allclose(half, expected, rtol=1e-4)
+    assert np.all(np.asarray(symmetric) > 0) and np.all(np.asarray(plain) > 0)
+
+
+def test_jit_vmap_and_grad_wrt_parameters():
+    _, params, net = random_cnn(jax.random.key(4), size=12)
+    x = _images()
+
+    def penalty(p):
+        return jnp.sum(jaxsym.lie_derivative(lambda z: net(p, z), x, "rotation") ** 2)
+
+    value = penalty(params)
+    np.testing.assert_allclose(jax.jit(penalty)(params), value, rtol=1e-5)
+    grads = jax.grad(penalty)(params)
+    direction = jax.tree_util.tree_map(
+        lambda leaf: jnp.asarray(np.random.default_rng(5).standard_normal(leaf.shape), leaf.dtype),
+        params,
+    )
+    eps = 1e-3
+    plus = penalty(jax.tree_util.tree_map(lambda p, d: p + eps * d, params, direction))
+    minus = penalty(jax.tree_util.tree_map(lambda p, d: p - eps * d, params, direction))
+    fd = (plus - minus) / (2 * eps)
+    analytic = sum(
+        jnp.vdot(g, d)
+        for g, d in zip(
+            jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(direction), strict=True
+        )
+    )
+    np.testing.assert_allclose(analytic, fd, rtol=0.02)
+    stacked = jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf, 2 * leaf]), params)
+    batched = jax.vmap(penalty)(stacked)
+    np.testing.assert_allclose(batched[0], value, rtol=1e-5)
+
+
+def test_gradient_is_finite_where_the_lie_derivative_vanishes():
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((3, 4, 2)), jnp.float32)
+
+    def loss(scale):
+        model = lambda z: scale * jnp.linalg.norm(z, axis=-1)  # noqa: E731
+        return jnp.sum(jaxsym.lie_derivative(model, x, ROTATION))
+
+    assert bool(jnp.isfinite(jax.grad(loss)(1.0)))
+
+
+def test_bad_generators_raise_clear_errors():
+    f = lambda z: z.reshape(z.shape[0], -1)[:, :2]  # noqa: E731
+    points = jnp.ones((2, 5, 2))
+    with pytest.raises(ValueError, match=r"\(2, 2\) matrix.*shape \(3, 3\)"):
+        jaxsym.lie_derivative(f, points, jnp.eye(3))
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        jaxsym.lie_derivative(f, points, jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="generator must be one of"):
+        jaxsym.lie_derivative(f, jnp.ones((2, 4, 4)), "shear")
+    with pytest.raises(ValueError, match="acts on images"):
+        jaxsym.lie_derivative(f, jnp.ones((2, 5)), "rotation")
+    with pytest.raises(ValueError, match="output_generator"):
+        jaxsym.lie_derivative(f, points, ROTATION, output_generator=jnp.eye(3))
+    with pytest.raises(ValueError, match="non-finite"):
+        jaxsym.lie_derivative(f, points.at[0, 0, 0].set(jnp.nan), ROTATION)
