@@ -6,7 +6,8 @@ is stated in the project's docs/theory.md.
 
 Layers (each imports only the ones above it): ``groups`` → measures
 (``averaging``, ``defects``) → ``covering`` → bounds (``losses``, ``bounds``,
-``approximation``, ``subgroups``), data (``data``, ``predictive``) → training →
+``approximation``, ``subgroups``), data (``data``, ``predictive``) → ``decision`` →
+training →
 interfaces (``audit``, imported only by the command line). Optional features
 (``jaxsym.flax``, Sinkhorn in ``data``, the audit) import their extras lazily.
 """
@@ -16,6 +17,7 @@ from jaxsym import (
     bounds,
     covering,
     data,
+    decision,
     defects,
     groups,
     losses,
@@ -49,6 +51,7 @@ from jaxsym.covering import (
     orbit_distances,
 )
 from jaxsym.data import DataDefect, data_defect
+from jaxsym.decision import HeldOutBound, SymmetryChoice, choose_symmetry, held_out_bound
 from jaxsym.defects import (
     OrbitStats,
     defect_profile,
@@ -99,6 +102,7 @@ __all__ = [
     "Domain",
     "EquivarianceProfile",
     "GeneralizationBound",
+    "HeldOutBound",
     "LossConstants",
     "OptimalLevel",
     "OrbitStats",
@@ -106,6 +110,7 @@ __all__ = [
     "RandomFeaturesModel",
     "RegularizerReport",
     "SubsetChoice",
+    "SymmetryChoice",
     "TradeOff",
     "absolute_loss_constants",
     "all_subgroups",
@@ -114,6 +119,7 @@ __all__ = [
     "assert_equivariant",
     "bound_regularizer",
     "bounds",
+    "choose_symmetry",
     "clipped_squared_loss_constants",
     "covering",
     "covering_numbers",
@@ -121,6 +127,7 @@ __all__ = [
     "cross_fitting_folds",
     "data",
     "data_defect",
+    "decision",
     "defect_profile",
     "defects",
     "dial",
@@ -131,6 +138,7 @@ __all__ = [
     "generalization_bound",
     "generalization_bound_from_table",
     "groups",
+    "held_out_bound",
     "losses",
     "models",
     "optimal_level",
