@@ -32,6 +32,7 @@ from jaxsym._validation import check_callable, check_group, check_unit_interval,
 from jaxsym.data import data_defect
 from jaxsym.defects import distance_to_equivariance, stabilizer
 from jaxsym.groups import TransformationSet, orbit_augment
+from jaxsym.groups._base import _index_of
 from jaxsym.predictive import cross_fitting_folds, dial_risk
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 
@@ -402,14 +403,28 @@ def _check_t_grid(t_grid) -> np.ndarray:
     return np.union1d(levels, [0.0, 1.0])
 
 
+def _members_of(group: TransformationSet, subset: TransformationSet, k: int) -> np.ndarray:
+    """Indices in ``group`` of the elements of a candidate set given as a TransformationSet."""
+    try:
+        return _index_of(group, subset.elements)
+    except (ValueError, IndexError, TypeError):
+        raise ValueError(
+            f"candidates[{k}] ({subset.name}) must be a subset of {group.name}: one of its "
+            "elements is not an element of group."
+        ) from None
+
+
 def _check_candidates(group, candidates) -> list[np.ndarray]:
     if isinstance(candidates, TransformationSet) or not isinstance(candidates, Sequence):
         raise TypeError(
-            "candidates must be a list of element-index arrays of group, e.g. "
-            f"[[0], [0, 2], [0, 1, 2, 3]]; got {type(candidates).__name__}."
+            "candidates must be a list of element-index arrays of group (e.g. "
+            "[[0], [0, 2], [0, 1, 2, 3]]) or of subsets of group (TransformationSets); "
+            f"got {type(candidates).__name__}."
         )
     out = []
     for k, members in enumerate(candidates):
+        if isinstance(members, TransformationSet):
+            members = _members_of(group, members, k)
         members = np.unique(np.asarray(members).reshape(-1))
         if members.size == 0 or not np.issubdtype(members.dtype, np.integer):
             raise ValueError(f"candidates[{k}] must be a non-empty array of element indices.")
@@ -499,8 +514,9 @@ def choose_symmetry(
             when models are passed in); may be ``None`` when both model
             arguments are given.
         key: PRNG key for the folds (keyword-only; ``None``: every K-th example).
-        candidates: optional element-index arrays of ``group`` (``{e}`` added);
-            default :func:`candidate_sets`.
+        candidates: optional candidate sets: element-index arrays of ``group``, or
+            subsets of it as :class:`TransformationSet` (e.g. ``[C2, C4, C8]`` for
+            ``group = C8``); ``{e}`` is added; default :func:`candidate_sets`.
         t_grid: dial levels in ``[0, 1]``; default ``0, 0.1, …, 1``.
         num_folds: K with ``2 ≤ K ≤ n``.
         profile: optional RMS data profile for :func:`candidate_sets`.

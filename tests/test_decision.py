@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import jax
@@ -293,3 +294,103 @@ def test_a_set_that_is_not_a_group_uses_stabilizers():
     assert sizes == sorted(set(sizes))  # nested ε-stabilizers: strictly growing
     assert list(choice.candidates[-1]) == list(range(5))
     assert choice.name == group.name  # radial labels: the whole range
+
+
+# ----------------------------------------------------------------------------- the audit (slow)
+
+
+def _audit(target, group, seed, noise=0.1, n=300):
+    from jaxsym.audit import inputs, pipeline
+
+    x = _points(seed, n)
+    rng = np.random.default_rng(500 + seed)
+    y = (target(x) + noise * rng.normal(size=n)).reshape(-1, 1).astype(np.float32)
+    x_test = _points(seed + 77, 200)
+    y_test = target(x_test).reshape(-1, 1).astype(np.float32)
+    data = inputs.Dataset(
+        x=x, y=y, x_test=x_test, y_test=y_test, task="regression", classes=None,
+        source="test", scale=1.0, test_source="file",
+    )  # fmt: skip
+    return pipeline.run_audit(data, group, seed=seed, quick=True, quiet=True)
+
+
+def _check_certified(results):
+    """The recommendation carries a certificate and is the best-certified model of its sweep."""
+    rec = results["recommendation"]
+    trained = [row for row in results["training"] if row["available"]]
+    bounds = [row["certificate"]["bound"] for row in trained]
+    assert rec["certificate"]["bound"] == min(bounds)
+    assert rec["certificate"]["options"] == len(trained)
+    assert rec["certificate"]["n"] == results["data"]["num_certify"]
+    winner = next(row for row in trained if row["method"] == rec["method"])
+    assert list(winner["elements"]) == list(rec["elements"])
+    # every certificate is at least its own held-out mean, and at most the kl inversion
+    for row in trained:
+        cert = row["certificate"]
+        kl = results["loss"]["loss_range"] * kl_inverse(
+            min(cert["empirical"] / results["loss"]["loss_range"], 1.0),
+            math.log(cert["options"] / cert["delta"]) / cert["n"],
+        )
+        assert cert["empirical"] <= cert["bound"] <= kl + 1e-9
+
+
+def _c4_target(x):
+    """Invariant under quarter turns, sign-flipped by the eighth turn (cos 4θ), bounded."""
+    r2 = np.sum(x**2, axis=1) + 1e-12
+    cos4 = (x[:, 0] ** 4 - 6 * x[:, 0] ** 2 * x[:, 1] ** 2 + x[:, 1] ** 4) / r2**2
+    return _radial(x) + 0.5 * cos4 * np.tanh(r2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_audit_invariant_labels_recommend_the_full_group(noise):
+    results = _audit(_radial, groups.cyclic_rotations(8), 0, noise=noise)
+    rec = results["recommendation"]
+    assert rec["symmetry"] == "C8" and rec["t_star"] <= 0.2
+    _check_certified(results)
+
+
+@pytest.mark.slow
+def test_audit_subgroup_labels_recommend_the_subgroup():
+    results = _audit(_c4_target, groups.cyclic_rotations(8), 1)
+    assert list(results["recommendation"]["elements"]) == [0, 2, 4, 6]
+    _check_certified(results)
+
+
+@pytest.mark.slow
+def test_audit_breaking_labels_recommend_no_symmetry():
+    results = _audit(lambda x: x[:, 0], groups.cyclic_rotations(8), 2)
+    rec = results["recommendation"]
+    assert rec["symmetry"] == "none" and rec["t_star"] == 1.0
+    _check_certified(results)
+    assert results["bound"]["name"] == "theory bound"
+
+
+@pytest.mark.slow
+def test_quick_audit_on_digits_certifies_a_small_error(tmp_path, capsys):
+    from jaxsym.audit import cli
+
+    out = tmp_path / "audit"
+    assert cli.main(["--quick", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    document = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rec = document["recommendation"]
+    assert rec["certificate"]["bound"] <= 0.12
+    assert rec["certificate"]["method"] == "binomial"
+    assert "with probability ≥ 95%" in rec["text"].lower()
+    assert "bound-optimal" not in text and "prefers" not in text
+    if document["bound"]["vacuous"]:
+        assert f"vacuous at n = {document['bound']['n']}" in rec["text"]
+
+
+def test_candidates_as_subsets_of_the_group():
+    """bound_regularizer's form: nested TransformationSets, mapped to element indices."""
+    x = _points(0, 60)
+    y = _radial(x)[:, None]
+    fit = random_features_ridge(16, 1e-2, key=jax.random.key(0))
+    c8 = groups.cyclic_rotations(8)
+    nested = [groups.cyclic_rotations(2), groups.cyclic_rotations(4), c8]
+    choice = choose_symmetry(x, y, c8, fit=fit, key=None, candidates=nested, t_grid=[0.0])
+    assert [list(m) for m in choice.candidates] == [[0], [0, 4], [0, 2, 4, 6], list(range(8))]
+    with pytest.raises(ValueError, match="subset of C8"):
+        choose_symmetry(x, y, c8, fit=fit, key=None, candidates=[groups.cyclic_rotations(3)])
