@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -394,3 +395,43 @@ def test_candidates_as_subsets_of_the_group():
     assert [list(m) for m in choice.candidates] == [[0], [0, 4], [0, 2, 4, 6], list(range(8))]
     with pytest.raises(ValueError, match="subset of C8"):
         choose_symmetry(x, y, c8, fit=fit, key=None, candidates=[groups.cyclic_rotations(3)])
+
+
+@pytest.mark.slow
+def test_audit_regularizer_trains_on_the_screened_set(monkeypatch):
+    """A soft screen (0 < t* < 1) trains jaxsym.bound_regularizer with candidates=[that set]."""
+    from jaxsym.audit import analysis, inputs, pipeline
+
+    group = groups.cyclic_rotations(8)
+    real_screen, built = analysis.screen, []
+
+    def soft_screen(fit, x, targets, g, key, profile):
+        choice = real_screen(fit, x, targets, g, key, profile)
+        c4 = g.subset(np.array([0, 2, 4, 6]), name="C8{0,2,4,6}")
+        return choice._replace(group=dataclasses.replace(c4, is_group=True), t_star=0.5,
+                               elements=np.array([0, 2, 4, 6]), name="C8{0,2,4,6}")  # fmt: skip
+
+    def recording(x, targets, chosen, fit, key):
+        reg = jaxsym.bound_regularizer(x, targets, chosen, fit=fit, candidates=[chosen], key=key)
+        built.append(reg)
+        return reg
+
+    monkeypatch.setattr(analysis, "screen", soft_screen)
+    monkeypatch.setattr(analysis, "bound_regularizer", recording)
+    monkeypatch.setattr(pipeline, "settings", lambda quick: pipeline.AuditSettings(
+        max_train=150, max_test=50, num_features=32, ridge=1e-2, hidden=8, steps=100))  # fmt: skip
+    x = _points(4, 150)
+    y = _c4_target(x).reshape(-1, 1).astype(np.float32)
+    data = inputs.Dataset(
+        x=x, y=y, x_test=x[:50], y_test=y[:50], task="regression", classes=None,
+        source="test", scale=1.0, test_source="file",
+    )  # fmt: skip
+    results = pipeline.run_audit(data, group, seed=0, quick=True, quiet=True)
+    assert len(built) == 1 and built[0].group.size == 4
+    np.testing.assert_allclose(
+        np.asarray(built[0].group.elements), np.asarray(group.elements)[[0, 2, 4, 6]]
+    )
+    row = next(r for r in results["training"] if r["method"] == "bound regularizer")
+    assert row["available"] and list(row["elements"]) == [0, 2, 4, 6]
+    assert row["certificate"]["options"] == 4  # none, full, the set exactly, the regularizer
+    _check_certified(results)
