@@ -495,7 +495,8 @@ def choose_symmetry(
        symmetric option with ``r̂_j ≤ r̂_{j*} + s_{j*}`` wins: the largest set, then
        the smallest t, then the lower risk. A soft level ``0 < t < 1`` is taken
        only if it beats both ends (``t = 0`` on its set, and none) by more than
-       ``s_{j*}``; otherwise the next option in that order is tried.
+       ``s_{j*}``; otherwise the next option in that order is tried (none, if
+       no option passes).
     4. **Budget**: ``ε̂* = t* · d_2(f̂)`` on the chosen set, with ``f̂ = fit(x, y)``
        (or ``full_model``) and ``d_2`` on the orbit-augmented inputs (§8), the
        budget :func:`jaxsym.bound_regularizer` trains to.
@@ -531,10 +532,10 @@ def choose_symmetry(
     """
     check_group(group)
     x = jnp.asarray(x)
-    group.check_inputs(x[:1]) if x.ndim >= 1 and x.shape[0] else None
-    n = int(x.shape[0]) if x.ndim else 0
-    if n < 2:
+    if x.ndim == 0 or x.shape[0] < 2:
         raise ValueError(f"x must hold at least 2 examples; got shape {x.shape}.")
+    group.check_inputs(x[:1])
+    n = int(x.shape[0])
     y = _labels(y, n)
     num_folds = positive_int("num_folds", num_folds, minimum=2, maximum=n)
     levels = _check_t_grid(np.linspace(0.0, 1.0, 11) if t_grid is None else t_grid)
