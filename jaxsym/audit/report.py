@@ -129,7 +129,7 @@ def _percent(delta) -> str:
     return f"{100 * (1 - float(delta)):.4g}%"
 
 
-def _certified(rec: dict[str, Any], task: str) -> str:
+def _certified(rec: dict[str, Any], task: str, loss_range: float | None = None) -> str:
     """ "With probability ≥ 95%, its error on new data is at most 0.04" and the tightness."""
     cert = rec["certificate"]
     what = "error rate" if task == "classification" else "mean squared error"
@@ -142,6 +142,12 @@ def _certified(rec: dict[str, Any], task: str) -> str:
     )
     if rec.get("test_error") is not None:
         text += f" On the test split it measured {rec['test_error']:.3g}."
+    if loss_range is not None and cert["bound"] > 5 * max(cert["empirical"], 1e-12):
+        text += (
+            f" The certificate is loose here: at a small held-out error it scales like "
+            f"B · ln(K/δ) / n with the loss range B = {loss_range:.3g} and n = {cert['n']}; "
+            "more held-out data tightens it."
+        )
     return text
 
 
@@ -304,14 +310,17 @@ def recommendation_text(results: dict[str, Any]) -> str:
             else f"{rec['symmetry']} ({size} of the {group['size']} elements)"
         )
         if rec["strictness"] == "exact":
-            how = "exactly (average over it, Q_H f)" if group["is_group"] else "(average, Q_ν f)"
+            average = "Q_G f" if size == group["size"] else "Q_H f"
+            how = f"exactly (average over it, {average})"
+            if not group["is_group"]:
+                how = "(average over it, Q_ν f)"
         else:
             how = (
                 f"softly, through the bound regularizer at level t* = {rec['t_star']:.2f}, i.e. an "
                 f"equivariance error budget ε* = {rec['eps_star']:.3g} (d_2 units)"
             )
         parts.append(f"Build in {what} {how}: it has the lowest held-out certificate.")
-    parts.append(_certified(rec, data["task"]))
+    parts.append(_certified(rec, data["task"], results.get("loss", {}).get("loss_range")))
     others = [
         f"{r['method']} {r['certificate']['bound']:.3g}"
         for r in results["training"]
