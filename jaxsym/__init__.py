@@ -6,7 +6,8 @@ is stated in the project's docs/theory.md.
 
 Layers (each imports only the ones above it): ``groups`` → measures
 (``averaging``, ``defects``) → ``covering`` → bounds (``losses``, ``bounds``,
-``approximation``, ``subgroups``), data (``data``, ``predictive``) → training →
+``approximation``, ``subgroups``), data (``data``, ``predictive``) → ``decision`` →
+training →
 interfaces (``audit``, imported only by the command line). Optional features
 (``jaxsym.flax``, Sinkhorn in ``data``, the audit) import their extras lazily.
 """
@@ -18,6 +19,7 @@ from jaxsym import (
     covering,
     data,
     datasets,
+    decision,
     defects,
     groups,
     lie,
@@ -52,6 +54,7 @@ from jaxsym.covering import (
     orbit_distances,
 )
 from jaxsym.data import DataDefect, data_defect
+from jaxsym.decision import HeldOutBound, SymmetryChoice, choose_symmetry, held_out_bound
 from jaxsym.defects import (
     OrbitStats,
     defect_profile,
@@ -103,6 +106,7 @@ __all__ = [
     "Domain",
     "EquivarianceProfile",
     "GeneralizationBound",
+    "HeldOutBound",
     "LossConstants",
     "OptimalLevel",
     "OrbitStats",
@@ -110,6 +114,7 @@ __all__ = [
     "RandomFeaturesModel",
     "RegularizerReport",
     "SubsetChoice",
+    "SymmetryChoice",
     "TradeOff",
     "absolute_loss_constants",
     "all_subgroups",
@@ -118,6 +123,7 @@ __all__ = [
     "assert_equivariant",
     "bound_regularizer",
     "bounds",
+    "choose_symmetry",
     "clipped_squared_loss_constants",
     "covering",
     "covering_numbers",
@@ -126,6 +132,7 @@ __all__ = [
     "data",
     "data_defect",
     "datasets",
+    "decision",
     "defect_profile",
     "defects",
     "dial",
@@ -136,6 +143,7 @@ __all__ = [
     "generalization_bound",
     "generalization_bound_from_table",
     "groups",
+    "held_out_bound",
     "lie",
     "lie_derivative",
     "losses",

@@ -60,12 +60,21 @@ def _check_schema(document: dict) -> None:
     assert counts.shape == (len(names), len(document["covering"]["radii"]))
     assert np.all(np.diff(counts, axis=0) <= 0)  # a larger set never needs more centers
     bound = document["bound"]
-    assert len(bound["eps"]) == len(bound["total"]) == len(bound["generalization"])
-    assert bound["estimated"] is True
-    for entry in document["predictive"]:
-        assert entry["symmetry"] in names and len(entry["t"]) == len(entry["risk"])
+    assert len(bound["eps"]) == len(bound["total"]) == len(names)
+    assert bound["estimated"] is True and bound["name"] == "theory bound"
+    assert bound["vacuous"] == (min(bound["total"]) >= bound["constants"]["loss_range"])
+    for entry in document["screen"]["sets"]:
+        assert len(entry["t"]) == len(entry["risk"]) == len(entry["stderr"])
     methods = [row["method"] for row in document["training"]]
     assert methods[0] == "no symmetry" and methods[-1] == "bound regularizer"
+    # the recommendation is the best-certified model of its own sweep, with its certificate
+    trained = [row for row in document["training"] if row["available"]]
+    for row in trained:
+        assert row["certificate"]["options"] == len(trained)
+        assert row["certificate"]["empirical"] <= row["certificate"]["bound"]
+    lowest = min(row["certificate"]["bound"] for row in trained)
+    assert set(rec["certificate"]) >= {"bound", "empirical", "n", "delta", "options"}
+    assert rec["certificate"]["bound"] == lowest
     assert sorted(document["plots"]) == sorted(
         ["profile.png", "bound.png", "risk.png", "covering.png"]
     )
@@ -351,31 +360,6 @@ def test_ece_matches_a_direct_binning():
     assert math.isclose(sweep.expected_calibration_error(p, labels), expected, rel_tol=1e-9)
 
 
-def _predictive(t_star, a, b, c):
-    return {"t_star": t_star, "t_star_cv": min(max(b / c, 0.0), 1.0), "symmetric_risk": a,
-            "alignment": b, "anti_energy": c}  # fmt: skip
-
-
-def test_choice_prefers_the_largest_set_that_helps():
-    candidates = [np.array([0]), np.array([0, 2]), np.arange(4)]
-    # risk(t) = a − 2tb + t²c, unconstrained a − 2b + c = 1.0 for both
-    predictive = {1: _predictive(0.0, 0.5, 0.0, 0.5), 2: _predictive(0.0, 0.5, 0.0, 0.5)}
-    assert pipeline._choose(candidates, predictive, ["none", "H", "G"])["index"] == 2
-
-
-def test_choice_is_none_when_every_set_is_dialed_to_one():
-    candidates = [np.array([0]), np.arange(4)]
-    predictive = {1: _predictive(1.0, 2.0, 0.6, 0.2)}  # t_cv = 1: unconstrained is best
-    assert pipeline._choose(candidates, predictive, ["none", "G"])["index"] == 0
-
-
-def test_choice_drops_a_set_that_is_worse_than_a_subgroup():
-    candidates = [np.array([0]), np.array([0, 2]), np.arange(4)]
-    predictive = {1: _predictive(0.1, 0.5, 0.05, 0.6), 2: _predictive(0.2, 0.9, 0.1, 0.2)}
-    # H: best risk ≈ 0.4958 at t = 1/12; G: best 0.85 at t = 0.5; unconstrained 1.0 / 0.9
-    assert pipeline._choose(candidates, predictive, ["none", "H", "G"])["index"] == 1
-
-
 def test_element_labels_of_the_image_group():
     labels = pipeline.element_labels(groups.flip_rot90())
     assert labels[:4] == ["e", "rot 90°", "rot 180°", "rot 270°"]
@@ -396,8 +380,8 @@ def test_cli_end_to_end_on_a_small_npz(tmp_path, capsys):
     )
     assert status == 0, stderr
     assert "it/s" not in stderr  # no progress bars when stderr is not a terminal
-    for step in ("1. Data", "2. ε-stabilizers", "3. Orbit", "4. Bound", "5. Predicted",
-                 "6. Training", "7. Recommendation"):  # fmt: skip
+    for step in ("1. Data", "2. ε-stabilizers", "3. Screen", "4. Training", "5. The theory bound",
+                 "6. Recommendation"):  # fmt: skip
         assert step in stdout
     document = _check_files(out)
     assert document["data"]["task"] == "regression" and document["group"]["name"] == "C8"

@@ -1,10 +1,12 @@
 """``jaxsym audit``: point jaxsym at a data set and learn which symmetry to build in.
 
 The command (``python -m jaxsym audit``, or the ``jaxsym`` console script)
-estimates the data's per-element equivariance profile and ε-stabilizers, the
-orbit covering numbers of nested candidate symmetry sets, the (estimated)
-certified bound curve, the predicted best symmetry level, and trains a small
-model at a few levels; it prints tables and a recommendation and writes
+estimates the data's per-element equivariance profile and ε-stabilizers,
+screens (set, level) options with :func:`jaxsym.choose_symmetry`, trains the
+screened options, certifies each on held-out data with
+:func:`jaxsym.held_out_bound` and recommends the best-certified one
+(docs/theory.md §9); the covering-number theory bound (§4) is reported and
+decides nothing. It prints tables and the recommendation and writes
 ``report.json`` (schema in :mod:`jaxsym.audit.report`) and PNG plots.
 
 Modules: :mod:`~jaxsym.audit.cli` (the command line), :mod:`~jaxsym.audit.inputs`

@@ -1,26 +1,29 @@
-"""The audit pipeline: the seven steps, in order, with progress bars.
+"""The audit pipeline: the steps, in order, with progress bars.
 
 :func:`run_audit` takes a validated :class:`~jaxsym.audit.inputs.Dataset` and a
 group and returns a plain ``dict`` of results (NumPy arrays and floats) that
 :mod:`jaxsym.audit.report` prints and serializes and :mod:`jaxsym.audit.plots`
-draws. The numbers come from :mod:`jaxsym.audit.analysis` (one function per
-jaxsym call); the choices made here are:
+draws. Every number comes from the library through :mod:`jaxsym.audit.analysis`
+(one function per question). The decision is made once, by certificate
+(docs/theory.md §9):
 
-* **candidates**: nested subgroups ``{e} ⊂ H_2 ⊂ … ⊂ G`` generated in the order
-  of the data's RMS profile (most symmetric elements first), or nested
-  ε-stabilizers for a set that is not a group (docs/theory.md §5);
-* **which set and how strictly** (docs/theory.md §8): for every candidate ``H`` the
-  cross-fitted risk of the dial ``Q_H f̂ + t (f̂ − Q_H f̂)`` of a random-features
-  ridge fit. The unconstrained model (``t = 1``) has the same risk on every
-  candidate. A candidate whose predicted level is ``t* ≥ T_NONE`` is in effect
-  unconstrained. Among the other candidates whose best risk is within
-  ``RISK_TOLERANCE`` × the unconstrained risk of the best option (cross-fitting
-  noise), the largest set wins
-  (more symmetry, smaller quotient, docs/theory.md §4); if there is none, the
-  recommendation is no symmetry. The level is ``t*`` (bias-corrected) and
-  ``ε* = t* d_2(f̂)``; ``t* ≤ T_EXACT`` is reported as exact symmetry. For a
-  set that is not a group the dial uses the partial average ``Q_ν`` and the
-  cross-fitted minimizer (see :func:`jaxsym.audit.analysis.predicted_level`).
+* **splits**: the training data is split into *train* and *certify*
+  (:data:`CERTIFY_FRACTION`); the test split, if any, only measures;
+* **screen** (train split): :func:`jaxsym.choose_symmetry` ranks every
+  (set, level) option by its cross-fitted risk and keeps the most symmetric
+  option within one standard error of the best;
+* **train** (train split): no symmetry, the full group, the screened set exactly,
+  and, when the screen chose a soft level (0 < t* < 1), the bound regularizer on
+  the screened set (:func:`jaxsym.bound_regularizer` with
+  ``candidates=[screened set]``);
+* **certify** (certify split): :func:`jaxsym.held_out_bound` for every trained
+  model, with the union bound over all of them;
+* **recommend**: the model with the lowest certificate; ties go to the more
+  symmetric one. A recommendation is therefore never worse, on its certificate,
+  than another model the same report trained.
+
+The covering-number bound of docs/theory.md §4 ("the theory bound", with
+estimated constants) is reported for the trained sets; it decides nothing.
 """
 
 from __future__ import annotations
@@ -38,11 +41,10 @@ from jaxsym.audit import analysis, sweep
 from jaxsym.audit.inputs import Dataset
 from jaxsym.groups import TransformationSet
 
-__all__ = ["RISK_TOLERANCE", "T_EXACT", "T_NONE", "AuditSettings", "run_audit", "settings"]
+__all__ = ["CERTIFY_FRACTION", "DELTA", "AuditSettings", "run_audit", "settings"]
 
-RISK_TOLERANCE = 0.03  # slack (fraction of the unconstrained risk) within which a larger set wins
-T_NONE = 0.9  # t* at or above this: the candidate is in effect unconstrained
-T_EXACT = 0.05  # t* at or below this: exact symmetry
+CERTIFY_FRACTION = 1 / 3  # of the training data, held out for the certificates
+DELTA = 0.05  # the certificates' failure probability (all trained models together)
 TOLERANCE_FRACTIONS = (0.05, 0.1, 0.25, 0.5)  # ε-stabilizer tolerances / label spread
 
 
@@ -58,13 +60,13 @@ class AuditSettings(NamedTuple):
 
 
 def settings(quick: bool) -> AuditSettings:
-    """The default or the ``--quick`` sizes."""
+    """The default or the ``--quick`` sizes (both train the sweep to convergence)."""
     if quick:
         return AuditSettings(
-            max_train=400, max_test=400, num_features=256, ridge=1e-3, hidden=32, steps=75
+            max_train=1200, max_test=400, num_features=256, ridge=1e-3, hidden=32, steps=1000
         )
     return AuditSettings(
-        max_train=4000, max_test=2000, num_features=1024, ridge=1e-3, hidden=64, steps=400
+        max_train=4000, max_test=2000, num_features=1024, ridge=1e-3, hidden=64, steps=2000
     )
 
 
@@ -123,48 +125,32 @@ def _subsample(data: Dataset, config: AuditSettings, seed: int) -> Dataset:
     )
 
 
-def _choose(candidates, predictive, names) -> dict[str, Any]:
-    """Which set and how strictly, from the cross-fitted risks (module docstring)."""
-    unconstrained = None
-    options = []
-    for k, result in predictive.items():
-        t_cv = float(result["t_star_cv"])
-        best = float(result["symmetric_risk"] - 2 * t_cv * result["alignment"])
-        best += float(t_cv**2 * result["anti_energy"])
-        unconstrained = float(
-            result["symmetric_risk"] - 2 * result["alignment"] + result["anti_energy"]
-        )
-        options.append((k, best, float(result["t_star"])))
-    if not options:
-        return {"index": None}
-    floor = min([unconstrained] + [best for _, best, _ in options])
-    slack = RISK_TOLERANCE * abs(unconstrained)
-    good = [
-        (len(candidates[k]), k)
-        for k, best, t_star in options
-        if t_star < T_NONE and best <= floor + slack
-    ]
-    if not good:
-        return {"index": 0, "unconstrained_risk": unconstrained}
-    index = max(good)[1]
-    return {"index": index, "unconstrained_risk": unconstrained, "name": names[index]}
+def _split(data: Dataset, seed: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """``(train, x_certify, y_certify)``: a random :data:`CERTIFY_FRACTION` of the training data
+    is held out for the certificates (docs/theory.md §9)."""
+    order = np.random.default_rng(seed + 2).permutation(len(data.x))
+    num_certify = max(1, round(CERTIFY_FRACTION * len(data.x)))
+    certify, train = np.sort(order[:num_certify]), np.sort(order[num_certify:])
+    return data._replace(x=data.x[train], y=data.y[train]), data.x[certify], data.y[certify]
 
 
 def run_audit(
     data: Dataset, group: TransformationSet, *, seed: int = 0, quick: bool = False, quiet=False
 ) -> dict[str, Any]:
-    """Run the seven steps of the audit and return their results as a dict."""
+    """Run the audit's steps and return their results as a dict (module docstring)."""
     config = settings(quick)
     data = _subsample(data, config, seed)
+    train, x_certify, y_certify = _split(data, seed)
     progress = _Progress(quiet)
     timings: dict[str, float] = {}
-    key_fit, key_folds, key_init, key_reg = jax.random.split(jax.random.key(seed), 4)
-    targets = data.targets()
+    key_fit, key_folds, key_init = jax.random.split(jax.random.key(seed), 3)
+    targets = train.targets()
     results: dict[str, Any] = {
         "data": {
             "source": data.source,
             "task": data.task,
-            "num_train": len(data.x),
+            "num_train": len(train.x),
+            "num_certify": len(x_certify),
             "num_test": len(data.x_test),
             "test_source": data.test_source,
             "input_shape": list(data.x.shape[1:]),
@@ -178,16 +164,16 @@ def run_audit(
             "is_group": bool(group.is_group),
             "elements": element_labels(group),
         },
-        "settings": config._asdict(),
+        "settings": {**config._asdict(), "certify_fraction": CERTIFY_FRACTION, "delta": DELTA},
         "seed": seed,
         "quick": quick,
     }
-    steps = progress.bar(7, "audit")
+    steps = progress.bar(6, "audit")
 
-    # 1. the data's profile (docs/theory.md §6)
+    # 1. the data's profile (docs/theory.md §6), on the training split
     with _timed(timings, "profile"):
         steps.set_description("audit: data profile")
-        profile = analysis.data_profile(data.x, targets, group)
+        profile = analysis.data_profile(train.x, targets, group)
         rms = analysis.filled_profile(profile, targets)
     results["profile"] = {**profile._asdict(), "rms_filled": rms}
     steps.update()
@@ -204,184 +190,249 @@ def run_audit(
     ]
     steps.update()
 
-    # 3. candidates and their orbit covering numbers (docs/theory.md §4)
-    steps.set_description("audit: covering numbers")
-    with _timed(timings, "covering"):
-        candidates = analysis.candidate_sets(group, rms, [m for m, _ in stabs])
-        names = [_candidate_name(group, c) for c in candidates]
-        radii = analysis.covering_radii(data.x)
-        counts = analysis.covering(data.x, group, candidates, radii)
-    results["candidates"] = [
-        {"name": name, "elements": members, "size": len(members)}
-        for name, members in zip(names, candidates, strict=True)
-    ]
-    results["covering"] = {"radii": radii, "counts": counts}
-    steps.update()
-
-    # 4. the bound curve and the bound-optimal level (docs/theory.md §4, §5)
-    steps.set_description("audit: bound")
-    with _timed(timings, "bound"):
+    # 3. the screen: which set and how strictly (docs/theory.md §8, §9), training split
+    steps.set_description("audit: screen")
+    with _timed(timings, "screen"):
         fit = analysis.make_fit(
-            config.num_features, config.ridge, analysis.median_distance(data.x, seed=seed), key_fit
+            config.num_features, config.ridge, analysis.median_distance(train.x, seed=seed), key_fit
         )
-        lipschitz = analysis.lipschitz_estimate(fit(data.x, targets), data.x)
-        label_bound = float(np.max(np.linalg.norm(flat, axis=1)))
-        output_bound = 1.0 if data.task == "classification" else float(np.max(np.abs(flat)))
-        constants = analysis.loss_constants(
-            max(lipschitz, 1e-6), max(output_bound, 1e-6), label_bound, flat.shape[1]
-        )
-        eta = float(np.sqrt(0.5 * np.mean(rms**2)))
-        curve = analysis.bound_curve(radii, counts, len(data.x), group.size, eta, constants)
-        subset = None
-        if group.is_group:
-            subset = analysis.bound_subset(
-                radii,
-                counts,
-                candidates,
-                len(data.x),
-                rms,
-                constants,
-                num_levels=analysis.count_subgroups(group),
-            )
-    results["bound"] = {
-        "constants": constants._asdict(),
-        "estimated": True,
-        "eta": eta,
-        **curve._asdict(),
-        "subset": subset,
-    }
-    if subset is not None:
-        subset["symmetry"] = _candidate_name(group, subset["elements"])
+        choice = analysis.screen(fit, train.x, targets, group, key_folds, rms)
+    results["screen"] = _screen_results(group, choice)
     steps.update()
 
-    # 5. the predicted best level on each candidate (docs/theory.md §8)
-    predictive: dict[int, dict[str, Any]] = {}
-    with _timed(timings, "predictive"):
-        steps.set_description("audit: predicted level")
-        bar = progress.bar(len(candidates) - 1, "predictive trade-off")
-        for k, members in enumerate(candidates):
-            if len(members) == 1:
-                continue
-            sub = group if len(members) == group.size else None
-            sub = sub or analysis.subgroup(group, members, names[k])
-            result = analysis.predicted_level(
-                fit, data.x, targets, sub, key_folds, exact=group.is_group
-            )
-            predictive[k] = {
-                name: np.asarray(value, np.float64) for name, value in result._asdict().items()
-            }
-            predictive[k]["symmetric_risk"] = predictive[k]["risk"][0]
-            bar.update()
-        bar.close()
-    results["predictive"] = [
-        {"symmetry": names[k], "candidate": k, **value} for k, value in predictive.items()
-    ]
-    steps.update()
-
-    # 7 (before 6, which trains at the recommended level). The recommendation.
-    choice = _choose(candidates, predictive, names)
-    results["recommendation"] = _recommendation(group, candidates, names, choice, predictive)
-
-    # 6. the training sweep (docs/theory.md §3, §7)
+    # 4. train the screened options; 5. certify each on the certify split (§9)
     steps.set_description("audit: training sweep")
     with _timed(timings, "training"):
-        results["training"] = _training(
-            data,
-            group,
-            candidates,
-            names,
-            results["recommendation"],
-            fit,
-            config,
-            (key_init, key_reg),
-            progress,
+        rows, predictors = _training(
+            train, group, choice, fit, config, key_init, key_folds, progress
         )
+    with _timed(timings, "certify"):
+        spec = sweep.loss_spec(data.task, targets if data.task == "regression" else train.y)
+        _certify(rows, predictors, spec, (x_certify, y_certify), data)
+    results["loss"] = {"name": spec.name, "loss_range": spec.loss_range}
+    results["training"] = rows
     steps.update()
+
+    # 6. the theory bound (docs/theory.md §4): reported, decides nothing
+    steps.set_description("audit: theory bound")
+    with _timed(timings, "theory_bound"):
+        results.update(_theory(train, targets, group, choice, fit))
+    steps.update()
+
+    results["recommendation"] = _recommendation(group, rows, choice)
     steps.update()
     steps.close()
     results["timings"] = timings
     return results
 
 
-def _recommendation(group, candidates, names, choice, predictive) -> dict[str, Any]:
-    basis = "predictive" if group.is_group else "predictive (partial average)"
-    if choice["index"] is None:  # a one-element set: nothing to choose
-        return {
-            "symmetry": "none",
-            "elements": candidates[0],
-            "t_star": 1.0,
-            "eps_star": 0.0,
-            "strictness": "none",
-            "basis": basis,
-        }
-    index = choice["index"]
-    if index == 0:  # no candidate helps: keep the unconstrained model
-        full = max(predictive) if predictive else None
-        distance = float(predictive[full]["distance"]) if full is not None else 0.0
-        return {
-            "symmetry": "none",
-            "elements": candidates[0],
-            "t_star": 1.0,
-            "eps_star": distance,
-            "strictness": "none",
-            "basis": basis,
-        }
-    result = predictive[index]
-    t_star = float(result["t_star"])
+def _screen_results(group: TransformationSet, choice) -> dict[str, Any]:
+    """The screen's evidence: one entry per candidate set (its risk curve over t) and the pick."""
+    sets = []
+    for members in choice.candidates:
+        name = _candidate_name(group, members)
+        rows = [j for j, n in enumerate(choice.names) if n == name and len(members) > 1]
+        rows.append(0)  # t = 1 is the unconstrained model on every set
+        sets.append(
+            {
+                "symmetry": name,
+                "elements": members,
+                "size": len(members),
+                "t": choice.levels[rows],
+                "risk": choice.risks[rows],
+                "stderr": choice.stderrs[rows],
+            }
+        )
     return {
-        "symmetry": names[index],
-        "elements": candidates[index],
-        "t_star": t_star,
-        "eps_star": float(result["eps_star"]),
-        "strictness": "exact" if t_star <= T_EXACT else "soft",
-        "basis": basis,
+        "symmetry": choice.name,
+        "elements": choice.elements,
+        "t_star": choice.t_star,
+        "budget": choice.budget,
+        "distance": choice.distance,
+        "risk": choice.risks[choice.index],
+        "stderr": choice.stderrs[choice.index],
+        "best": {
+            "symmetry": choice.names[choice.best],
+            "t": choice.levels[choice.best],
+            "risk": choice.risks[choice.best],
+            "stderr": choice.stderrs[choice.best],
+        },
+        "reason": choice.reason,
+        "num_options": len(choice.names),
+        "sets": sets,
     }
 
 
-def _training(data, group, candidates, names, recommendation, fit, config, keys, progress):
-    key_init, key_reg = keys
-    in_dim = int(np.prod(data.x.shape[1:]))
-    params = sweep.init_mlp(key_init, in_dim, config.hidden, data.output_dim)
-    rows_planned = [
-        ("no symmetry", lambda f: f, ""),
+def _budget(regularizer) -> float:
+    """The regularizer's budget ``ε*`` (``d_2`` units)."""
+    return float(regularizer.budget)
+
+
+def _training(train, group, choice, fit, config, key_init, key_reg, progress):
+    """Train every screened option on the training split; ``(rows, predictors)``."""
+    chosen, members = choice.group, np.asarray(choice.elements)
+    planned = [
+        ("no symmetry", np.zeros(1, np.int64), 1.0, lambda f: f, "f", None),
         (
             f"full symmetry ({group.name})",
+            np.arange(group.size),
+            0.0,
             lambda f: analysis.symmetric_model(f, group),
             "Q_G f" if group.is_group else "Q_ν f (partial average)",
+            None,
         ),
     ]
-    members = recommendation["elements"]
-    t_star = recommendation["t_star"]
-    if recommendation["strictness"] != "none" and not (
-        len(members) == group.size and recommendation["strictness"] == "exact"
-    ):
-        sub = group if len(members) == group.size else analysis.subgroup(group, members, "H")
-        rows_planned.append(
+    if 1 < len(members) < group.size:
+        planned.append(
             (
-                f"recommended ({recommendation['symmetry']}, t={t_star:.2f})",
-                lambda f: analysis.dialed_model(f, sub, t_star),
-                "dial Q_H f + t*(f − Q_H f)",
+                f"screened set exactly ({choice.name})",
+                members,
+                0.0,
+                lambda f: analysis.symmetric_model(f, chosen),
+                "Q_H f",
+                None,
             )
         )
-    bar = progress.bar(config.steps * (len(rows_planned) + 1), "training sweep")
-    rows = [
-        sweep.train_row(
-            name, wrap, params, data, steps=config.steps, note=note, progress=bar.update
-        )
-        for name, wrap, note in rows_planned
-    ]
-    nested = [
-        analysis.subgroup(group, c, names[k]) if len(c) < group.size else group
-        for k, c in enumerate(candidates)
-        if len(c) > 1
-    ]
-    if group.is_group:
-        rows.append(
-            sweep.regularizer_row(
-                params, data, group, nested, fit, key_reg, steps=config.steps, progress=bar.update
-            )
-        )
+    skipped = None
+    if len(members) == 1:
+        skipped = "the screen kept no symmetry: nothing to regularize"
+    elif choice.t_star == 0.0:
+        skipped = f"the screen chose {choice.name} exactly (t* = 0): no soft level to train"
+    elif not chosen.is_group:
+        skipped = "needs a group (the screened set is not one)"
     else:
-        rows.append(sweep.SweepRow("bound regularizer", False, note="needs a group"))
+        reg = analysis.bound_regularizer(train.x, train.targets(), chosen, fit, key_reg)
+        budget = _budget(reg)
+        level = float(np.asarray(reg.choice.t_star)[0])
+        planned.append(
+            (
+                "bound regularizer",
+                members,
+                level,
+                reg,
+                f"set {choice.name}, budget ε* = {budget:.3g} (d_2 units)",
+                budget,
+            )
+        )
+    in_dim = int(np.prod(train.x.shape[1:]))
+    params = sweep.init_mlp(key_init, in_dim, config.hidden, train.output_dim)
+    bar = progress.bar(config.steps * len(planned), "training sweep")
+    rows, predictors = [], []
+    for method, elements, level, wrap, note, budget in planned:
+        if method == "bound regularizer":
+            predictor = sweep.train_model(
+                wrap.model, params, train.x, train.y, train.task, steps=config.steps,
+                penalty=lambda model, x, reg=wrap: reg(model, x), deploy=wrap.freeze,
+                progress=bar.update,
+            )  # fmt: skip
+        else:
+            predictor = sweep.train_model(
+                wrap, params, train.x, train.y, train.task, steps=config.steps, progress=bar.update
+            )
+        rows.append(
+            {
+                "method": method,
+                "available": True,
+                "elements": np.asarray(elements, np.int64),
+                "size": len(elements),
+                "t": float(level),
+                "budget": 0.0 if budget is None else budget,
+                "note": note,
+            }
+        )
+        predictors.append(predictor)
     bar.close()
-    return [row._asdict() for row in rows]
+    if skipped is not None:
+        rows.append(
+            {"method": "bound regularizer", "available": False, "elements": members,
+             "size": len(members), "t": None, "budget": None, "note": skipped}
+        )  # fmt: skip
+    return rows, predictors
+
+
+def _certify(rows, predictors, spec, certify_split, data) -> None:
+    """Held-out certificate (union over every trained model) and test metrics, in place."""
+    x_certify, y_certify = certify_split
+    trained = [row for row in rows if row["available"]]
+    for row, predictor in zip(trained, predictors, strict=True):
+        losses = sweep.losses(predictor, x_certify, y_certify, spec)
+        row["certificate"] = analysis.certify(losses, spec.loss_range, len(trained))._asdict()
+        row.update(sweep.metrics(predictor, data.x_test, data.y_test, data.task, spec))
+    for row in rows:
+        if not row["available"]:
+            row.update(certificate=None, accuracy=None, ece=None, error=None, mse=None)
+
+
+def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
+    """Covering numbers and the §4 theory bound for ``{e} ⊂ screened set ⊂ G``."""
+    chain = [np.zeros(1, np.int64)]
+    for members in (np.asarray(choice.elements), np.arange(group.size)):
+        if len(members) > len(chain[-1]):
+            chain.append(np.asarray(members, np.int64))
+    names = [_candidate_name(group, c) for c in chain]
+    radii = analysis.covering_radii(train.x)
+    counts = analysis.covering(train.x, group, chain, radii)
+    flat = targets.reshape(len(targets), -1)
+    label_bound = max(float(np.max(np.linalg.norm(flat, axis=1))), 1e-6)
+    output_bound = 1.0 if train.task == "classification" else float(np.max(np.abs(flat)))
+    constants = analysis.bound_constants(
+        fit(train.x, targets), train.x, max(output_bound, 1e-6), label_bound, flat.shape[1]
+    )
+    total = analysis.theory_bound(
+        radii, counts, [len(c) for c in chain], len(train.x), constants, len(choice.candidates)
+    )
+    loss_range = float(constants.loss.loss_range)
+    return {
+        "candidates": [
+            {"name": name, "elements": members, "size": len(members)}
+            for name, members in zip(names, chain, strict=True)
+        ],
+        "covering": {"radii": radii, "counts": counts},
+        "bound": {
+            "name": "theory bound",
+            "estimated": True,
+            "constants": {
+                "lipschitz": constants.lipschitz,
+                "output_bound": constants.output_bound,
+                "label_bound": label_bound,
+                "output_dim": constants.output_dim,
+                "loss_range": loss_range,
+                "loss_lipschitz": float(constants.loss.loss_lipschitz),
+                "delta": constants.delta,
+            },
+            "symmetry": names,
+            "eps": [0.0] * len(chain),
+            "generalization": total,
+            "total": total,
+            "num_levels": len(choice.candidates),
+            "n": len(train.x),
+            "vacuous": bool(np.min(total) >= loss_range),
+        },
+    }
+
+
+def _recommendation(group, rows, choice) -> dict[str, Any]:
+    """The trained model with the lowest certificate; ties go to the more symmetric one."""
+    trained = [row for row in rows if row["available"]]
+    lowest = min(row["certificate"]["bound"] for row in trained)
+    tied = [row for row in trained if row["certificate"]["bound"] <= lowest + 1e-12]
+    row = min(tied, key=lambda r: (-r["size"], r["t"]))
+    size = row["size"]
+    if size == 1:
+        strictness = "none"
+    elif row["t"] == 0.0:
+        strictness = "exact"
+    else:
+        strictness = "soft"
+    return {
+        "symmetry": _candidate_name(group, row["elements"]),
+        "elements": row["elements"],
+        "t_star": 1.0 if size == 1 else float(row["t"]),
+        "eps_star": float(row["budget"]) if strictness == "soft" else 0.0,
+        "strictness": strictness,
+        "method": row["method"],
+        "basis": "held-out certificate",
+        "certificate": row["certificate"],
+        "test_error": row.get("error"),
+        "screened": {"symmetry": choice.name, "t_star": choice.t_star, "budget": choice.budget},
+    }

@@ -2,10 +2,13 @@
 
 * ``profile.png`` — the data's RMS profile ``E_2(g)`` per element (bars, with
   standard errors; unmatched elements hatched) and the matched fraction;
-* ``bound.png`` — the estimated bound ``σ² + A(ε) + Gen_n(ε)`` and its two terms
-  vs ε, with the bound-optimal ε* and the loss range;
-* ``risk.png`` — the cross-fitted risk vs the dial level t for each candidate,
-  with each t* marked;
+* ``bound.png`` — the theory bound ``Gen_n(S, ε = 0)`` (docs/theory.md §4,
+  estimated constants) for ``{e} ⊂ screened set ⊂ G`` against the loss range;
+  marked vacuous where it is (it decides nothing, so nothing is marked optimal);
+* ``risk.png`` — left: the screen's cross-fitted risk vs the dial level t for
+  each candidate set, with standard errors and the screened option marked; right:
+  each trained model's held-out certificate against its certify-split and test
+  error, the recommended one marked;
 * ``covering.png`` — orbit covering numbers vs radius, one line per candidate.
 """
 
@@ -80,54 +83,57 @@ def _profile(plt, results: dict[str, Any]):
 
 def _bound(plt, results: dict[str, Any]):
     bound = results["bound"]
-    eps = np.asarray(bound["eps"])
     total = np.asarray(bound["total"], np.float64)
     loss_range = bound["constants"]["loss_range"]
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(6.4, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
-    )
-    top.plot(eps, total, "k-", lw=2, marker=".", label="total σ² + A(ε) + Gen_n(ε)")
-    top.plot(eps, bound["generalization"], ":", color="tab:orange", lw=2, label="Gen_n(ε)")
-    top.axhline(
-        loss_range, color="tab:gray", lw=0.8, ls="-.", label=f"loss range B = {loss_range:.3g}"
-    )
-    top.set_ylim(0, 1.15 * max(float(np.nanmax(total)), loss_range))
-    if np.nanmin(total) >= loss_range:
-        top.text(0.5, 0.5, "vacuous at this n: above the loss range", transform=top.transAxes,
-                 ha="center", color="tab:red")  # fmt: skip
-    top.set_ylabel("risk bound")
-    top.set_title(
-        f"Bound vs ε for {results['group']['name']}, estimated constants (docs/theory.md §4–5)"
-    )
-    bottom.plot(eps, bound["approximation"], "--", marker=".", label="A(ε) = (η_2 − ε)₊²")
-    bottom.set_ylabel("approximation")
-    bottom.set_xlabel("model equivariance error ε (d_2 units)")
-    for ax in (top, bottom):
-        ax.axvline(bound["eps_star"], color="tab:red", lw=1,
-                   label=f"bound-optimal ε* = {bound['eps_star']:.3g}")  # fmt: skip
-    top.legend(fontsize=8, loc="lower right")
-    bottom.legend(fontsize=8, loc="upper right")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    index = np.arange(len(total))
+    ax.bar(index, total, color="tab:gray", label="Gen_n(S, ε = 0), estimated constants")
+    ax.axhline(loss_range, color="tab:red", lw=1, ls="-.", label=f"loss range B = {loss_range:.3g}")
+    ax.set_xticks(index)
+    ax.set_xticklabels(bound["symmetry"], fontsize=8)
+    ax.set_ylim(0, 1.2 * max(float(np.nanmax(total)), loss_range))
+    if bound["vacuous"]:
+        ax.text(0.5, 0.9, f"vacuous at n = {bound['n']}: no information about the choice",
+                transform=ax.transAxes, ha="center", color="tab:red")  # fmt: skip
+    ax.set_ylabel("bound on R − R̂_n")
+    ax.set_title("The theory bound (covering numbers, docs/theory.md §4)")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 
 
 def _risk(plt, results: dict[str, Any]):
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    rec = results["recommendation"]
-    if not results["predictive"]:
-        ax.text(0.5, 0.5, "needs a group (exact Q_G)", ha="center", va="center")
-    for p in results["predictive"]:
-        t, risk = np.asarray(p["t"]), np.asarray(p["risk"])
-        (line,) = ax.plot(t, risk, label=f"{p['symmetry']}: t* = {p['t_star']:.2f}")
-        t_star = float(p["t_star"])
-        ax.plot([t_star], [np.interp(t_star, t, risk)], "o", color=line.get_color(), ms=7)
-        ax.axvline(t_star, color=line.get_color(), lw=0.8, ls=":")
-    ax.set_xlabel("symmetry level t (0 = exact Q_H f, 1 = unconstrained)")
-    ax.set_ylabel("cross-fitted risk (squared loss)")
-    ax.set_title(
-        f"Risk vs symmetry level — recommended: {rec['symmetry']}, t* = {rec['t_star']:.2f}"
-    )
-    ax.legend(fontsize=8)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    screen, rec = results["screen"], results["recommendation"]
+    for entry in screen["sets"]:
+        if entry["size"] == 1:
+            left.plot([1.0], entry["risk"][-1:], "ks", label="none (t = 1)")
+            continue
+        t, risk = np.asarray(entry["t"], np.float64), np.asarray(entry["risk"], np.float64)
+        stderr = np.asarray(entry["stderr"], np.float64)
+        left.errorbar(t, risk, yerr=stderr, capsize=2, marker=".", label=entry["symmetry"])
+    left.plot([screen["t_star"]], [screen["risk"]], "k*", ms=12, label="screened option")
+    left.set_xlabel("dial level t (0 = exact Q_H f, 1 = unconstrained)")
+    left.set_ylabel("cross-fitted risk ± fold SE (estimate)")
+    left.set_title("Screen (training split, docs/theory.md §8–9)")
+    left.legend(fontsize=7)
+    rows = [r for r in results["training"] if r["available"]]
+    index = np.arange(len(rows))
+    bounds = [r["certificate"]["bound"] for r in rows]
+    right.bar(index, bounds, color="tab:blue", alpha=0.6, label="held-out certificate")
+    right.plot(index, [r["certificate"]["empirical"] for r in rows], "ko", label="certify split")
+    if any(r.get("error") is not None for r in rows):
+        errors = [np.nan if r.get("error") is None else r["error"] for r in rows]
+        right.plot(index, errors, "r^", label="test split")
+    chosen = [k for k, r in enumerate(rows) if r["method"] == rec["method"]]
+    right.bar(chosen, [bounds[k] for k in chosen], fill=False, edgecolor="k", lw=2,
+              label="recommended")  # fmt: skip
+    right.set_xticks(index)
+    right.set_xticklabels([r["method"] for r in rows], rotation=20, ha="right", fontsize=7)
+    right.set_ylabel("error" if results["data"]["task"] == "classification" else "squared error")
+    delta = results["settings"]["delta"]
+    right.set_title(f"Certificates (prob. ≥ {1 - delta:.0%}, union over {len(rows)} models)")
+    right.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -5,39 +5,42 @@ infinities are written as ``null``; arrays are lists; element indices refer to
 the order of the given group, element 0 being the identity):
 
 * ``schema_version`` (str), ``jaxsym_version`` (str), ``command`` (list of str).
-* ``recommendation`` — the answer:
-  ``symmetry`` (str: the recommended set's name: the group's name, ``"none"``,
-  or ``"<group>{i,j,...}"`` for a subgroup), ``elements`` (list of int: its
-  element indices), ``t_star`` (float: the dial level, 0 = exact symmetry, 1 =
-  none), ``eps_star`` (float: the model's equivariance error ``ε* = t* d_2(f̂)``
-  in ``d_2`` units, docs/theory.md §8), ``strictness`` (``"exact"``, ``"soft"`` or
-  ``"none"``), ``basis`` (``"predictive"``: from the cross-fitted risk of the
-  dial; ``"predictive (partial average)"`` for a set that is not a group, whose
-  average ``Q_ν`` is not a projection), ``text`` (str: the paragraph).
-* ``data`` — ``source``, ``task``, ``num_train``, ``num_test``, ``test_source``
-  (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``, ``classes``,
-  ``input_scale`` (the scalar the inputs were divided by).
+* ``recommendation`` — the answer, decided by held-out certificate
+  (docs/theory.md §9): ``symmetry`` (str: the recommended set's name: the
+  group's name, ``"none"``, or ``"<group>{i,j,...}"`` for a subgroup),
+  ``elements`` (list of int), ``t_star`` (float: 0 = exact symmetry, 1 = none),
+  ``eps_star`` (float: the equivariance-error budget in ``d_2`` units, 0 unless
+  soft), ``strictness`` (``"exact"``, ``"soft"`` or ``"none"``), ``method`` (the
+  training-sweep row it is), ``basis`` (``"held-out certificate"``),
+  ``certificate`` (``{bound, empirical, n, delta, options, method}``: with
+  probability ≥ 1 − delta the model's mean loss on new data is at most
+  ``bound``; ``options`` = K, the number of models the union bound covers),
+  ``test_error`` (the test split's error or MSE, or null), ``screened``
+  (``{symmetry, t_star, budget}`` from the screen), ``text`` (str: the paragraph).
+* ``data`` — ``source``, ``task``, ``num_train``, ``num_certify``, ``num_test``,
+  ``test_source`` (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``,
+  ``classes``, ``input_scale``.
 * ``group`` — ``name``, ``size``, ``is_group``, ``elements`` (labels).
-* ``profile`` — the kNN data profile (docs/theory.md §6), per element: ``profile``,
-  ``excess`` (squared units: estimates ``E_x e_{f*}(x, g)²``), ``stderr``,
-  ``matched_fraction``, ``rms`` (``√max(excess, 0)``, null if unmatched),
-  ``rms_filled`` (unmatched elements at the unrelated-labels level); scalars
-  ``baseline`` and ``radius``.
-* ``stabilizers`` — list of ``{tolerance, elements, measure}`` (docs/theory.md §2,
-  on ``rms_filled``).
-* ``candidates`` — list of ``{name, elements, size}``, nested, smallest first.
-* ``covering`` — ``radii`` (R) and ``counts`` (K × R, one row per candidate):
-  greedy orbit covering numbers of the training inputs (docs/theory.md §4).
-* ``bound`` — estimated constants (``constants``, ``estimated: true``), ``eta``
-  (``d_2`` of the data), the curve ``eps``, ``approximation``,
-  ``generalization``, ``total`` and its minimizer ``eps_star``; ``subset`` (the
-  bound-optimal subgroup: ``symmetry``, ``elements``, per-candidate
-  ``approximation``, ``generalization``, ``total``) or null.
-* ``predictive`` — one entry per candidate of size > 1: ``symmetry``,
-  ``candidate`` (index), ``t`` and ``risk`` (the cross-fitted curve), ``t_star``,
-  ``t_star_cv``, ``eps_star``, ``eta``, ``distance``, ``alignment``,
-  ``anti_energy``, ``symmetric_risk``.
-* ``training`` — list of ``{method, available, accuracy, ece, mse, note}``.
+* ``profile`` — the kNN data profile (docs/theory.md §6) on the training split,
+  per element: ``profile``, ``excess``, ``stderr``, ``matched_fraction``,
+  ``rms``, ``rms_filled``; scalars ``baseline`` and ``radius``.
+* ``stabilizers`` — list of ``{tolerance, elements, measure}`` (docs/theory.md §2).
+* ``screen`` — :func:`jaxsym.choose_symmetry` on the training split (§8, §9):
+  ``symmetry``, ``elements``, ``t_star``, ``budget`` (``d_2`` units), ``distance``,
+  ``risk``, ``stderr``, ``best`` (``{symmetry, t, risk, stderr}``), ``reason``,
+  ``num_options``, ``sets`` (one per candidate set: ``symmetry``, ``elements``,
+  ``size``, ``t``, ``risk``, ``stderr``: the cross-fitted curve, estimates).
+* ``training`` — one entry per option: ``method``, ``available``, ``elements``,
+  ``size``, ``t``, ``budget``, ``note``, ``certificate`` (as above, or null),
+  ``accuracy``, ``ece``, ``error`` (1 − accuracy, or the MSE), ``mse``.
+* ``loss`` — the certified loss: ``name`` and ``loss_range`` B.
+* ``candidates`` — ``{name, elements, size}`` of ``{e} ⊂ screened set ⊂ G``.
+* ``covering`` — ``radii`` (R) and ``counts`` (K × R): greedy orbit covering
+  numbers of the training inputs (docs/theory.md §4).
+* ``bound`` — the theory bound (§4) at ε = 0 for each candidate: ``name``,
+  ``estimated`` (true: estimated constants), ``constants``, ``symmetry``,
+  ``eps``, ``generalization``, ``total``, ``num_levels``, ``n``, ``vacuous``.
+  It decides nothing.
 * ``settings``, ``seed``, ``quick``, ``timings`` (wall seconds per step, and
   ``<step>_cpu`` process CPU seconds; ``total`` and ``total_cpu`` from the
   start of the command to the report, before the plots), ``plots``
@@ -62,7 +65,7 @@ __all__ = [
     "to_json",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 
 def _plain(value: Any) -> Any:
@@ -117,12 +120,58 @@ def _members(elements) -> str:
     return text if len(text) <= 40 else text[:37] + "…}"
 
 
+def _percent(delta) -> str:
+    return f"{100 * (1 - float(delta)):.4g}%"
+
+
+def _certified(rec: dict[str, Any], task: str, loss_range: float | None = None) -> str:
+    """ "With probability ≥ 95%, its error on new data is at most 0.04" and the tightness."""
+    cert = rec["certificate"]
+    what = "error rate" if task == "classification" else "mean squared error"
+    text = (
+        f"With probability ≥ {_percent(cert['delta'])}, its {what} on new data is at most "
+        f"{cert['bound']:.3g} (held-out certificate on n = {cert['n']} examples used neither "
+        f"to train nor to choose, union bound over the K = {cert['options']} models trained; "
+        f"{'exact binomial tail' if cert['method'] == 'binomial' else 'Chernoff kl inversion'}"
+        f", measured {cert['empirical']:.3g} there)."
+    )
+    if rec.get("test_error") is not None:
+        text += f" On the test split it measured {rec['test_error']:.3g}."
+    if loss_range is not None and cert["bound"] > 5 * max(cert["empirical"], 1e-12):
+        text += (
+            f" The certificate is loose here: at a small held-out error it scales like "
+            f"B · ln(K/δ) / n with the loss range B = {loss_range:.3g} and n = {cert['n']}; "
+            "more held-out data tightens it."
+        )
+    return text
+
+
+def _theory_text(results: dict[str, Any]) -> str:
+    bound = results["bound"]
+    loss_range = bound["constants"]["loss_range"]
+    if bound["vacuous"]:
+        return (
+            f"The theory bound (covering numbers, docs/theory.md §4, estimated constants) is "
+            f"vacuous at n = {bound['n']}: no information about the choice (smallest "
+            f"Gen_n = {min(bound['total']):.3g} ≥ loss range B = {loss_range:.3g})."
+        )
+    parts = ", ".join(
+        f"{name} {value:.3g}" for name, value in zip(bound["symmetry"], bound["total"], strict=True)
+    )
+    return (
+        f"The theory bound (covering numbers, docs/theory.md §4) on R − R̂_n at n = {bound['n']}: "
+        f"{parts} (loss range B = {loss_range:.3g}); its constants are estimated, so it is an "
+        "estimate, and it does not decide."
+    )
+
+
 def format_tables(results: dict[str, Any]) -> str:
-    """The seven steps as plain-text tables."""
+    """The steps as plain-text tables."""
     data, group, profile = results["data"], results["group"], results["profile"]
     out = [
-        f"jaxsym audit — {data['source']}: {data['num_train']} training / {data['num_test']} "
-        f"test examples ({data['test_source']}), input shape {tuple(data['input_shape'])}, "
+        f"jaxsym audit — {data['source']}: {data['num_train']} training / "
+        f"{data['num_certify']} certify / {data['num_test']} test examples "
+        f"(test: {data['test_source']}), input shape {tuple(data['input_shape'])}, "
         f"{data['task']} ({data['output_dim']} outputs); group {group['name']} "
         f"({group['size']} elements{'' if group['is_group'] else ', not a group'})",
     ]
@@ -158,99 +207,81 @@ def format_tables(results: dict[str, Any]) -> str:
             rows,
         )
     )
+    screen = results["screen"]
+    rows = []
+    for entry in screen["sets"]:
+        risk = np.asarray(entry["risk"], np.float64)
+        best = int(np.argmin(risk))
+        mark = "←" if entry["symmetry"] == screen["symmetry"] else ""
+        rows.append(
+            [entry["symmetry"], str(entry["size"]), _num(risk[0], ".4g"),
+             _num(entry["stderr"][0], ".2g"), _num(entry["t"][best], ".2f"),
+             _num(risk[best], ".4g"), mark]
+        )  # fmt: skip
+    out.append(
+        _table(
+            "\n3. Screen: cross-fitted risk of the dial Q_H f̂ + t (f̂ − Q_H f̂) on the training "
+            f"split (estimates, docs/theory.md §8–9; {screen['num_options']} options; "
+            "← = the screened set)",
+            ["set H", "|H|", "risk t=0", "± SE", "best t", "risk", ""],
+            rows,
+        )
+        + "\n   "
+        + textwrap.fill(screen["reason"], 85, subsequent_indent="   ")
+    )
+    classification = data["task"] == "classification"
+    rows = []
+    for r in results["training"]:
+        cert = r.get("certificate") or {}
+        rows.append(
+            [r["method"], _num(cert.get("bound"), ".3g"), _num(cert.get("empirical"), ".3g")]
+            + (
+                [_num(r["error"], ".3f"), _num(r["ece"], ".3f")]
+                if classification
+                else [_num(r["mse"], ".4g")]
+            )
+            + [r["note"]]
+        )
+    loss = results["loss"]
+    out.append(
+        _table(
+            f"\n4. Training sweep (2-layer MLP, adam to convergence, training split) and held-out "
+            f"certificates on the certify split ({loss['name']}; δ = "
+            f"{results['settings']['delta']}, union over the models trained)",
+            [
+                "method",
+                "certificate",
+                "certify",
+                *(["test error", "ECE"] if classification else ["test MSE"]),
+                "note",
+            ],
+            rows,
+        )
+    )
     radii, counts = (
         np.asarray(results["covering"]["radii"]),
         np.asarray(results["covering"]["counts"]),
     )
     picks = np.unique(np.linspace(0, len(radii) - 1, 6).round().astype(int))
+    bound = results["bound"]
     rows = [
-        [c["name"], str(c["size"])] + [str(int(counts[k, j])) for j in picks]
+        [c["name"], str(c["size"]), _num(bound["total"][k])]
+        + [str(int(counts[k, j])) for j in picks]
         for k, c in enumerate(results["candidates"])
     ]
-    out.append(
-        _table(
-            "\n3. Orbit covering numbers N_S(X_n, r) of the training inputs "
-            "(greedy, docs/theory.md §4)",
-            ["candidate S", "|S|"] + [f"r={radii[j]:.3g}" for j in picks],
-            rows,
-        )
-    )
-    bound = results["bound"]
     constants = bound["constants"]
-    eps, total = np.asarray(bound["eps"]), np.asarray(bound["total"])
-    picks = np.unique(np.linspace(0, len(eps) - 1, 7).round().astype(int))
-    rows = [
-        [
-            _num(eps[j]),
-            _num(bound["approximation"][j]),
-            _num(bound["generalization"][j]),
-            _num(total[j]),
-        ]
-        for j in picks
-    ]
-    note = (
-        f"\n4. Bound σ²+A(ε)+Gen_n(ε) for {group['name']} (d_2 class, docs/theory.md §4–5), "
-        f"estimated constants L={constants['lipschitz']:.3g}, M={constants['output_bound']:.3g}, "
-        f"B={constants['loss_range']:.3g}; η_2={bound['eta']:.3g}; bound-optimal ε*="
-        f"{bound['eps_star']:.3g}"
-    )
-    out.append(_table(note, ["ε", "A(ε)", "Gen_n(ε)", "total"], rows))
-    subset = bound.get("subset")
-    if subset is not None:
-        rows = [
-            [
-                c["name"],
-                _num(subset["approximation"][k]),
-                _num(subset["generalization"][k]),
-                _num(subset["total"][k]),
-            ]
-            for k, c in enumerate(results["candidates"])
-        ]
-        out.append(
-            _table(
-                f"   exactly invariant candidates (bound-optimal: {subset['symmetry']})",
-                ["candidate", "A", "Gen_n", "total"],
-                rows,
-            )
-        )
-    rows = [
-        [
-            p["symmetry"],
-            _num(p["risk"][0]),
-            _num(p["risk"][-1]),
-            _num(p["t_star"], ".2f"),
-            _num(p["eps_star"]),
-            _num(p["distance"]),
-            _num(p["eta"]),
-        ]
-        for p in results["predictive"]
-    ]
     out.append(
         _table(
-            "\n5. Predicted best level (cross-fitted random-features ridge, docs/theory.md §8)",
-            ["candidate H", "risk t=0", "risk t=1", "t*", "ε*", "d_2(f̂)", "η̂"],
-            rows or [["(needs a group)", "", "", "", "", "", ""]],
-        )
-    )
-    classification = data["task"] == "classification"
-    rows = [
-        [r["method"]]
-        + (
-            [_num(r["accuracy"], ".3f"), _num(r["ece"], ".3f")]
-            if classification
-            else [_num(r["mse"], ".4g")]
-        )
-        + [r["note"]]
-        for r in results["training"]
-    ]
-    out.append(
-        _table(
-            "\n6. Training sweep (2-layer MLP, adam, test split)",
-            ["method"] + (["accuracy", "ECE"] if classification else ["MSE"]) + ["note"],
+            f"\n5. The theory bound Gen_n(S, ε = 0) from orbit covering numbers N_S(X_n, r) "
+            f"(docs/theory.md §4; estimated constants L={constants['lipschitz']:.3g}, "
+            f"M={constants['output_bound']:.3g}, B={constants['loss_range']:.3g})",
+            ["set S", "|S|", "Gen_n"] + [f"N(r={radii[j]:.3g})" for j in picks],
             rows,
         )
+        + "\n   "
+        + textwrap.fill(_theory_text(results), 85, subsequent_indent="   ")
     )
-    out.append("\n7. Recommendation\n" + textwrap.fill(results["recommendation"]["text"], 88))
+    out.append("\n6. Recommendation\n" + textwrap.fill(results["recommendation"]["text"], 88))
     return "\n".join(out)
 
 
@@ -258,79 +289,53 @@ def format_tables(results: dict[str, Any]) -> str:
 
 
 def recommendation_text(results: dict[str, Any]) -> str:
-    """The one-paragraph recommendation, with the numbers behind it."""
-    rec, group = results["recommendation"], results["group"]
-    predictive = {p["candidate"]: p for p in results["predictive"]}
+    """The one-paragraph recommendation, with its certificate and the numbers behind it."""
+    rec, group, data = results["recommendation"], results["group"], results["data"]
     size = len(rec["elements"])
     parts = []
     if rec["strictness"] == "none":
-        full = predictive[max(predictive)] if predictive else None
         parts.append(
-            f"Do not build {group['name']} (or any of its candidate "
-            f"{'subgroups' if group['is_group'] else 'subsets'}) into the model."
+            f"Do not build {group['name']} or part of it into the model: the model without "
+            "symmetry has the lowest held-out certificate among the models trained."
         )
-        if full is not None:
-            parts.append(
-                f"The data breaks it: the predicted best dial level on {full['symmetry']} is "
-                f"t* = {full['t_star']:.2f} (1 = no symmetry), and exact symmetry raises the "
-                f"cross-fitted risk from {full['risk'][-1]:.3g} to {full['risk'][0]:.3g}."
-            )
     else:
         what = (
             f"the full group {group['name']}"
             if size == group["size"]
             else f"{rec['symmetry']} ({size} of the {group['size']} elements)"
         )
-        how = (
-            (
-                "exactly (average over it, Q_H f)"
-                if group["is_group"]
-                else "(average over it, Q_ν f)"
+        if rec["strictness"] == "exact":
+            average = "Q_G f" if size == group["size"] else "Q_H f"
+            how = f"exactly (average over it, {average})"
+            if not group["is_group"]:
+                how = "(average over it, Q_ν f)"
+        else:
+            how = (
+                f"softly, through the bound regularizer at level t* = {rec['t_star']:.2f}, i.e. an "
+                f"equivariance error budget ε* = {rec['eps_star']:.3g} (d_2 units)"
             )
-            if rec["strictness"] == "exact"
-            else f"softly, at dial level t* = {rec['t_star']:.2f}, i.e. an equivariance error "
-            f"budget ε* = {rec['eps_star']:.3g} (d_2 units)"
-        )
-        parts.append(f"Build in {what} {how}.")
-        choice = [p for p in predictive.values() if p["symmetry"] == rec["symmetry"]]
-        if choice:
-            p = choice[0]
-            best = p["risk"][int(np.argmin(p["risk"]))]
-            parts.append(
-                f"Cross-fitted risk of the dialed random-features model: {best:.3g} at the best "
-                f"level vs {p['risk'][-1]:.3g} without symmetry and {p['risk'][0]:.3g} with "
-                f"exact symmetry (t* = {p['t_star']:.2f})."
-            )
+        parts.append(f"Build in {what} {how}: it has the lowest held-out certificate.")
+    parts.append(_certified(rec, data["task"], results.get("loss", {}).get("loss_range")))
+    others = [
+        f"{r['method']} {r['certificate']['bound']:.3g}"
+        for r in results["training"]
+        if r["available"] and r["method"] != rec["method"]
+    ]
+    if others:
+        parts.append("Certificates of the other models trained: " + "; ".join(others) + ".")
+    screen = results["screen"]
+    screened = "no symmetry" if screen["symmetry"] == "none" else (
+        f"{screen['symmetry']} at t = {screen['t_star']:.2g}")  # fmt: skip
+    parts.append(
+        f"The screen on the training split (cross-fitted risk, one-standard-error rule) chose "
+        f"{screened}."
+    )
     if not group["is_group"]:
         parts.append(
             f"{group['name']} is not a group: averaging over it (Q_ν) is only approximately "
-            "equivariant, and t* is the cross-fitted minimizer without the bias correction "
-            "(docs/theory.md §3, §8)."
+            "equivariant (docs/theory.md §3)."
         )
-    stabs = results["stabilizers"]
-    if stabs:
-        s = stabs[1] if len(stabs) > 1 else stabs[0]
-        parts.append(
-            f"The data's ε-stabilizer at ε = {s['tolerance']:.3g} keeps "
-            f"{len(s['elements'])} of {group['size']} elements (λ = {s['measure']:.2f})."
-        )
-    subset = results["bound"].get("subset")
-    if subset is not None:
-        constants = results["bound"]["constants"]
-        best = float(np.min(subset["total"]))
-        vacuous = " (vacuous: above the loss range)" if best >= constants["loss_range"] else ""
-        parts.append(
-            f"The certified bound with estimated constants prefers {subset['symmetry']} "
-            f"(total {best:.3g}{vacuous}, loss range B = {constants['loss_range']:.3g})."
-        )
-    rows = [r for r in results["training"] if r["available"]]
-    if rows:
-        key = "accuracy" if results["data"]["task"] == "classification" else "mse"
-        parts.append(
-            "Training sweep on the test split: "
-            + "; ".join(f"{r['method']} {key} {_num(r[key], '.3g')}" for r in rows)
-            + "."
-        )
+    parts.append(_theory_text(results))
     return " ".join(parts)
 
 
