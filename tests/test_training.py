@@ -300,9 +300,15 @@ def test_benchmark_quick_settings_run_the_same_path(tmp_path):
     cells = results["synthetic"]
     assert {c["task"] for c in cells} == set(module.TASKS)
     for cell in cells:
-        assert "regularizer" in cell["test_mse"] and "dial(t*)" in cell["test_mse"]
-        assert all(np.isfinite(v).all() for v in cell["test_mse"].values())
+        assert {"regularizer", "λ tuned", "dial(t*)"} <= set(cell["excess_risk"])
+        assert all(np.isfinite(v).all() for v in cell["excess_risk"].values())
+        # the best method's ratio to itself is 1 on every seed; every interval holds its centre
+        assert cell["ratio"][cell["best"]]["ratio"] == pytest.approx(1.0)
+        for r in cell["ratio"].values():
+            assert r["low"] <= r["ratio"] <= r["high"]
+        assert cell["regularizer_worst_seed"] >= cell["ratio"]["regularizer"]["ratio"] - 1e-9
     assert "regularizer" in results["digits"]["methods"]
+    assert "C4-symmetrized" in results["digits"]["rotated"]
     assert results["cost"]["ratio_to_fused"] > 0
     assert "| η | n |" in md.read_text()
 
