@@ -75,7 +75,7 @@ from jaxsym.training import bound_regularizer  # noqa: E402
 NOISE = 0.3
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
-# (task, η, n) cells, sized so the whole run fits about 40 minutes on 2 shared CPU cores
+# (task, η, n) cells, sized so the whole run fits about 45 minutes on 2 shared CPU cores
 FULL = dict(
     cells=(
         ("C8/cos", 0.0, 200),
@@ -84,6 +84,8 @@ FULL = dict(
         ("C8/cos", 0.3, 200),
         ("C8/cos", 0.3, 800),
         ("C6/cos2.5r", 0.3, 200),
+        ("C6/cos2.5r", 0.0, 200),
+        ("C8/cos", 0.1, 200),
     ),
     seeds=5,
     steps=2000,
