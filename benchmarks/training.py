@@ -75,23 +75,17 @@ from jaxsym.training import bound_regularizer  # noqa: E402
 NOISE = 0.3
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
-# (task, η, n) cells, sized so the whole run fits about 45 minutes on 2 shared CPU cores
+# (task, η, n) cells: C8 on the 3×3 grid, C6 on 2×2 (about 30 minutes on 2 shared CPU cores)
 FULL = dict(
     cells=(
-        ("C8/cos", 0.0, 200),
-        ("C8/cos", 0.0, 800),
-        ("C8/cos", 0.1, 800),
-        ("C8/cos", 0.3, 200),
-        ("C8/cos", 0.3, 800),
-        ("C6/cos2.5r", 0.3, 200),
-        ("C6/cos2.5r", 0.0, 200),
-        ("C8/cos", 0.1, 200),
+        *(("C8/cos", eta, n) for eta in (0.0, 0.1, 0.3) for n in (200, 800, 3200)),
+        *(("C6/cos2.5r", eta, n) for eta in (0.0, 0.3) for n in (200, 800)),
     ),
     seeds=5,
     steps=2000,
     batch=256,
     test_size=4000,
-    digits_seeds=3,
+    digits_seeds=5,
     digits_steps=600,
     digits_batch=64,
     cost_repeats=200,
