@@ -835,11 +835,18 @@ def markdown(results):
             )
         best_count = {m: sum(c["best"] == m for c in cells) for m in methods}
         worst = {m: max(c["ratio"][m]["ratio"] for c in cells) for m in methods}
+        worst_seed = {
+            m: max(
+                float(np.max(np.asarray(c["excess_risk"][m]) / c["excess_risk"][c["best"]]))
+                for c in cells
+            )
+            for m in methods
+        }
         lines += [
             "",
-            "| method | cells where best | worst mean ratio over cells |",
-            "|---|---|---|",
-            *[f"| {m} | {best_count[m]} | {worst[m]:.2f} |" for m in methods],
+            "| method | cells where best | worst mean ratio over cells | worst seed over cells |",
+            "|---|---|---|---|",
+            *[f"| {m} | {best_count[m]} | {worst[m]:.2f} | {worst_seed[m]:.2f} |" for m in methods],
             "",
         ]
     if "digits" in results:
