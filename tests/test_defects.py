@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.defects import OrbitStats, orbit_stats, safe_sqrt
+from jaxsym.defects import OrbitStats, orbit_stats, safe_sqrt, squared_defects
 
 
 def _setup(name, seed, batch=3, out_dim=2):
@@ -617,3 +617,94 @@ def test_orbit_stats_arguments_are_checked():
         orbit_stats(f, x, group, num_samples=0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="chunk_size"):
         orbit_stats(f, x, group, chunk_size=0)
+
+
+# ------------------------------------------------- exact zeros whatever the backend rounds
+
+REDUCE_NAMES = ("max", "mean", "rms")
+
+
+def _batch_dependent(f, relative=1e-7):
+    """``f`` whose rounding depends on the batch size, as XLA's may on another CPU.
+
+    The stacked orbit batch (``B·|G|`` rows) then rounds differently from ``f(x)``
+    (``B`` rows), by ``relative`` per extra row (more than real backends do).
+    """
+    return lambda z: f(z) * (1.0 + relative * (z.shape[0] - 1))
+
+
+@pytest.mark.parametrize("name", ["D4", "flip_rot90", "S4"])
+@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk_size):
+    group, f, *_, x = _setup(name, 7, batch=5)
+    g = _batch_dependent(f)
+    kw = {"chunk_size": chunk_size}
+    brute = _brute_force_defects(g, x, group)
+    assert np.all(brute[1:].max(1) > 1e-3)  # the other elements still carry their defect
+    pointwise = np.asarray(jaxsym.pointwise_defects(g, x, group, **kw))
+    assert np.all(pointwise[0] == 0.0) and np.all(squared_defects(g, x, group, **kw)[0] == 0)
+    np.testing.assert_allclose(pointwise[1:], brute[1:], rtol=1e-4, atol=1e-4)
+    for reduce in REDUCE_NAMES:
+        assert jaxsym.defect_profile(g, x, group, reduce, **kw)[0] == 0.0
+    trivial = group.subset([0])  # the identity alone: every global error is exactly 0
+    for reduce in REDUCE_NAMES:
+        assert jaxsym.equivariance_error(g, x, trivial, reduce, **kw) == 0.0
+    stats = orbit_stats(g, x, trivial, **kw)
+    assert stats.d2 == 0.0 and stats.ee2_sq == 0.0
+    np.testing.assert_array_equal(stats.symmetrized, stats.outputs)  # Q_{e} f = f, exactly
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
+    group, f, *_, x = _setup("D4", 8, batch=16, out_dim=8)
+    half = lambda z: _batch_dependent(f, 1e-3)(z).astype(dtype)  # noqa: E731
+    assert np.all(jaxsym.pointwise_defects(half, x, group)[0] == 0.0)
+    assert jaxsym.defect_profile(half, x, group, "rms", chunk_size=3)[0] == 0.0
+    assert orbit_stats(half, x, group.subset([0])).ee2_sq == 0.0
+
+
+def test_identity_defect_is_exactly_zero_under_jit_vmap_and_grad():
+    group, f, params, net, x = _setup("D4", 9, batch=4)
+    g = _batch_dependent(f)
+    assert jax.jit(lambda z: jaxsym.defect_profile(g, z, group, chunk_size=3))(x)[0] == 0.0
+    per_batch = jax.vmap(lambda z: jaxsym.pointwise_defects(g, z, group)[0])(jnp.stack([x, -x]))
+    assert np.all(np.asarray(per_batch) == 0.0)
+    trivial = group.subset([0])
+
+    def loss(p, reduce):
+        h = _batch_dependent(lambda z: net(p, z))
+        return jaxsym.equivariance_error(h, x, trivial, reduce)
+
+    for reduce in REDUCE_NAMES:
+        value, grad = jax.value_and_grad(loss)(params, reduce)
+        assert value == 0.0
+        assert all(np.all(np.asarray(leaf) == 0.0) for leaf in jax.tree_util.tree_leaves(grad))
+    d2_grad = jax.grad(lambda p: orbit_stats(_batch_dependent(lambda z: net(p, z)), x, trivial).d2)
+    assert all(np.all(np.asarray(v) == 0.0) for v in jax.tree_util.tree_leaves(d2_grad(params)))
+
+
+def test_an_element_fixing_the_input_keeps_its_output_defect():
+    """A reflection fixing ``x_b`` still has ``e = ‖f(x_b) − ρ_Y(g) f(x_b)‖`` (not masked to 0)."""
+    group = groups.dihedral(4).equivariant()  # element 4 is F = diag(1, −1)
+    f = lambda z: jnp.stack([jnp.sin(z[:, 0]), jnp.cos(z[:, 0]) + z[:, 1]], -1)  # noqa: E731
+    g = _batch_dependent(f)
+    x = jnp.array([[0.3, 0.0], [-1.2, 0.0], [0.5, 0.7]])  # the first two lie on F's axis
+    defects = np.asarray(jaxsym.pointwise_defects(g, x, group))
+    fx = np.asarray(g(x))
+    on_axis = np.linalg.norm(fx[:2] - fx[:2] * np.array([1.0, -1.0]), axis=-1)
+    np.testing.assert_allclose(defects[4, :2], on_axis, rtol=1e-6)
+    assert np.all(on_axis > 0.1) and np.all(defects[0] == 0.0)
+    # Derivatives in x are those of x ↦ ‖f(Fx) − F f(x)‖, not of the reused f(x).
+    fd = _finite_difference(lambda z: jaxsym.pointwise_defects(f, z, group)[4, 0], x)
+    grad = jax.grad(lambda z: jaxsym.pointwise_defects(g, z, group)[4, 0])(x)
+    np.testing.assert_allclose(grad, fd, atol=1e-3)
+
+
+def _finite_difference(fn, x, h=1e-3):
+    x = np.asarray(x, np.float64)
+    out = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        out[index] = (fn(jnp.asarray(x + step)) - fn(jnp.asarray(x - step))) / (2 * h)
+    return out
