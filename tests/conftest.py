@@ -55,7 +55,6 @@ FINITE_GROUPS = {
     "C5": (lambda: groups.cyclic_rotations(5), (6, 2)),
     "D4": (lambda: groups.dihedral(4), (6, 2)),
     "D3": (lambda: groups.dihedral(3), (6, 2)),
-    "SO2[C8]": (lambda: groups.so2(8), (6, 2)),
     "rot90": (lambda: groups.rot90(), (5, 5)),
     "flip_rot90": (lambda: groups.flip_rot90(), (4, 4, 2)),
     "S4": (lambda: groups.permutations(4), (4, 3)),

@@ -124,7 +124,7 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
     if name in ("so2", "perm", "shift", "so3") and len(params) == 1:
         value = _int_param(spec, one)
         if name == "so2":
-            return groups.so2(value)
+            return groups.cyclic_rotations(value)
         if name == "perm":
             if value > 7:
                 raise AuditError(f"--group {spec}: perm:K needs K ≤ 7 (K! elements), got {value}.")

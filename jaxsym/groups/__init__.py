@@ -12,7 +12,7 @@ from jaxsym.groups._base import (
 )
 from jaxsym.groups.images import GridAction, flip_rot90, rot90
 from jaxsym.groups.permutations import PermutationAction, permutations, random_permutations
-from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range, so2
+from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range
 from jaxsym.groups.shifts import ShiftAction, cyclic_shifts
 from jaxsym.groups.spatial import so3
 
@@ -35,7 +35,6 @@ __all__ = [
     "random_permutations",
     "rot90",
     "rotation_range",
-    "so2",
     "so3",
     "transform_batch",
 ]
