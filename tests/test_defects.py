@@ -6,7 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FINITE_GROUPS, enable_x64, orbit_closed_sample, random_mlp
+from conftest import (
+    FINITE_GROUPS,
+    brute_force_defects,
+    enable_x64,
+    orbit_closed_sample,
+    random_mlp,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,18 +30,6 @@ def _setup(name, seed, batch=3, out_dim=2):
     return group, f, params, net, x
 
 
-def _brute_force_defects(f, x, group):
-    """``e_f(x_b, g)`` by a loop over elements, shape ``(|G|, B)``."""
-    rows = []
-    fx = f(x)
-    for i in range(group.size):
-        g = group.element(i)
-        moved = f(jax.vmap(group.act_in, in_axes=(None, 0))(g, x))
-        target = jax.vmap(group.act_out, in_axes=(None, 0))(g, fx)
-        rows.append(np.linalg.norm(np.asarray(moved - target).reshape(len(x), -1), axis=-1))
-    return np.stack(rows)
-
-
 FAST_GROUPS = ("D4", "flip_rot90")  # the rest of FINITE_GROUPS run in the slow suite
 
 
@@ -48,7 +42,7 @@ FAST_GROUPS = ("D4", "flip_rot90")  # the rest of FINITE_GROUPS run in the slow 
 )
 def test_profiles_match_brute_force(name):
     group, f, *_, x = _setup(name, 0, batch=4)
-    brute = _brute_force_defects(f, x, group)
+    brute = brute_force_defects(f, x, group)
     np.testing.assert_allclose(jaxsym.pointwise_defects(f, x, group), brute, rtol=1e-4, atol=1e-5)
     for reduce, expected in [
         ("max", brute.max(1)),
@@ -204,10 +198,10 @@ def test_gradients_are_zero_not_nan_at_zero_defect(measure):
 def test_defects_under_jit_and_vmap_over_batches():
     group, f, *_, x = _setup("D4", 2, batch=4)
     jitted = jax.jit(lambda x: jaxsym.defect_profile(f, x, group))
-    np.testing.assert_allclose(jitted(x), _brute_force_defects(f, x, group).max(1), rtol=1e-5)
+    np.testing.assert_allclose(jitted(x), brute_force_defects(f, x, group).max(1), rtol=1e-5)
     stacked = jnp.stack([x, 2 * x])
     per_batch = jax.vmap(lambda xb: jaxsym.equivariance_error(f, xb, group))(stacked)
-    expected = [_brute_force_defects(f, xb, group).max() for xb in stacked]
+    expected = [brute_force_defects(f, xb, group).max() for xb in stacked]
     np.testing.assert_allclose(per_batch, expected, rtol=1e-5)
 
 
@@ -362,7 +356,7 @@ def test_overflowing_defects_read_inf_not_zero():
 def test_integer_inputs_are_promoted_before_the_group_acts():
     group, f, *_, x = _setup("C5", 4, batch=4)
     x_int = jnp.round(3 * x).astype(jnp.int32)
-    brute = _brute_force_defects(f, x_int.astype(jnp.float32), group)
+    brute = brute_force_defects(f, x_int.astype(jnp.float32), group)
     np.testing.assert_allclose(
         jaxsym.pointwise_defects(f, x_int, group), brute, rtol=1e-4, atol=1e-5
     )
@@ -639,7 +633,7 @@ def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk
     group, f, *_, x = _setup(name, 7, batch=5)
     g = _batch_dependent(f)
     kw = {"chunk_size": chunk_size}
-    brute = _brute_force_defects(g, x, group)
+    brute = brute_force_defects(g, x, group)
     assert np.all(brute[1:].max(1) > 1e-3)  # the other elements still carry their defect
     pointwise = np.asarray(jaxsym.pointwise_defects(g, x, group, **kw))
     assert np.all(pointwise[0] == 0.0) and np.all(squared_defects(g, x, group, **kw)[0] == 0)
