@@ -627,8 +627,9 @@ def _batch_dependent(f, relative=1e-7):
     return lambda z: f(z) * (1.0 + relative * (z.shape[0] - 1))
 
 
-@pytest.mark.parametrize("name", ["D4", "flip_rot90", "S4"])
-@pytest.mark.parametrize("chunk_size", [None, 1, 3])
+@pytest.mark.parametrize(
+    ("name", "chunk_size"), [("D4", 3), ("flip_rot90", None), ("S4", 1)]
+)  # matrix, grid and permutation actions; padded, automatic and one-element chunks
 def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk_size):
     group, f, *_, x = _setup(name, 7, batch=5)
     g = _batch_dependent(f)
@@ -648,7 +649,7 @@ def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk
     np.testing.assert_array_equal(stats.symmetrized, stats.outputs)  # Q_{e} f = f, exactly
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)])
 def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
     group, f, *_, x = _setup("D4", 8, batch=16, out_dim=8)
     half = lambda z: _batch_dependent(f, 1e-3)(z).astype(dtype)  # noqa: E731
