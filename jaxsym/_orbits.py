@@ -294,21 +294,14 @@ def fixes_examples(moved: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def model_on_orbits(
-    f: Callable, group: TransformationSet, elements: Any, x: jax.Array, fx: jax.Array | None = None
+    f: Callable, group: TransformationSet, elements: Any, x: jax.Array, *, with_fixed=False
 ):
     """``f(ρ_X(g_c) x_b)`` for a chunk of c elements, shape ``(B, c, *out)``.
 
     The ``B·c`` transformed inputs are folded batch-major into one model call,
     so that a batch sharded over devices stays sharded. Errors quote the user's
-    batch ``B`` and the chunk ``c`` that make up the stacked batch.
-
-    With ``fx = f(x)``, every row whose transformed input is bitwise ``x_b`` (the
-    identity, and any element fixing that example) takes its value from
-    ``fx[b]`` instead of the stacked call: the two agree in exact arithmetic,
-    but XLA may round a ``B·c``-row call differently from a ``B``-row one (it
-    does on some CPUs, and in bfloat16). So the identity's defect
-    ``f(x) − ρ_Y(e) f(x)`` is exactly 0 on every backend. Derivatives still
-    come from the stacked call (those of ``f(ρ_X(g) x)``).
+    batch ``B`` and the chunk ``c`` that make up the stacked batch. With
+    ``with_fixed``, also the ``(B, c)`` mask of :func:`fixes_examples`.
     """
     count = jax.tree_util.tree_leaves(elements)[0].shape[0]
     batch = x.shape[0]
@@ -328,11 +321,21 @@ def model_on_orbits(
             f"expected leading axis {batch * count}. A model must accept any batch size."
         )
     y = y.reshape((batch, count) + y.shape[1:])
-    if fx is None:
-        return y
-    fixed = fixes_examples(moved, x).reshape((batch, count) + (1,) * (y.ndim - 2))
+    return (y, fixes_examples(moved, x)) if with_fixed else y
+
+
+def reuse_where_fixed(y: jax.Array, fixed: jax.Array, fx: jax.Array) -> jax.Array:
+    """``y`` (``(B, c, *out)``) with ``fx[b]`` (``f(x)``) wherever ``fixed[b, c]``.
+
+    Where ``ρ_X(g) x_b`` is bitwise ``x_b``, ``f(ρ_X(g) x_b)`` and ``f(x_b)``
+    agree in exact arithmetic, but XLA may round a ``B·c``-row call differently
+    from a ``B``-row one (it does on some CPUs, and in bfloat16). Reading
+    ``f(x)`` there makes the identity's defect ``f(x) − ρ_Y(e) f(x)`` exactly 0
+    on every backend. Derivatives stay those of ``y`` (of ``f(ρ_X(g) x)``).
+    """
+    mask = fixed.reshape(fixed.shape + (1,) * (y.ndim - 2))
     reused = jnp.broadcast_to(jnp.asarray(fx, y.dtype)[:, None], y.shape)
-    return jnp.where(fixed, _values_with_tangents_of(reused, y), y)
+    return jnp.where(mask, _values_with_tangents_of(reused, y), y)
 
 
 def act_out_each(group: TransformationSet, elements: Any, y: jax.Array) -> jax.Array:

@@ -21,8 +21,8 @@ Non-finite values (NaN, inf):
   range (e.g. outputs of 1e30 in float32) reads ``inf``, never 0.
 
 Exact zeros: wherever ``ρ_X(g) x_b`` is bitwise ``x_b`` (the identity, or an
-element fixing that example), ``f(ρ_X(g) x_b)`` is read from the call ``f(x)``
-rather than from the stacked orbit batch, whose rounding may differ by backend
+element fixing that example), the defects read ``f(ρ_X(g) x_b)`` from the call
+``f(x)`` rather than from the stacked orbit batch, whose rounding may differ by backend
 and batch size. So the identity's defect is exactly 0 on every backend and in
 every dtype, chunked or not, under ``jit``, ``vmap`` and ``grad`` (its gradient
 is 0 too, see :func:`safe_sqrt`); an element that fixes ``x_b`` but acts on
@@ -51,6 +51,7 @@ from jaxsym._orbits import (
     model_on_orbits,
     output_spec,
     plan_chunks,
+    reuse_where_fixed,
     sum_chunks,
 )
 from jaxsym._validation import (
@@ -119,7 +120,8 @@ def _squares_and_flags(f, x, group, fx, plan, acc_dtype):
     fx_acc = fx.astype(acc_dtype)
 
     def chunk(elements):
-        moved = model_on_orbits(f, group, elements, x, fx)  # (B, c, *out); f(x) where fixed
+        moved, fixed = model_on_orbits(f, group, elements, x, with_fixed=True)  # (B, c, *out)
+        moved = reuse_where_fixed(moved, fixed, fx)
         count = moved.shape[1]
         finite = jnp.all(jnp.isfinite(moved.reshape(batch, count, -1)), axis=-1)
         target = act_out_each(group, elements, jnp.broadcast_to(fx_acc[:, None], moved.shape))
@@ -293,9 +295,12 @@ def orbit_stats(
     ``|G|·B`` transformed inputs, chunk by chunk (memory bounded by the chunk,
     as in :func:`jaxsym.symmetrize`): ``(|G| + 1)·B`` model rows in all. Both
     ``Q_G f = mean_g ρ_Y(g)⁻¹ f(gx)`` and the defects ``f(gx) − ρ_Y(g) f(x)``
-    come from the same outputs ``f(gx)``; ``f(x)`` comes from its own call and
-    stands in for ``f(gx_b)`` wherever ``gx_b`` is bitwise ``x_b`` (so the
-    identity contributes exactly ``f(x)``; nothing assumes which element it is).
+    come from the same outputs ``f(gx)``; ``f(x)`` comes from its own call and,
+    in the defects only, stands in for ``f(gx_b)`` wherever ``gx_b`` is bitwise
+    ``x_b`` (so the identity's defect is exactly 0; nothing assumes which
+    element it is). ``Q_G f`` averages the stacked outputs alone, so a model
+    whose rows depend on the batch (e.g. :class:`jaxsym.training.BudgetModel`
+    in training) is averaged over one batch.
     With a G-invariant μ (an orbit-closed sample), ``ee2_sq = 2·d2²`` (§2).
     Jit-able and differentiable with respect to parameters closed over by ``f``;
     the gradient of ``d2`` is 0, not NaN, at an exactly equivariant model.
@@ -347,8 +352,9 @@ def orbit_stats(
     fx_acc = fx.astype(acc_dtype)
 
     def chunk(elements):
-        moved = model_on_orbits(f, used, elements, x, fx).astype(acc_dtype)  # (B, c, *out)
-        back = act_out_each(used, jax.vmap(used.inverse)(elements), moved)
+        moved, fixed = model_on_orbits(f, used, elements, x, with_fixed=True)  # (B, c, *out)
+        back = act_out_each(used, jax.vmap(used.inverse)(elements), moved.astype(acc_dtype))
+        moved = reuse_where_fixed(moved, fixed, fx).astype(acc_dtype)
         target = act_out_each(used, elements, jnp.broadcast_to(fx_acc[:, None], moved.shape))
         diff = (moved - target).reshape(batch, moved.shape[1], -1)
         return back, jnp.sum(diff * diff, axis=-1)  # (B, c, *out), (B, c)
