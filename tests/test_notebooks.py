@@ -3,9 +3,10 @@
 * Fast: every committed notebook is a valid nbformat-4 notebook with no outputs
   and no execution counts (outputs are stripped in the repository; the rendered
   versions are built, not committed).
-* Slow: every notebook is executed top to bottom by nbmake (``pytest --nbmake``)
-  in a subprocess, with a per-cell timeout; a failing cell fails the test and
-  its traceback is shown.
+* Slow and ``extended`` (CI: ``pytest -m extended``; a plain ``pytest`` leaves
+  them out): every notebook is executed top to bottom by nbmake (``pytest
+  --nbmake``) in a subprocess, with a per-cell timeout; a failing cell fails
+  the test and its traceback is shown.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def test_notebook_is_valid_nbformat(path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs(path):
     pytest.importorskip("nbmake", reason="the test extra installs nbmake")

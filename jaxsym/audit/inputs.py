@@ -182,7 +182,7 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
             )
         _check_size(spec, math.factorial(value) if name == "perm" else value)
         if name == "so2":
-            return groups.so2(value)
+            return groups.cyclic_rotations(value)
         if name == "perm":
             return groups.permutations(value)
         if name == "shift":
