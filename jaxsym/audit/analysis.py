@@ -286,8 +286,13 @@ def symmetric_model(f, group: TransformationSet):
     return jaxsym.symmetrize(f, group)
 
 
-def bound_regularizer(x, targets, chosen: TransformationSet, fit, key):
-    """The bound regularizer (docs/theory.md §7) on the screened set: ``candidates=[chosen]``."""
+def bound_regularizer(x, targets, group: TransformationSet, choice, fit, key):
+    """The bound regularizer (docs/theory.md §7) of the screen's own choice.
+
+    The same data, group, fit, key and candidate sets as :func:`screen`, so
+    :func:`jaxsym.bound_regularizer` makes the same choice (same set, same t*).
+    """
     return jaxsym.bound_regularizer(
-        jnp.asarray(x), jnp.asarray(targets), chosen, fit=fit, candidates=[chosen], key=key
-    )
+        jnp.asarray(x), jnp.asarray(targets), group, fit=fit, key=key,
+        candidates=list(choice.candidates),
+    )  # fmt: skip
