@@ -15,7 +15,7 @@ of three ways, each with its own units (kept apart on purpose, §2):
 **One unit.** Every public result is in the units of the pointwise defect
 ``e_f(x, g) = ‖f(ρ_X(g)x) − ρ_Y(g)f(x)‖`` (the labels' units), not squared: the
 unit of ``defect_profile(..., reduce="rms")`` and of ``ee_2``, which is what
-:func:`jaxsym.stabilizer` and :func:`jaxsym.candidate_sets` take. It is *not*
+:func:`jaxsym.stabilizer` and :func:`jaxsym.decision.candidate_sets` take. It is *not*
 the ``d_2`` unit: for a group and a G-invariant μ,
 ``mean_g E_2(g)² = ee_2(f*)² = 2 d_2(f*)²`` (docs/theory.md §2), so the data's
 ``η_2 = d_2(f*) ≈ (mean_g excess(g)² / 2)^{1/2}``.
