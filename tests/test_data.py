@@ -212,6 +212,25 @@ def test_knn_on_orbit_closed_invariant_data_is_zero(seed, block):
     np.testing.assert_allclose(result.matched_fraction, 1.0)
 
 
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_knn_profile_is_the_rms_defect_profile_on_orbit_closed_data(seed):
+    """One unit: on a sample closed under G with noise-free labels y = f*(x), ρ_X(g) x_i is
+    itself a sample, so the knn profile of g ≠ e is the RMS defect profile of f* exactly
+    (the units of defect_profile(..., reduce="rms") and of stabilizer), not its square."""
+    group = groups.dihedral(4)
+    base = jax.random.normal(jax.random.key(seed), (5, 2)) + 0.05
+    x = groups.transform_batch(group, group.elements, base).reshape(-1, 2)
+
+    def target(z):  # not D4-invariant
+        return (z[:, :1] + 0.5 * z[:, 1:] ** 2) * jnp.cos(z[:, :1])
+
+    result = knn_data_defect(x, target(x), group)
+    rms = np.asarray(jaxsym.defect_profile(target, x, group, reduce="rms"))
+    np.testing.assert_allclose(np.asarray(result.profile)[1:], rms[1:], rtol=1e-4, atol=1e-5)
+    assert float(result.baseline) == pytest.approx(float(result.profile[0]))
+
+
 def test_nearest_other_blocks_agree():
     points = jax.random.normal(jax.random.key(3), (50, 5))
     queries = jax.random.normal(jax.random.key(4), (77, 5))
