@@ -653,7 +653,10 @@ def bound_regularizer(
             (keyword-only; ``None`` takes every K-th example).
         candidates: candidate sets, as for :func:`jaxsym.choose_symmetry`
             (element-index arrays of ``group`` or subsets of it); default
-            :func:`jaxsym.decision.candidate_sets` (every subgroup of a small group).
+            :func:`jaxsym.decision.candidate_sets` (every subgroup of a small
+            group). Sets passed here are taken as fixed before the data (for
+            the certification conditions of :meth:`BoundRegularizer.report`);
+            do not rely on a certified report with sets derived from this sample.
         t_grid: dial levels, as for :func:`jaxsym.choose_symmetry`.
         profile: optional RMS data profile, as for :func:`jaxsym.choose_symmetry`.
         beta: ``None`` for the projection; else the hinge weight, a real,
