@@ -88,6 +88,7 @@ from jaxsym.decision import (
     SymmetryChoice,
     _as_set,
     _check_candidates,
+    _check_t_grid,
     choose_symmetry,
 )
 from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
@@ -698,6 +699,8 @@ def bound_regularizer(
         check_callable("fit", fit)
     if candidates is not None:
         _check_candidates(group, candidates)
+    if t_grid is not None:
+        _check_t_grid(t_grid)
     if fold_models is None:
         folds = cross_fitting_folds(n, num_folds, key=key)
         fold_models = []

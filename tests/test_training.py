@@ -104,6 +104,9 @@ def test_builder_validates_its_arguments(task):
         bound_regularizer(x, y, C8, fit=fit, candidates=[[0, 9]], key=None)
     with pytest.raises(TypeError, match="candidates"):
         bound_regularizer(x, y, C8, fit=fit, candidates=C4, key=None)
+    never = lambda a, b: pytest.fail("fit called before the input check")  # noqa: E731
+    with pytest.raises(ValueError, match="t_grid"):
+        bound_regularizer(x, y, C8, fit=never, t_grid=[0.5, 1.5], key=None)
     with pytest.raises(ValueError, match="both"):
         bound_regularizer(x, y, C8, fit=None, fold_models=[fit], key=None)
     with pytest.raises(ValueError, match="num_folds"):
