@@ -78,6 +78,7 @@ from jaxsym._validation import (
     check_chunk_size,
     check_finite,
     check_group,
+    check_key,
     check_positive,
     is_concrete,
     positive_int,
@@ -93,7 +94,6 @@ from jaxsym.decision import (
 )
 from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
 from jaxsym.groups import TransformationSet
-from jaxsym.groups._base import check_key
 from jaxsym.losses import BoundConstants, squared_loss_constants
 from jaxsym.predictive import cross_fitting_folds
 from jaxsym.subgroups import all_subgroups

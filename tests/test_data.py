@@ -287,7 +287,9 @@ def test_sinkhorn_invariant_below_baseline_and_c4_flagged(planar_data):
     x, labels = planar_data
     key = jax.random.key(8)
     symmetric = data_defect(x, labels["invariant"], C8, "sinkhorn", key=key)
-    assert float(symmetric.profile[0]) == 0.0
+    # The identity: S_ε(a, a) = 0 up to rounding (its two OT costs take different code
+    # paths, so the square root of a rounding error may show on another CPU).
+    assert float(symmetric.profile[0]) <= 1e-2 * float(symmetric.baseline)
     assert np.all(np.asarray(symmetric.profile) <= float(symmetric.baseline))
     asymmetric = data_defect(x, labels["c4"], C8, "sinkhorn", key=key)
     odd = np.arange(8) % 2 == 1

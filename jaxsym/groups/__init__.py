@@ -22,7 +22,7 @@ from jaxsym.groups.images import (
     translation_grid,
 )
 from jaxsym.groups.permutations import PermutationAction, permutations, random_permutations
-from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range, so2
+from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range
 from jaxsym.groups.shifts import ShiftAction, cyclic_shifts
 from jaxsym.groups.spatial import so3
 
@@ -50,7 +50,6 @@ __all__ = [
     "random_permutations",
     "rot90",
     "rotation_range",
-    "so2",
     "so3",
     "transform_batch",
     "translation_grid",

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym._validation import (
+    SymmetrySet,
     check_batch,
     check_group,
     float_dtype,
@@ -285,25 +286,15 @@ class TransformationSet(eqx.Module):
         return f"{self.name}({kind}, {self.size} elements, {out} outputs)"
 
 
+SymmetrySet.register(TransformationSet)  # what jaxsym._validation.check_group accepts
+
+
 def check_argument_order(signature: str, x) -> None:
     """Raise a ``TypeError`` pointing at the order when a group is passed as ``x``."""
     if isinstance(x, TransformationSet):
         raise TypeError(
             f"{signature}: the group comes after the data; got the group {x.name} in the "
             f"place of x (the order changed from (group, x) to (x, group))."
-        )
-
-
-def check_key(key, name: str = "key") -> None:
-    """Raise ``TypeError`` unless ``key`` is one PRNG key (typed, or a raw ``uint32[2]``)."""
-    dtype = getattr(key, "dtype", None)
-    shape = getattr(key, "shape", None)
-    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-    raw = dtype == np.uint32 and shape == (2,)
-    if not ((typed and shape == ()) or raw):
-        raise TypeError(
-            f"{name} must be one PRNG key, e.g. jax.random.key(0); got "
-            f"{type(key).__name__}{'' if shape is None else f' of shape {shape}'}: {key!r:.60}."
         )
 
 
