@@ -82,12 +82,11 @@ from jaxsym.predictive import (
     dial_risk,
     predictive_tradeoff,
 )
-from jaxsym.subgroups import SubsetChoice, all_subgroups, optimal_subset, subgroup_chain
+from jaxsym.subgroups import all_subgroups, subgroup_chain
 from jaxsym.testing import EquivarianceProfile, assert_equivariant
 from jaxsym.training import (
     BoundRegularizer,
     BudgetModel,
-    CandidateChoice,
     RegularizerReport,
     bound_regularizer,
 )
@@ -99,7 +98,6 @@ __all__ = [
     "BoundConstants",
     "BoundRegularizer",
     "BudgetModel",
-    "CandidateChoice",
     "CoveringTable",
     "DataDefect",
     "DialRisk",
@@ -113,7 +111,6 @@ __all__ = [
     "PredictiveTradeoff",
     "RandomFeaturesModel",
     "RegularizerReport",
-    "SubsetChoice",
     "SymmetryChoice",
     "TradeOff",
     "absolute_loss_constants",
@@ -149,7 +146,6 @@ __all__ = [
     "losses",
     "models",
     "optimal_level",
-    "optimal_subset",
     "orbit_distances",
     "orbit_stats",
     "partial_average",

@@ -50,7 +50,11 @@ sets, the ε grid and any domain are fixed before the data; ``f ∈ F(L, S, ε)`
 needs ``E_f(s) ≤ ε`` on the support of μ (a sample max certifies nothing;
 exactly equivariant models ``Q_G f`` have ε = 0); ``L`` must be certified (e.g.
 a product of spectral norms); the loss must be bounded (clip labels). With
-estimated inputs the result is an *estimate of the bound*.
+estimated inputs the result is an *estimate of the bound*. A value ``≥ B`` is
+vacuous (``R ≤ B`` holds trivially). In jaxsym this *theory bound* is
+reported, not used to choose: the choice is :func:`jaxsym.choose_symmetry`'s,
+and a trained model's certificate is :func:`jaxsym.held_out_bound` on
+held-out data (§9).
 
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """

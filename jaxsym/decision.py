@@ -274,10 +274,9 @@ def _labels(y, n: int) -> jax.Array:
 
 
 def _rms_profile(x, y, group: TransformationSet) -> np.ndarray:
-    """``√max(excess, 0)`` of the kNN data profile (§6); unmatched elements at +inf."""
-    excess = np.asarray(data_defect(x, y, group, method="knn").excess, np.float64)
-    rms = np.sqrt(np.maximum(excess, 0.0))
-    rms[~np.isfinite(excess)] = np.inf
+    """The kNN estimate of the RMS data profile ``E_2(g)`` (§6); unmatched elements at +inf."""
+    rms = np.array(data_defect(x, y, group, method="knn").excess, np.float64)
+    rms[~np.isfinite(rms)] = np.inf
     rms[0] = 0.0
     return rms
 

@@ -301,9 +301,9 @@ def _training(train, group, choice, fit, config, key_init, key_reg, progress):
     elif not chosen.is_group:
         skipped = "needs a group (the screened set is not one)"
     else:
-        reg = analysis.bound_regularizer(train.x, train.targets(), chosen, fit, key_reg)
+        reg = analysis.bound_regularizer(train.x, train.targets(), group, choice, fit, key_reg)
         budget = _budget(reg)
-        level = float(np.asarray(reg.choice.t_star)[0])
+        level = float(reg.choice.t_star)
         planned.append(
             (
                 "bound regularizer",
