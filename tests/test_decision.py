@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.decision import choose_symmetry, held_out_bound, kl_inverse
+from jaxsym.decision import choose_symmetry, held_out_bound, kl_inverse, set_name
 from jaxsym.models import random_features_ridge
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -485,3 +485,13 @@ def test_audit_regularizer_trains_on_the_screened_set(monkeypatch):
     assert row["available"] and list(row["elements"]) == [0, 2, 4, 6]
     assert row["certificate"]["options"] == 4  # none, full, the set exactly, the regularizer
     _check_certified(results)
+
+
+def test_set_names_list_the_elements_of_a_proper_subset():
+    group = groups.flip_rot90()
+    assert set_name(group, np.arange(8)) == group.name
+    assert set_name(group, [0]) == "none"
+    assert set_name(group, [0, 2]) == "{e, rot 180°}"
+    big = groups.cyclic_rotations(24)
+    name = set_name(big, np.arange(0, 24, 2))
+    assert "12 of 24" in name and name.startswith("{e, rot 30°")

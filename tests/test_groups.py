@@ -559,3 +559,34 @@ def test_package_layers_have_no_import_cycle():
         if module not in state:
             visit(module)
     assert not graph["jaxsym._validation"]  # the bottom layer imports no jaxsym module
+
+
+@pytest.mark.parametrize(
+    "group",
+    [groups.flip_rot90(), groups.dihedral(6), groups.rotation_range(0.6, 5)],
+    ids=lambda g: g.name,
+)
+def test_element_labels_name_each_matrix_by_its_angle(group):
+    """Labels against the angle and determinant read off each matrix independently."""
+    labels = groups.element_labels(group)
+    assert len(labels) == group.size and labels[0] == "e"
+    for matrix, label in zip(np.asarray(group.elements, np.float64)[1:], labels[1:], strict=True):
+        kind, text = label.split(" ")
+        value = float(text.rstrip("°"))
+        if np.linalg.det(matrix) > 0:
+            angle = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
+            assert kind == "rot" and np.isclose((value - angle + 180) % 360 - 180, 0, atol=0.01)
+        else:  # a reflection across the line at angle a has first column (cos 2a, sin 2a)
+            doubled = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
+            assert kind == "flip" and np.isclose(
+                (2 * value - doubled + 180) % 360 - 180, 0, atol=0.02
+            )
+
+
+def test_element_labels_of_shifts_and_permutations():
+    assert groups.element_labels(groups.cyclic_shifts(3)) == ["e", "shift 1", "shift 2"]
+    perms = groups.permutations(3)
+    labels = groups.element_labels(perms)
+    assert labels[0] == "e" and len(set(labels)) == 6
+    for element, label in zip(np.asarray(perms.elements)[1:], labels[1:], strict=True):
+        assert label == f"perm {element.tolist()}"

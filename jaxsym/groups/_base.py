@@ -49,6 +49,7 @@ __all__ = [
     "MatrixAction",
     "TransformationSet",
     "cayley_table",
+    "element_labels",
     "identity_elements",
     "inverse_indices",
     "orbit_augment",
@@ -444,3 +445,35 @@ def cayley_table(group: TransformationSet) -> np.ndarray:
     )
     flat = jax.tree_util.tree_map(lambda leaf: leaf.reshape(n * n, *leaf.shape[2:]), products)
     return _index_of(group, flat).reshape(n, n)
+
+
+_SHORT_NAMES = (
+    ("rotation by ", "rot "),
+    ("reflection across the line at ", "flip "),
+    ("shift by ", "shift "),
+    ("permutation ", "perm "),
+)
+
+
+def element_labels(group: TransformationSet) -> list[str]:
+    """Short readable names of the elements, ``"e"`` for element 0 (the identity).
+
+    Built from the action's :meth:`Action.format_element` without the matrix,
+    abbreviated (``"rot 90°"``, ``"flip 45°"``, ``"shift 1"``, ``"perm [1, 0, 2]"``),
+    for tables and reports.
+
+    Args:
+        group: a concrete transformation set.
+
+    Returns:
+        ``|S|`` labels.
+    """
+    labels = ["e"]
+    for k in range(1, group.size):
+        text = group.action.format_element(group.element(k)).split(" [[")[0]
+        for long, short in _SHORT_NAMES:
+            if text.startswith(long):
+                text = short + text[len(long) :]
+                break
+        labels.append(text)
+    return labels
