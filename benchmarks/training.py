@@ -61,7 +61,7 @@ if str(ROOT) not in sys.path:
 import dataclasses  # noqa: E402
 
 from jaxsym import dial, groups, orbit_stats, symmetrize  # noqa: E402
-from jaxsym.losses import BoundConstants, squared_loss_constants  # noqa: E402
+from jaxsym.constants import BoundConstants, squared_loss_constants  # noqa: E402
 from jaxsym.predictive import cross_fitting_folds  # noqa: E402
 from jaxsym.training import bound_regularizer  # noqa: E402
 

@@ -29,9 +29,9 @@ from jaxsym._validation import (
     positive_int,
 )
 from jaxsym.bounds import _default_bound_radii, bound_tables, generalization_bound_from_table
+from jaxsym.constants import BoundConstants, check_constants
 from jaxsym.covering import Domain
 from jaxsym.groups import TransformationSet
-from jaxsym.losses import BoundConstants, check_constants
 
 __all__ = [
     "DEFAULT_NUM_LEVELS",
@@ -230,7 +230,7 @@ def tradeoff(
     Args:
         x: ``(n, *example)`` training inputs.
         group: the group (or set) of transformations.
-        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        constants: the :class:`~jaxsym.constants.BoundConstants`.
         eta: ``η_2 = d_2(f*)``.
         noise: the label noise standard deviation ``σ`` (adds ``σ²``).
         reduce: ``"rms"`` or ``"max"``.

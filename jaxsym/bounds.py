@@ -77,6 +77,7 @@ from jaxsym._validation import (
     is_concrete,
     positive_int,
 )
+from jaxsym.constants import BoundConstants, check_constants
 from jaxsym.covering import (
     CoveringTable,
     Domain,
@@ -86,7 +87,6 @@ from jaxsym.covering import (
     tables_from_counts,
 )
 from jaxsym.groups import TransformationSet, identity_elements
-from jaxsym.losses import BoundConstants, check_constants
 
 __all__ = [
     "GRID_CELLS",
@@ -341,7 +341,7 @@ def generalization_bound_from_table(
         trivial_table: covering numbers ``N_{e}(X_n, r)`` of the same sample, or
             ``None`` to use only the symmetric entropy (the equivariant bound
             at ε = 0; pass the trivial table as ``table`` for the unconstrained bound).
-        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        constants: the :class:`~jaxsym.constants.BoundConstants`.
         eps: sup defect ``ε ≥ 0`` of the class on ``S``.
         num_levels: ``K``, the number of candidate classes in the union bound.
         chaining: ``"discrete"`` (best chain over breakpoints, capped at ``B/2``)
@@ -484,7 +484,7 @@ def generalization_bound(
         x: ``(n, *example)`` training inputs.
         group: the symmetric set (a group, subgroup or any finite subset); a set
             of one element (``{e}``) gives the unconstrained bound and ignores ε.
-        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        constants: the :class:`~jaxsym.constants.BoundConstants`.
         eps: sup defect ``ε`` of the class on ``group``.
         num_levels: ``K`` classes in the union bound.
         radii: covering radii; ``None`` is a geometric grid of 30 up to

@@ -84,6 +84,7 @@ from jaxsym._validation import (
     positive_int,
 )
 from jaxsym.bounds import generalization_bound
+from jaxsym.constants import BoundConstants, squared_loss_constants
 from jaxsym.decision import (
     MAX_SCREENED_SUBGROUPS,
     SymmetryChoice,
@@ -94,7 +95,6 @@ from jaxsym.decision import (
 )
 from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
 from jaxsym.groups import TransformationSet
-from jaxsym.losses import BoundConstants, squared_loss_constants
 from jaxsym.predictive import cross_fitting_folds
 from jaxsym.subgroups import all_subgroups
 

@@ -21,7 +21,7 @@ from jaxsym.approximation import (
     tradeoff,
 )
 from jaxsym.bounds import generalization_bound
-from jaxsym.losses import BoundConstants, squared_loss_constants
+from jaxsym.constants import BoundConstants, squared_loss_constants
 
 C8 = groups.cyclic_rotations(8)
 CONSTANTS = BoundConstants(1.0, 1.0, squared_loss_constants(1.0, 1, 1.0))

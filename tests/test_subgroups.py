@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxsym import groups
-from jaxsym.losses import BoundConstants, squared_loss_constants
+from jaxsym.constants import BoundConstants, squared_loss_constants
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 
 C8 = groups.cyclic_rotations(8)

@@ -19,8 +19,8 @@ from conftest import random_mlp
 import jaxsym
 from jaxsym import groups, symmetrize
 from jaxsym.bounds import generalization_bound
+from jaxsym.constants import BoundConstants, squared_loss_constants
 from jaxsym.defects import distance_to_equivariance, pointwise_defects
-from jaxsym.losses import BoundConstants, squared_loss_constants
 from jaxsym.models import random_features_ridge
 from jaxsym.predictive import cross_fitting_folds
 from jaxsym.tasks import planar_task
