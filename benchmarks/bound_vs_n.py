@@ -42,13 +42,13 @@ import numpy as np
 
 from jaxsym import groups
 from jaxsym.bounds import bound_tables, generalization_bound_from_table
-from jaxsym.covering import Domain, orbit_distances
-from jaxsym.losses import (
+from jaxsym.constants import (
     BoundConstants,
     absolute_loss_constants,
     ramp_loss_constants,
     squared_loss_constants,
 )
+from jaxsym.covering import Domain, orbit_distances
 
 RADII = np.geomspace(2e-3, 0.5, 30)
 

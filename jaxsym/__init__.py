@@ -5,7 +5,7 @@ Implements Petrache & Trivedi, "Approximation-Generalization Trade-offs under
 is stated in the project's docs/theory.md.
 
 Layers (each imports only the ones above it): ``groups`` → measures
-(``averaging``, ``defects``) → ``covering`` → bounds (``losses``, ``bounds``,
+(``averaging``, ``defects``) → ``covering`` → bounds (``constants``, ``bounds``,
 ``approximation``, ``subgroups``), data (``data``, ``predictive``) → ``decision`` →
 training →
 interfaces (``audit``, imported only by the command line). Optional features
@@ -16,6 +16,7 @@ import jaxsym._interrupt  # noqa: F401  first: a quiet Ctrl-C while the command 
 from jaxsym import (
     approximation,
     bounds,
+    constants,
     covering,
     data,
     datasets,
@@ -23,7 +24,6 @@ from jaxsym import (
     defects,
     groups,
     lie,
-    losses,
     models,
     predictive,
     subgroups,
@@ -44,6 +44,14 @@ from jaxsym.bounds import (
     GeneralizationBound,
     generalization_bound,
     generalization_bound_from_table,
+)
+from jaxsym.constants import (
+    BoundConstants,
+    LossConstants,
+    absolute_loss_constants,
+    clipped_squared_loss_constants,
+    ramp_loss_constants,
+    squared_loss_constants,
 )
 from jaxsym.covering import (
     CoveringTable,
@@ -66,14 +74,6 @@ from jaxsym.defects import (
     stabilizer_measure,
 )
 from jaxsym.lie import lie_derivative
-from jaxsym.losses import (
-    BoundConstants,
-    LossConstants,
-    absolute_loss_constants,
-    clipped_squared_loss_constants,
-    ramp_loss_constants,
-    squared_loss_constants,
-)
 from jaxsym.models import RandomFeaturesModel, random_features_ridge
 from jaxsym.predictive import (
     DialRisk,
@@ -82,12 +82,11 @@ from jaxsym.predictive import (
     dial_risk,
     predictive_tradeoff,
 )
-from jaxsym.subgroups import SubsetChoice, all_subgroups, optimal_subset, subgroup_chain
+from jaxsym.subgroups import all_subgroups, subgroup_chain
 from jaxsym.testing import EquivarianceProfile, assert_equivariant
 from jaxsym.training import (
     BoundRegularizer,
     BudgetModel,
-    CandidateChoice,
     RegularizerReport,
     bound_regularizer,
 )
@@ -99,7 +98,6 @@ __all__ = [
     "BoundConstants",
     "BoundRegularizer",
     "BudgetModel",
-    "CandidateChoice",
     "CoveringTable",
     "DataDefect",
     "DialRisk",
@@ -113,7 +111,6 @@ __all__ = [
     "PredictiveTradeoff",
     "RandomFeaturesModel",
     "RegularizerReport",
-    "SubsetChoice",
     "SymmetryChoice",
     "TradeOff",
     "absolute_loss_constants",
@@ -125,6 +122,7 @@ __all__ = [
     "bounds",
     "choose_symmetry",
     "clipped_squared_loss_constants",
+    "constants",
     "covering",
     "covering_numbers",
     "covering_table",
@@ -146,10 +144,8 @@ __all__ = [
     "held_out_bound",
     "lie",
     "lie_derivative",
-    "losses",
     "models",
     "optimal_level",
-    "optimal_subset",
     "orbit_distances",
     "orbit_stats",
     "partial_average",

@@ -268,12 +268,40 @@ def output_spec(f: Callable, group: TransformationSet, x: jax.Array) -> jax.Shap
     return y
 
 
-def model_on_orbits(f: Callable, group: TransformationSet, elements: Any, x: jax.Array):
+@jax.custom_jvp
+def _values_with_tangents_of(values: jax.Array, other: jax.Array) -> jax.Array:
+    """``values``, differentiated as ``other`` (the two agree in exact arithmetic)."""
+    return values
+
+
+@_values_with_tangents_of.defjvp
+def _values_with_tangents_of_jvp(primals, tangents):
+    return primals[0], tangents[1]
+
+
+def fixes_examples(moved: jax.Array, x: jax.Array) -> jax.Array:
+    """``(B, c)``: whether ``ρ_X(g_c) x_b`` is bitwise ``x_b`` (moved inputs ``(B, c, *example)``).
+
+    Bitwise, so that ``-0.0`` and ``0.0`` differ; works on traced values.
+    """
+    flat = moved.reshape(moved.shape[:2] + (-1,))
+    ref = jnp.asarray(x, moved.dtype).reshape(x.shape[0], 1, -1)
+    if jnp.issubdtype(moved.dtype, jnp.floating):
+        bits = jnp.dtype(f"uint{8 * moved.dtype.itemsize}")
+        flat = jax.lax.bitcast_convert_type(flat, bits)
+        ref = jax.lax.bitcast_convert_type(ref, bits)
+    return jnp.all(flat == ref, axis=-1)
+
+
+def model_on_orbits(
+    f: Callable, group: TransformationSet, elements: Any, x: jax.Array, *, with_fixed=False
+):
     """``f(ρ_X(g_c) x_b)`` for a chunk of c elements, shape ``(B, c, *out)``.
 
     The ``B·c`` transformed inputs are folded batch-major into one model call,
     so that a batch sharded over devices stays sharded. Errors quote the user's
-    batch ``B`` and the chunk ``c`` that make up the stacked batch.
+    batch ``B`` and the chunk ``c`` that make up the stacked batch. With
+    ``with_fixed``, also the ``(B, c)`` mask of :func:`fixes_examples`.
     """
     count = jax.tree_util.tree_leaves(elements)[0].shape[0]
     batch = x.shape[0]
@@ -292,7 +320,22 @@ def model_on_orbits(f: Callable, group: TransformationSet, elements: Any, x: jax
             f"f must be a batched callable: on {stacked} it returned shape {tuple(y.shape)}, "
             f"expected leading axis {batch * count}. A model must accept any batch size."
         )
-    return y.reshape((batch, count) + y.shape[1:])
+    y = y.reshape((batch, count) + y.shape[1:])
+    return (y, fixes_examples(moved, x)) if with_fixed else y
+
+
+def reuse_where_fixed(y: jax.Array, fixed: jax.Array, fx: jax.Array) -> jax.Array:
+    """``y`` (``(B, c, *out)``) with ``fx[b]`` (``f(x)``) wherever ``fixed[b, c]``.
+
+    Where ``ρ_X(g) x_b`` is bitwise ``x_b``, ``f(ρ_X(g) x_b)`` and ``f(x_b)``
+    agree in exact arithmetic, but XLA may round a ``B·c``-row call differently
+    from a ``B``-row one (it does on some CPUs, and in bfloat16). Reading
+    ``f(x)`` there makes the identity's defect ``f(x) − ρ_Y(e) f(x)`` exactly 0
+    on every backend. Derivatives stay those of ``y`` (of ``f(ρ_X(g) x)``).
+    """
+    mask = fixed.reshape(fixed.shape + (1,) * (y.ndim - 2))
+    reused = jnp.broadcast_to(jnp.asarray(fx, y.dtype)[:, None], y.shape)
+    return jnp.where(mask, _values_with_tangents_of(reused, y), y)
 
 
 def act_out_each(group: TransformationSet, elements: Any, y: jax.Array) -> jax.Array:

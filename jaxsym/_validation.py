@@ -16,6 +16,7 @@ Every public function checks its arguments here, once, at the boundary.
 
 from __future__ import annotations
 
+import abc
 import operator
 from typing import Any
 
@@ -40,14 +41,33 @@ def _traced_check(predicate, message: str) -> None:
 # ----------------------------------------------------------------------------- types
 
 
+class SymmetrySet(abc.ABC):  # noqa: B024 (a marker: nothing to implement)
+    """What :func:`check_group` accepts: :mod:`jaxsym.groups` registers its sets here.
+
+    A marker, so that this module (imported by every layer, groups included)
+    imports nothing from the package and the layers have no import cycle.
+    """
+
+
 def check_group(group, name: str = "group") -> None:
     """Raise ``TypeError`` unless ``group`` is a :class:`jaxsym.groups.TransformationSet`."""
-    from jaxsym.groups._base import TransformationSet  # groups sit below this module's users
-
-    if not isinstance(group, TransformationSet):
+    if not isinstance(group, SymmetrySet):
         raise TypeError(
             f"{name} must be a jaxsym group or transformation set (e.g. "
             f"jaxsym.groups.cyclic_rotations(8)); got {type(group).__name__}: {group!r:.80}."
+        )
+
+
+def check_key(key, name: str = "key") -> None:
+    """Raise ``TypeError`` unless ``key`` is one PRNG key (typed, or a raw ``uint32[2]``)."""
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == np.uint32 and shape == (2,)
+    if not ((typed and shape == ()) or raw):
+        raise TypeError(
+            f"{name} must be one PRNG key, e.g. jax.random.key(0); got "
+            f"{type(key).__name__}{'' if shape is None else f' of shape {shape}'}: {key!r:.60}."
         )
 
 

@@ -1,4 +1,4 @@
-"""Approximation error, the risk trade-off and the bound-optimal level (docs/theory.md §5).
+"""Approximation error, the theory trade-off curve and its minimizer (docs/theory.md §5).
 
 With squared loss ``R(f) = ‖f − f*‖² + σ²``, and by orthogonality of ``Q_G``
 under a G-invariant μ, the best approximation error ``A(ε)`` of an ε-equivariant
@@ -29,9 +29,9 @@ from jaxsym._validation import (
     positive_int,
 )
 from jaxsym.bounds import _default_bound_radii, bound_tables, generalization_bound_from_table
+from jaxsym.constants import BoundConstants, check_constants
 from jaxsym.covering import Domain
 from jaxsym.groups import TransformationSet
-from jaxsym.losses import BoundConstants, check_constants
 
 __all__ = [
     "DEFAULT_NUM_LEVELS",
@@ -44,7 +44,7 @@ __all__ = [
     "tradeoff",
 ]
 
-#: Number of ε levels of the default grid of :func:`tradeoff` (plus η itself).
+#: Number of ε levels of the default grid of :func:`tradeoff` (fixed before the data).
 DEFAULT_NUM_LEVELS = 33
 
 
@@ -75,7 +75,7 @@ class TradeOff(NamedTuple):
 
 
 class OptimalLevel(NamedTuple):
-    """The bound-optimal level ``ε*`` on a grid (docs/theory.md §5).
+    """The minimizer ``ε*`` of the theory curve on a grid (docs/theory.md §5).
 
     Attributes:
         eps: ``ε*``.
@@ -179,21 +179,21 @@ def _check_consistent_eta(eta, eta_sup, factor: float) -> None:
         )
 
 
-def default_eps_grid(output_bound: float, output_dim: int, eta=None) -> np.ndarray:
-    """``linspace(0, 2M√d_y, 33)`` (every possible sup defect), with η added if given.
+def default_eps_grid(output_bound: float, output_dim: int) -> np.ndarray:
+    """``linspace(0, 2M√d_y, 33)``: every possible sup defect, fixed before the data (§5).
 
-    Including the data's η (a property of the task, fixed before the sample)
-    makes the bound-optimal level satisfy ``ε* ≤ η`` exactly on the grid
-    (docs/theory.md §5): above η the approximation term is 0 and ``Gen_n`` is
-    non-decreasing.
+    The grid depends only on the constants, so the union bound over its K = 33
+    levels is honest. It does not contain the data's η: an η estimated from the
+    sample would make the grid data-dependent (docs/theory.md §5, "The grid must
+    be fixed"). On this grid the minimizer satisfies ``ε* ≤ η⁺``, the smallest
+    grid level ``≥ η`` (above it the approximation term is 0 and ``Gen_n`` is
+    non-decreasing). To put a known η on the grid, pass ``eps_grid`` yourself,
+    and only if that η was fixed before the sample (a property of the task, not
+    an estimate from it); every level passed counts in K.
     """
     check_positive("output_bound", output_bound)
     top = 2 * float(output_bound) * math.sqrt(positive_int("output_dim", output_dim))
-    grid = np.linspace(0.0, top, DEFAULT_NUM_LEVELS)
-    if eta is not None:
-        check_nonnegative("eta", eta)
-        grid = np.union1d(grid, np.asarray(eta, np.float64).reshape(-1))
-    return grid
+    return np.linspace(0.0, top, DEFAULT_NUM_LEVELS)
 
 
 def tradeoff(
@@ -230,12 +230,12 @@ def tradeoff(
     Args:
         x: ``(n, *example)`` training inputs.
         group: the group (or set) of transformations.
-        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        constants: the :class:`~jaxsym.constants.BoundConstants`.
         eta: ``η_2 = d_2(f*)``.
         noise: the label noise standard deviation ``σ`` (adds ``σ²``).
         reduce: ``"rms"`` or ``"max"``.
-        eps_grid: ``(K,)`` levels; ``None`` is :func:`default_eps_grid` with
-            ``η`` (``η_∞`` for ``"max"``) included.
+        eps_grid: ``(K,)`` levels fixed before the data; ``None`` is
+            :func:`default_eps_grid` (which does not contain η).
         radii: covering radii (as in :func:`jaxsym.bounds.generalization_bound`).
         eta_sup: ``η_∞`` (required for ``"max"``; must satisfy ``η_2 ≤ c η_∞``, see
             :func:`approximation_error`).
@@ -260,8 +260,7 @@ def tradeoff(
     x = check_batch(group, x, "x")
     constants = check_constants(constants)
     if eps_grid is None:
-        level = eta if reduce == "rms" else eta_sup
-        eps_grid = default_eps_grid(constants.output_bound, constants.output_dim, level)
+        eps_grid = default_eps_grid(constants.output_bound, constants.output_dim)
     eps_grid = np.asarray(eps_grid, np.float64).reshape(-1)
     if eps_grid.size == 0:
         raise ValueError("eps_grid must hold at least one level.")
@@ -296,12 +295,15 @@ def tradeoff(
 def optimal_level(
     x: jax.Array, group: TransformationSet, constants: BoundConstants, **kwargs
 ) -> OptimalLevel:
-    """The bound-optimal level ``ε* = argmin_ε σ² + A(ε) + Gen_n(ε)`` (docs/theory.md §5).
+    """The minimizer ``ε* = argmin_ε σ² + A(ε) + Gen_n(ε)`` of the theory curve (§5).
 
-    Same arguments as :func:`tradeoff`. Ties go to the smaller ε. With the
-    default grid (which contains η), ``ε* ≤ η``: more asymmetry than the data
-    has never helps. By docs/theory.md §8 the certified curve is usually
-    bang-bang (ε* = 0 or the unconstrained end).
+    Same arguments as :func:`tradeoff`. Ties go to the smaller ε. On any grid,
+    ``ε* ≤ η⁺``, the smallest grid level ``≥ η``: more asymmetry than the data
+    has never helps. The curve describes the theory bound; it decides nothing
+    when it is vacuous or built on estimated constants or an estimated η
+    (docs/theory.md §4, §5): the decision is :func:`jaxsym.choose_symmetry`'s,
+    certified by :func:`jaxsym.held_out_bound` (§9). By docs/theory.md §8 the
+    curve is usually bang-bang (ε* = 0 or the unconstrained end).
 
     Returns:
         An :class:`OptimalLevel`.

@@ -50,7 +50,11 @@ sets, the ε grid and any domain are fixed before the data; ``f ∈ F(L, S, ε)`
 needs ``E_f(s) ≤ ε`` on the support of μ (a sample max certifies nothing;
 exactly equivariant models ``Q_G f`` have ε = 0); ``L`` must be certified (e.g.
 a product of spectral norms); the loss must be bounded (clip labels). With
-estimated inputs the result is an *estimate of the bound*.
+estimated inputs the result is an *estimate of the bound*. A value ``≥ B`` is
+vacuous (``R ≤ B`` holds trivially). In jaxsym this *theory bound* is
+reported, not used to choose: the choice is :func:`jaxsym.choose_symmetry`'s,
+and a trained model's certificate is :func:`jaxsym.held_out_bound` on
+held-out data (§9).
 
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """
@@ -73,6 +77,7 @@ from jaxsym._validation import (
     is_concrete,
     positive_int,
 )
+from jaxsym.constants import BoundConstants, check_constants
 from jaxsym.covering import (
     CoveringTable,
     Domain,
@@ -82,7 +87,6 @@ from jaxsym.covering import (
     tables_from_counts,
 )
 from jaxsym.groups import TransformationSet, identity_elements
-from jaxsym.losses import BoundConstants, check_constants
 
 __all__ = [
     "GRID_CELLS",
@@ -337,7 +341,7 @@ def generalization_bound_from_table(
         trivial_table: covering numbers ``N_{e}(X_n, r)`` of the same sample, or
             ``None`` to use only the symmetric entropy (the equivariant bound
             at ε = 0; pass the trivial table as ``table`` for the unconstrained bound).
-        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        constants: the :class:`~jaxsym.constants.BoundConstants`.
         eps: sup defect ``ε ≥ 0`` of the class on ``S``.
         num_levels: ``K``, the number of candidate classes in the union bound.
         chaining: ``"discrete"`` (best chain over breakpoints, capped at ``B/2``)
@@ -480,7 +484,7 @@ def generalization_bound(
         x: ``(n, *example)`` training inputs.
         group: the symmetric set (a group, subgroup or any finite subset); a set
             of one element (``{e}``) gives the unconstrained bound and ignores ε.
-        constants: the :class:`~jaxsym.losses.BoundConstants`.
+        constants: the :class:`~jaxsym.constants.BoundConstants`.
         eps: sup defect ``ε`` of the class on ``group``.
         num_levels: ``K`` classes in the union bound.
         radii: covering radii; ``None`` is a geometric grid of 30 up to

@@ -7,9 +7,18 @@ of three ways, each with its own units (kept apart on purpose, §2):
 - ``"reference"`` — the defect profile of a known predictor (a teacher, or the
   true target of a synthetic task): :func:`jaxsym.defect_profile`, in the units
   of its ``reduce`` (default ``"rms"``, *not* squared).
-- ``"knn"`` — nearest-orbit label consistency, in **squared** (mean-square)
-  units: its ``excess`` estimates ``E_x e_{f*}(x, g)²`` (every sample matched,
-  the default; a finite matching radius estimates ``E[e² | matched]``).
+- ``"knn"`` — nearest-orbit label consistency, in RMS units: its ``excess``
+  estimates the RMS profile ``E_2(g) = (E_x e_{f*}(x, g)²)^{1/2}`` (every
+  sample matched, the default; a finite matching radius estimates
+  ``E[e² | matched]^{1/2}``). The squares are averaged, then square-rooted.
+
+**One unit.** Every public result is in the units of the pointwise defect
+``e_f(x, g) = ‖f(ρ_X(g)x) − ρ_Y(g)f(x)‖`` (the labels' units), not squared: the
+unit of ``defect_profile(..., reduce="rms")`` and of ``ee_2``, which is what
+:func:`jaxsym.stabilizer` and :func:`jaxsym.decision.candidate_sets` take. It is *not*
+the ``d_2`` unit: for a group and a G-invariant μ,
+``mean_g E_2(g)² = ee_2(f*)² = 2 d_2(f*)²`` (docs/theory.md §2), so the data's
+``η_2 = d_2(f*) ≈ (mean_g excess(g)² / 2)^{1/2}``.
 - ``"sinkhorn"`` — the square root of the debiased Sinkhorn divergence
   ``S_ε(P_n, g_# P_n) = OT_ε(P_n, g_# P_n) − ½ OT_ε(P_n, P_n) − ½ OT_ε(g_# P_n,
   g_# P_n)`` between the ``(x, y)`` sample and its image under ``g`` (ott-jax),
@@ -59,14 +68,21 @@ class DataDefect(NamedTuple):
     """Estimated equivariance profile of a data set (docs/theory.md §6).
 
     Attributes:
-        profile: ``(|G|,)`` the method's statistic per element (units depend on
-            the method, see :func:`data_defect`).
+    Every field is in the units of the pointwise defect ``e`` (RMS, not squared;
+    module docstring): ``ee_2`` units, ``√2 ×`` the ``d_2`` units.
+
+    Attributes:
+        profile: ``(|G|,)`` the method's statistic per element (see
+            :func:`data_defect`).
         baseline: scalar, the level ``profile`` has on a symmetric data set
             (identity baseline for knn, split-half distance for sinkhorn, 0 for
             a reference predictor).
-        excess: ``(|G|,)`` ``profile − baseline``; for knn this estimates the
-            mean-square data profile ``E_x e_{f*}(x, g)²``.
-        stderr: ``(|G|,)`` standard error of ``excess`` (knn only, else ``None``).
+        excess: ``(|G|,)`` the estimated RMS data profile ``E_2(g)``: for knn
+            ``(max(profile² − baseline², 0))^{1/2}`` (the excess of the mean
+            squares, square-rooted), else ``profile − baseline``.
+        stderr: ``(|G|,)`` knn only (else ``None``): how far ``excess`` moves up
+            when the mean-square excess moves up by one standard error
+            (:func:`knn_data_defect`).
         matched_fraction: ``(|G|,)`` fraction of samples whose transformed copy
             found a neighbour within ``radius`` (knn only, else ``None``; 1 with
             the default infinite radius).
@@ -138,12 +154,15 @@ def _knn_core(group, x, y, radius, radius_quantile, block_size):
     )
     stderr = safe_sqrt(variance).at[0].set(0.0)
     stderr = jnp.where(count > 0, stderr, jnp.nan)
-    baseline = profile[0]
+    # Public results in RMS units (docs/theory.md §6): the mean squares above, square-rooted.
+    square_excess = profile - profile[0]
+    resolved = jnp.maximum(square_excess, 0.0)  # NaN stays NaN
+    rms_excess = safe_sqrt(resolved)
     return DataDefect(
-        profile=profile,
-        baseline=baseline,
-        excess=profile - baseline,
-        stderr=stderr,
+        profile=safe_sqrt(profile),
+        baseline=safe_sqrt(profile[0]),
+        excess=rms_excess,
+        stderr=safe_sqrt(resolved + stderr) - rms_excess,
         matched_fraction=count / n,
         radius=jnp.asarray(radius, points.dtype),
     )
@@ -161,47 +180,54 @@ def knn_data_defect(
     radius_quantile: float | None = None,
     block_size: int = 256,
 ) -> DataDefect:
-    """Nearest-orbit label consistency: the data's mean-square profile (docs/theory.md §6).
+    """Nearest-orbit label consistency: the data's RMS profile (docs/theory.md §6).
 
     For each sample ``x_i`` and element ``g``, ``j(i, g)`` is the nearest other
     sample (``j ≠ i``) to ``ρ_X(g) x_i``, at distance ``d(i, g)``. Over the
-    samples with ``d(i, g) ≤ r`` (all of them by default):
+    samples with ``d(i, g) ≤ r`` (all of them by default), with the mean square
+    ``m(g) = mean_i ‖y_j − ρ_Y(g) y_i‖²``:
 
-    ``profile(g) = mean_i ‖y_j − ρ_Y(g) y_i‖²``  (squared units),
+    ``profile(g) = m(g)^{1/2}`` (RMS label mismatch, the labels' units),
 
-    ``baseline = profile(e) = mean_i ‖y_{j'} − y_i‖²`` (nearest other sample,
-    ``≈ 2σ²`` for label noise of variance σ² per output), and
-    ``excess(g) = profile(g) − baseline``.
+    ``baseline = profile(e)`` (nearest other sample, ``≈ √2 σ`` for label noise
+    of variance σ² per output), and
+    ``excess(g) = (max(m(g) − m(e), 0))^{1/2}``.
 
     **What it estimates.** With the default ``r = ∞`` every sample is matched
-    and ``excess(g)`` estimates the mean-square data profile
-    ``E_x e_{f*}(x, g)² = E_x ‖f*(ρ_X(g) x) − ρ_Y(g) f*(x)‖²`` over μ (not the
-    sup profile, and not its square root: subtracting norms instead of
-    squares is badly biased). The noise terms cancel because ``ρ_Y`` is
-    orthogonal and the noises of ``y_j`` and ``y_i`` are independent. When μ
-    is invariant under ``g``, the query ``ρ_X(g) x_i`` has the law of ``x_i``
-    and sees the same other samples, so the term ``‖f*(x_j) − f*(ρ_X(g) x_i)‖²``
-    (how much ``f*`` varies over the nearest-neighbour distance) has the same
-    mean as in the baseline and cancels; what remains is a cross term of the
-    order of the mean nearest-neighbour displacement times ``e``, which shrinks
-    as n grows. When μ is not invariant under ``g`` (e.g. quarter turns of
-    digit images), the matches are far and ``excess`` mixes the input
-    asymmetry into the label asymmetry; a finite radius then restricts the
+    and ``m(g) − m(e)`` estimates the mean-square data profile ``E_x e_{f*}(x,
+    g)² = E_x ‖f*(ρ_X(g) x) − ρ_Y(g) f*(x)‖²`` over μ, so ``excess(g)``
+    estimates the RMS profile ``E_2(g)`` (the units of ``defect_profile(...,
+    reduce="rms")``; not the sup profile). The squares are subtracted before the
+    root: subtracting norms instead is badly biased. The noise terms cancel
+    because ``ρ_Y`` is orthogonal and the noises of ``y_j`` and ``y_i`` are
+    independent. When μ is invariant under ``g``, the query ``ρ_X(g) x_i`` has
+    the law of ``x_i`` and sees the same other samples, so the term ``‖f*(x_j) −
+    f*(ρ_X(g) x_i)‖²`` (how much ``f*`` varies over the nearest-neighbour
+    distance) has the same mean as in the baseline and cancels; what remains is
+    a cross term of the order of the mean nearest-neighbour displacement times
+    ``e``, which shrinks as n grows. When μ is not invariant under ``g`` (e.g.
+    quarter turns of digit images), the matches are far and ``excess`` mixes the
+    input asymmetry into the label asymmetry; a finite radius then restricts the
     average to the samples whose image lands near the data.
 
     With a finite radius ``r`` (``radius=`` or ``radius_quantile=``) the
     averages run over the matched samples only, so ``excess`` estimates
-    ``E[e_{f*}(x, g)² | matched]``, a conditional mean that favours the dense
+    ``E[e_{f*}(x, g)² | matched]^{1/2}``, a conditional RMS that favours the dense
     regions of μ (with the 90% nearest-neighbour quantile on §8's planar task,
-    η = 0.3, n = 8000, it reads 24–35% below ``E_x e²``: the asymmetry grows
+    η = 0.3, n = 8000, its square reads 24–35% below ``E_x e²``: the asymmetry grows
     with ‖x‖ and the tails go unmatched). Elements for
     which no copy is matched (``matched_fraction = 0``) get ``NaN`` in
     ``profile``, ``excess`` and ``stderr``.
 
-    ``stderr`` is the delta-method standard error of ``excess`` (paired over
-    the samples, ignoring the weak dependence between neighbour pairs). An
-    element whose ``excess`` is within a few ``stderr`` of 0 is a symmetry of
-    the data at this sample size.
+    ``stderr``: with ``s(g)`` the standard error of ``m(g) − m(e)`` (paired over
+    the samples, robust to the dependence of neighbour pairs), in RMS units
+    ``stderr(g) = (excess(g)² + s(g))^{1/2} − excess(g)``: how far ``excess``
+    moves up when the mean square moves up by one standard error; ≈ the delta
+    method ``s / (2 excess)`` when the excess is well resolved, ``√s`` (the
+    resolution at this n) when it is not. With ``z = (m(g) − m(e)) / s`` the
+    z-score of the mean squares, ``excess / stderr = z + (z(z + 1))^{1/2}`` for
+    ``z > 0``: ``z = 2`` reads 4.45. An element with ``excess ≤ 4.45 stderr``
+    (``z ≤ 2``) is indistinguishable from a symmetry at this sample size.
 
     Args:
         x: ``(n, *input)`` inputs, ``n ≥ 2``.
@@ -215,8 +241,8 @@ def knn_data_defect(
         block_size: queries per distance block (memory ``O(block_size · n)``).
 
     Returns:
-        :class:`DataDefect` with ``profile``, ``baseline``, ``excess`` (squared
-        units), ``stderr``, ``matched_fraction`` (``(|G|,)``) and ``radius``.
+        :class:`DataDefect` with ``profile``, ``baseline``, ``excess``, ``stderr``
+        (all RMS units, not squared), ``matched_fraction`` (``(|G|,)``) and ``radius``.
 
     Raises:
         ValueError: on mismatched shapes, fewer than 2 samples, non-finite
@@ -440,12 +466,13 @@ def data_defect(
 ) -> DataDefect:
     """Estimate the data's own equivariance profile ``g ↦ E_{f*}(g)`` (docs/theory.md §6).
 
-    Units differ by method — never compare them without converting:
+    Every method reports in the units of the pointwise defect ``e`` (not
+    squared; ``ee_2 = √2 d_2`` units, module docstring); what is estimated differs:
 
-    - ``"reference"``: ``profile[g]`` is ``E_{f_ref}(g)`` with ``reduce``; RMS,
-      sup or mean units, not squared.
-    - ``"knn"``: ``profile[g]`` is ``mean ‖y_j − ρ_Y(g) y_i‖²`` and ``excess``
-      estimates ``E_x e_{f*}(x, g)²``; mean-square (squared) units.
+    - ``"reference"``: ``profile[g]`` is ``E_{f_ref}(g)`` with ``reduce``; RMS
+      (default), sup or mean.
+    - ``"knn"``: ``profile[g]`` is ``(mean ‖y_j − ρ_Y(g) y_i‖²)^{1/2}`` and
+      ``excess`` estimates the RMS profile ``E_2(g) = (E_x e_{f*}(x, g)²)^{1/2}``.
     - ``"sinkhorn"``: ``profile[g]`` is ``S_ε(P_n, g_# P_n)^{1/2}``, the square
       root of the debiased Sinkhorn divergence between the (x, y)-sample and its
       image under g; W_2 units (a lower estimate of the RMS profile), not squared.

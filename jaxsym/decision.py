@@ -31,7 +31,7 @@ import numpy as np
 from jaxsym._validation import check_callable, check_group, check_unit_interval, positive_int
 from jaxsym.data import data_defect
 from jaxsym.defects import distance_to_equivariance, stabilizer
-from jaxsym.groups import TransformationSet, orbit_augment
+from jaxsym.groups import TransformationSet, element_labels, orbit_augment
 from jaxsym.groups._base import _index_of
 from jaxsym.predictive import cross_fitting_folds, dial_risk
 from jaxsym.subgroups import all_subgroups, subgroup_chain
@@ -46,6 +46,7 @@ __all__ = [
     "choose_symmetry",
     "held_out_bound",
     "kl_inverse",
+    "set_name",
 ]
 
 #: All subgroups are screened when a group has at most this many; else the profile chain.
@@ -274,10 +275,9 @@ def _labels(y, n: int) -> jax.Array:
 
 
 def _rms_profile(x, y, group: TransformationSet) -> np.ndarray:
-    """``√max(excess, 0)`` of the kNN data profile (§6); unmatched elements at +inf."""
-    excess = np.asarray(data_defect(x, y, group, method="knn").excess, np.float64)
-    rms = np.sqrt(np.maximum(excess, 0.0))
-    rms[~np.isfinite(excess)] = np.inf
+    """The kNN estimate of the RMS data profile ``E_2(g)`` (§6); unmatched elements at +inf."""
+    rms = np.array(data_defect(x, y, group, method="knn").excess, np.float64)
+    rms[~np.isfinite(rms)] = np.inf
     rms[0] = 0.0
     return rms
 
@@ -331,19 +331,33 @@ def candidate_sets(x, y, group: TransformationSet, *, profile=None) -> list[np.n
     return [np.asarray(c, np.int64) for c in chain]
 
 
-def _set_name(group: TransformationSet, members: np.ndarray) -> str:
+def set_name(group: TransformationSet, members) -> str:
+    """The name a candidate set is reported under: ``group.name``, ``"none"``, or its elements.
+
+    A proper subset is named by its elements' labels (:func:`jaxsym.groups.element_labels`),
+    e.g. ``"{e, rot 180°}"``; sets of more than 8 elements by their size and a few labels.
+
+    Args:
+        group: the group or set the candidates are drawn from.
+        members: sorted element indices of the candidate (element 0 first).
+    """
+    members = np.asarray(members).reshape(-1)
     if len(members) == group.size:
         return group.name
     if len(members) == 1:
         return "none"
-    return f"{group.name}{{{','.join(str(int(k)) for k in members)}}}"
+    labels = element_labels(group)
+    if len(members) <= 8:
+        return "{" + ", ".join(labels[int(k)] for k in members) + "}"
+    shown = ", ".join(labels[int(k)] for k in members[:3])
+    return f"{{{shown}, … ({len(members)} of {group.size})}}"
 
 
 def _as_set(group: TransformationSet, members: np.ndarray) -> TransformationSet:
     """The elements ``members`` of ``group``; a subgroup of a group is flagged a group."""
     if len(members) == group.size:
         return group
-    subset = group.subset(np.asarray(members), name=_set_name(group, members))
+    subset = group.subset(np.asarray(members), name=set_name(group, members))
     return dataclasses.replace(subset, is_group=group.is_group)
 
 
@@ -359,7 +373,7 @@ class SymmetryChoice(NamedTuple):
     Attributes:
         group: the chosen set as a :class:`TransformationSet` (``{e}`` for none).
         elements: its element indices in the given group (sorted).
-        name: its name (the group's name, ``"none"``, or ``"<group>{i,j,…}"``).
+        name: its name (:func:`set_name`: the group's name, ``"none"``, or its elements).
         t_star: the chosen dial level (0 exact, 1 none).
         budget: ``ε̂* = t* · d_2(f̂)`` in ``d_2`` units (RMS equivariance error of
             the model, §2, §8), with ``f̂`` fitted on all the data and ``d_2``
@@ -566,7 +580,7 @@ def choose_symmetry(
         if len(members) == 1:
             continue
         for j, t in enumerate(levels[:-1]):
-            names.append(_set_name(group, members))
+            names.append(set_name(group, members))
             sizes.append(len(members))
             ts.append(float(t))
             fold_rows.append(table[s, j])

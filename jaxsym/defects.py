@@ -20,6 +20,14 @@ Non-finite values (NaN, inf):
 * **Overflow.** A finite model whose squared differences exceed the dtype's
   range (e.g. outputs of 1e30 in float32) reads ``inf``, never 0.
 
+Exact zeros: wherever ``ρ_X(g) x_b`` is bitwise ``x_b`` (the identity, or an
+element fixing that example), the defects read ``f(ρ_X(g) x_b)`` from the call
+``f(x)`` rather than from the stacked orbit batch, whose rounding may differ by backend
+and batch size. So the identity's defect is exactly 0 on every backend and in
+every dtype, chunked or not, under ``jit``, ``vmap`` and ``grad`` (its gradient
+is 0 too, see :func:`safe_sqrt`); an element that fixes ``x_b`` but acts on
+the outputs still has the defect ``‖f(x_b) − ρ_Y(g) f(x_b)‖``.
+
 Dtypes: integer inputs are promoted to a float dtype before a group acts on
 them; squared defects and averages accumulate in at least float32 (bfloat16
 and float16 models); float64 stays float64 (under ``jax_enable_x64``).
@@ -43,6 +51,7 @@ from jaxsym._orbits import (
     model_on_orbits,
     output_spec,
     plan_chunks,
+    reuse_where_fixed,
     sum_chunks,
 )
 from jaxsym._validation import (
@@ -108,13 +117,14 @@ def _prepare(f: Model, x, group: TransformationSet, chunk_size):
 def _squares_and_flags(f, x, group, fx, plan, acc_dtype):
     """``(e_f(x_b, g)², whether f(ρ_X(g) x_b) is finite)``, both ``(|G|, B)``."""
     batch = x.shape[0]
-    fx = fx.astype(acc_dtype)
+    fx_acc = fx.astype(acc_dtype)
 
     def chunk(elements):
-        moved = model_on_orbits(f, group, elements, x)  # (B, c, *out)
+        moved, fixed = model_on_orbits(f, group, elements, x, with_fixed=True)  # (B, c, *out)
+        moved = reuse_where_fixed(moved, fixed, fx)
         count = moved.shape[1]
         finite = jnp.all(jnp.isfinite(moved.reshape(batch, count, -1)), axis=-1)
-        target = act_out_each(group, elements, jnp.broadcast_to(fx[:, None], moved.shape))
+        target = act_out_each(group, elements, jnp.broadcast_to(fx_acc[:, None], moved.shape))
         diff = (moved.astype(acc_dtype) - target).reshape(batch, count, -1)
         return jnp.sum(diff * diff, axis=-1).T, finite.T  # (c, B) each
 
@@ -206,7 +216,8 @@ def defect_profile(
         chunk_size: group elements per model call (``None``: automatic).
 
     Returns:
-        ``(|G|,)`` non-negative values; the identity's entry is 0.
+        ``(|G|,)`` non-negative values; the identity's entry is exactly 0 (module
+        docstring, "Exact zeros").
 
     Raises:
         As :func:`pointwise_defects`; ``ValueError`` for an unknown ``reduce``.
@@ -284,11 +295,15 @@ def orbit_stats(
     ``|G|·B`` transformed inputs, chunk by chunk (memory bounded by the chunk,
     as in :func:`jaxsym.symmetrize`): ``(|G| + 1)·B`` model rows in all. Both
     ``Q_G f = mean_g ρ_Y(g)⁻¹ f(gx)`` and the defects ``f(gx) − ρ_Y(g) f(x)``
-    come from the same outputs ``f(gx)``; ``f(x)`` comes from its own call, so
-    nothing assumes which element is the identity. With a G-invariant μ (an
-    orbit-closed sample), ``ee2_sq = 2·d2²`` (§2). Jit-able and differentiable
-    with respect to parameters closed over by ``f``; the gradient of ``d2`` is 0,
-    not NaN, at an exactly equivariant model.
+    come from the same outputs ``f(gx)``; ``f(x)`` comes from its own call and,
+    in the defects only, stands in for ``f(gx_b)`` wherever ``gx_b`` is bitwise
+    ``x_b`` (so the identity's defect is exactly 0; nothing assumes which
+    element it is). ``Q_G f`` averages the stacked outputs alone, so a model
+    whose rows depend on the batch (e.g. :class:`jaxsym.training.BudgetModel`
+    in training) is averaged over one batch.
+    With a G-invariant μ (an orbit-closed sample), ``ee2_sq = 2·d2²`` (§2).
+    Jit-able and differentiable with respect to parameters closed over by ``f``;
+    the gradient of ``d2`` is 0, not NaN, at an exactly equivariant model.
 
     **Sampled elements** (``num_samples=k``, ``key``): for large groups, ``k``
     elements drawn uniformly with replacement replace the sum over G. Then
@@ -337,8 +352,9 @@ def orbit_stats(
     fx_acc = fx.astype(acc_dtype)
 
     def chunk(elements):
-        moved = model_on_orbits(f, used, elements, x).astype(acc_dtype)  # (B, c, *out)
-        back = act_out_each(used, jax.vmap(used.inverse)(elements), moved)
+        moved, fixed = model_on_orbits(f, used, elements, x, with_fixed=True)  # (B, c, *out)
+        back = act_out_each(used, jax.vmap(used.inverse)(elements), moved.astype(acc_dtype))
+        moved = reuse_where_fixed(moved, fixed, fx).astype(acc_dtype)
         target = act_out_each(used, elements, jnp.broadcast_to(fx_acc[:, None], moved.shape))
         diff = (moved - target).reshape(batch, moved.shape[1], -1)
         return back, jnp.sum(diff * diff, axis=-1)  # (B, c, *out), (B, c)

@@ -14,6 +14,13 @@ A trainable ``t`` is stored as it is and used through its projection onto
 ``[0, 1]`` with a projected gradient (see ``Dialed``): it cannot get stuck
 outside ``[0, 1]``.
 
+What should train ``t``: not the training loss. Jointly with the weights, the
+training loss prefers whatever level fits the training sample best (with an
+expressive network, the least constrained one), so a ``t`` learned on it is an
+overfitted level. Train ``t`` on a validation split while the weights train on
+the training split, or fix it at :func:`jaxsym.choose_symmetry`'s ``t*``
+(docs/guides/training.md, "A trainable t").
+
 Both take a batch ``(B, *input)`` and return ``(B, *output)``, jaxsym's model
 convention. The wrapped model maps one example (the equinox convention, e.g.
 ``eqx.nn.MLP``) unless ``batched=True``.
@@ -85,13 +92,15 @@ class Symmetrized(eqx.Module):
 class Dialed(eqx.Module):
     """The dial ``Q_G model + t (model − Q_G model)`` on a batch (§3).
 
-    With ``trainable_t=True`` (the default) ``t`` is an array leaf that trains
-    with the model. It is stored as it is and used as ``clip(t, 0, 1)``; its
-    gradient is the projected gradient (only a gradient pointing out of
-    ``[0, 1]`` from the boundary or beyond is dropped), so a ``t`` pushed out of
-    ``[0, 1]`` by momentum or weight decay comes back as soon as the loss prefers
-    a level inside. With ``trainable_t=False``, ``t`` is a fixed number in a
-    static field: no gradient, no optimizer state, no weight decay.
+    With ``trainable_t=False`` (the default) ``t`` is a fixed number in a static
+    field: no gradient, no optimizer state, no weight decay. With
+    ``trainable_t=True`` ``t`` is an array leaf (``t_param``) that receives a
+    gradient with the model; train it on a validation loss, not the training loss
+    (module docstring, docs/guides/training.md). It is stored as it is and used as
+    ``clip(t, 0, 1)``; its gradient is the projected gradient (only a gradient
+    pointing out of ``[0, 1]`` from the boundary or beyond is dropped), so a ``t``
+    pushed out of ``[0, 1]`` by momentum or weight decay comes back as soon as the
+    loss prefers a level inside.
 
     Args:
         model: the equinox model.
@@ -115,7 +124,7 @@ class Dialed(eqx.Module):
         group: TransformationSet,
         t=1.0,
         *,
-        trainable_t: bool = True,
+        trainable_t: bool = False,
         batched: bool = False,
         chunk_size: int | None = None,
     ):

@@ -1,17 +1,18 @@
-"""Training at the right level of symmetry: the bound regularizer (docs/theory.md §7, §8).
+"""Training at the right level of symmetry: the bound regularizer (docs/theory.md §7, §8, §9).
 
-The certified bound of §4 decides **which** symmetry set to keep among nested
-candidates ``S_1 ⊂ S_2 ⊂ …``; the cross-fitted predictive trade-off of §8
-decides **how much**: the budget ``ε̂* = t* · d_2(f̂)``. Training is then held
-to that budget.
+:func:`jaxsym.choose_symmetry` decides **which** symmetry set to keep and **how
+much** (the one-standard-error rule on the cross-fitted dial risk, §8, §9); the
+budget is its ``ε̂* = t* · d_2(f̂)``. Training is then held to that budget. The
+regularizer makes no decision of its own: on the same data it keeps what
+``choose_symmetry`` (and the audit) chose.
 
 Units. Three defect scales meet here and each keeps its own name:
 
 * ``budget`` and ``d_2``: the L2 distance to equivariance
   ``d_2(f) = ‖(I − Q_S) f‖_{L²(μ)} = (mean_b ‖f(x_b) − Q_S f(x_b)‖²)^{1/2}`` on
   the inputs (``d_2`` units, docs/theory.md §2, §8; ``ee_2 = √2 d_2``);
-* ``sup_defect``: the sample sup defect ``max_{g, b} e_f(x_b, g)``, the level
-  ``ε`` that the certified bound of §4 takes (sup-norm units);
+* ``sup_defect``: the sample sup defect ``max_{g, b} e_f(x_b, g)`` (sup-norm
+  units), a lower estimate of the level ``ε`` that the theory bound of §4 takes;
 * the audit's RMS defect (``jaxsym.audit``) is neither, and is not used here.
 
 Two designs, selected by ``beta``:
@@ -60,7 +61,6 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -78,16 +78,25 @@ from jaxsym._validation import (
     check_chunk_size,
     check_finite,
     check_group,
+    check_key,
     check_positive,
     is_concrete,
     positive_int,
 )
 from jaxsym.bounds import generalization_bound
+from jaxsym.constants import BoundConstants, squared_loss_constants
+from jaxsym.decision import (
+    MAX_SCREENED_SUBGROUPS,
+    SymmetryChoice,
+    _as_set,
+    _check_candidates,
+    _check_t_grid,
+    choose_symmetry,
+)
 from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
 from jaxsym.groups import TransformationSet
-from jaxsym.groups._base import check_key
-from jaxsym.losses import BoundConstants, squared_loss_constants
-from jaxsym.predictive import cross_fitting_folds, predictive_tradeoff
+from jaxsym.predictive import cross_fitting_folds
+from jaxsym.subgroups import all_subgroups
 
 Model = Callable[[jax.Array], jax.Array]
 Fit = Callable[[jax.Array, jax.Array], Model]
@@ -95,7 +104,6 @@ Fit = Callable[[jax.Array, jax.Array], Model]
 __all__ = [
     "BoundRegularizer",
     "BudgetModel",
-    "CandidateChoice",
     "RegularizerReport",
     "bound_regularizer",
 ]
@@ -120,56 +128,45 @@ def _squared_loss_constants(lipschitz, label_bound, output_dim) -> BoundConstant
 # ============================================================================ results
 
 
-class CandidateChoice(NamedTuple):
-    """How the active symmetry set was chosen among nested candidates (docs/theory.md §4, §8).
-
-    Attributes:
-        index: position of the active set in the candidates.
-        approximation: ``(K,)`` estimated ``‖(I − Q_{S_k}) f*‖²`` (squared ``d_2``
-            units, i.e. units of the squared loss): the cross-fitted alignment
-            ``max(B_k, 0)`` of :func:`jaxsym.predictive_tradeoff`.
-        generalization: ``(K,)`` ``Gen_n(S_k, ε = 0)`` (units of the loss; the
-            sup-defect level ε = 0) with the union bound over the K candidates
-            (NaN when there is one candidate: no choice to make, nothing computed).
-        total: ``(K,)`` ``approximation + generalization``; the active set is its
-            minimizer (ties go to the larger set).
-        eps_star: ``(K,)`` predicted budget ``ε̂*_k = t*_k · d_2(f̂)`` on each
-            candidate (``d_2`` units).
-        t_star: ``(K,)`` predicted dial level on each candidate (unitless, in ``[0, 1]``).
-        distance: ``(K,)`` ``d_2(f̂)`` of the unconstrained full-data fit on each
-            candidate (``d_2`` units).
-    """
-
-    index: int
-    approximation: jax.Array
-    generalization: jax.Array
-    total: jax.Array
-    eps_star: jax.Array
-    t_star: jax.Array
-    distance: jax.Array
-
-
 class RegularizerReport(NamedTuple):
-    """State of a model under a :class:`BoundRegularizer` (no gradient).
+    """State of a model under a :class:`BoundRegularizer` (no gradient; docs/theory.md §4, §7).
+
+    Every number is measured on the inputs ``x`` given to :meth:`BoundRegularizer.report`;
+    the sample quantities are **estimates** of their population versions.
 
     Attributes:
-        names: the candidates' names.
-        distance: ``(K,)`` ``d_2(f)`` on each candidate, on the given inputs
-            (``d_2`` units).
+        names: the candidate sets' names.
+        distance: ``(K,)`` ``d_2(f)`` on each candidate, on ``x`` (``d_2`` units).
         sup_defect: ``(K,)`` sample sup defect ``max_{g, b} e_f(x_b, g)`` on each
-            candidate (sup-norm units; a lower estimate of ``ee_∞``, §2).
-        active: index of the active set.
+            candidate (sup-norm units): a *lower estimate* of ``ee_∞`` (§2),
+            never a certified level.
+        active: index of the active set in ``names``.
         active_name: its name.
         budget: the budget ``ε̂*`` on the active set (``d_2`` units).
         max_output: ``max_{b, i} |f(x_b)_i|``, to compare with ``output_bound``.
-        bound_applies: whether the outputs lie in the box ``[−M, M]^{d_y}`` of the
-            bound's constants on ``x``. When they do not, the bound's hypotheses
-            fail and ``bound`` is ``inf`` (vacuous).
-        bound: ``Gen_n(S, ε)`` on the active set at the model's current level
-            ``ε`` = its sample sup defect there (sup-norm units), with the union
-            bound over the candidates. With the sample sup defect and estimated
-            constants it is an *estimate* of the certified bound, not a
-            certificate (docs/theory.md §4).
+        outputs_in_box: whether the outputs on ``x`` lie in the box ``[−M, M]^{d_y}``
+            of the constants (necessary for the theory bound, not sufficient:
+            the class needs it on the whole domain). When False both bounds are
+            ``inf``.
+        level: the sup-defect level ``ε`` at which the theory bound is evaluated:
+            0 when ``f`` is exactly symmetric on the active set by construction
+            (a :class:`BudgetModel` at ``s = 0`` on a group), else the sample
+            sup defect on the active set (an estimate).
+        num_options: K, the options the union bound counts (every set and dial
+            level the screen compared).
+        loss_range: ``B``, the loss's range (a gap of ``B`` or more is vacuous).
+        bound_estimate: the theory bound ``Gen_n(S, ε)`` of §4 on the
+            generalization gap ``R(f) − R̂_n(f)`` at ``level``, with the union over
+            ``num_options`` (loss units). Always filled; an *estimate* unless
+            ``certified``.
+        certified: whether ``bound_estimate`` is also a certificate: constants
+            given by the user (fixed before the data), candidate sets fixed
+            before the data, and ``level`` exact by construction (ε = 0). A
+            sample sup defect never certifies.
+        certified_bound: ``bound_estimate`` when ``certified``, else NaN.
+        vacuous: whether the bound is ``≥ B`` (it then says nothing: ``R ≤ B``
+            holds trivially).
+        summary: the above in one sentence.
     """
 
     names: tuple[str, ...]
@@ -179,8 +176,15 @@ class RegularizerReport(NamedTuple):
     active_name: str
     budget: jax.Array
     max_output: float
-    bound_applies: bool
-    bound: jax.Array
+    outputs_in_box: bool
+    level: float
+    num_options: int
+    loss_range: float
+    bound_estimate: float
+    certified: bool
+    certified_bound: float
+    vacuous: bool
+    summary: str
 
 
 # ============================================================================ the budget
@@ -264,36 +268,76 @@ class BudgetModel(eqx.Module):
 
 
 class BoundRegularizer(eqx.Module):
-    """The bound regularizer, built once from the training data (docs/theory.md §7, §8).
+    """The bound regularizer, built once from the training data (docs/theory.md §7, §8, §9).
 
     A pytree (an :class:`equinox.Module`): pass it through ``jit`` (its budget is
     a leaf, so regularizers that differ only in their budget share one trace).
     It is not a model to train: train ``reg.model(f)``, whose group and budget
     never train. Build it with :func:`bound_regularizer`.
 
-    Attributes:
+    Args:
         budget: the budget ``ε̂*`` on the active set (``d_2`` units).
-        group: the active symmetry set (chosen by the certified bound).
-        candidates: the nested candidate sets.
-        choice: :class:`CandidateChoice`, how the active set was chosen.
-        constants: the bound's constants (for :meth:`report`).
+        group: the active symmetry set.
+        candidates: the candidate sets (default ``(group,)``).
+        choice: the :class:`jaxsym.SymmetryChoice` that chose ``group`` and the
+            budget, or ``None`` for a hand-set budget.
+        constants: the theory bound's constants (for :meth:`report`), or ``None``.
+        constants_given: whether the user supplied ``constants`` (fixed before
+            the data); estimated constants make every reported bound an estimate.
+        candidates_fixed: whether the candidate sets were fixed before the data
+            (given by the user, or every subgroup of the group).
+        beta: ``None`` for the budget projection, else the hinge's β.
+        chunk_size: group elements per model call (``None``: automatic).
+
+    Attributes:
+        budget: as above (a leaf).
+        group: the active symmetry set (chosen by :func:`jaxsym.choose_symmetry`).
+        candidates: the candidate sets.
+        constants: the bound's constants.
         beta: ``inf`` for the budget projection (the default), else the hinge's β
             (units of the loss per ``d_2²``).
-        chunk_size: group elements per model call (``None``: automatic).
+        chunk_size: group elements per model call.
     """
 
     budget: jax.Array
     group: TransformationSet
     candidates: tuple[TransformationSet, ...]
-    choice: CandidateChoice
-    constants: BoundConstants
-    beta: float = eqx.field(static=True, default=math.inf)
-    chunk_size: int | None = eqx.field(static=True, default=None)
+    constants: BoundConstants | None
+    fixed_choice: Fixed | None = eqx.field(static=True)
+    constants_given: bool = eqx.field(static=True)
+    candidates_fixed: bool = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+    chunk_size: int | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        budget,
+        group: TransformationSet,
+        *,
+        candidates: Sequence[TransformationSet] | None = None,
+        choice: SymmetryChoice | None = None,
+        constants: BoundConstants | None = None,
+        constants_given: bool = False,
+        candidates_fixed: bool = False,
+        beta: float | None = None,
+        chunk_size: int | None = None,
+    ):
+        check_group(group)
+        check_chunk_size(chunk_size)
+        self.budget = jnp.asarray(budget, jnp.float32)
+        self.group = group
+        self.candidates = (group,) if candidates is None else tuple(candidates)
+        self.constants = constants
+        self.fixed_choice = None if choice is None else Fixed(choice)
+        self.constants_given = bool(constants_given and constants is not None)
+        self.candidates_fixed = bool(candidates_fixed)
+        self.beta = _check_beta(beta)
+        self.chunk_size = chunk_size
 
     @property
-    def eps(self) -> jax.Array:
-        """Deprecated alias of :attr:`budget` (``d_2`` units)."""
-        return self.budget
+    def choice(self) -> SymmetryChoice | None:
+        """The :class:`jaxsym.SymmetryChoice` behind the set and budget (``None`` if hand-set)."""
+        return None if self.fixed_choice is None else self.fixed_choice.raw
 
     @property
     def is_projection(self) -> bool:
@@ -341,24 +385,38 @@ class BoundRegularizer(eqx.Module):
         return BudgetModel(_function(f), self.group, self.budget, scale, self.chunk_size)
 
     def report(self, f: Model, x: jax.Array) -> RegularizerReport:
-        """``d_2`` and sup defect of ``f`` on each candidate, the active set, budget and bound.
+        """``d_2`` and sample sup defect of ``f`` per candidate, and the theory bound (§4, §7).
 
         ``d_2`` and the budget in ``d_2`` units; the sup defect, and the level at
         which the bound is evaluated, in sup-norm units. No gradient flows. Pass
-        the trained predictor (e.g. ``reg.freeze(f, x)``) to report what is
-        deployed. The bound is computed on ``x`` (pass the training inputs);
-        it applies only where ``f``'s outputs lie in the constants' box
-        ``[−M, M]^{d_y}`` (else ``bound_applies`` is False and ``bound`` is
-        ``inf``).
+        the deployed predictor (``reg.freeze(f, x)``) and the training inputs.
+
+        The theory bound ``Gen_n(S, ε)`` on the active set counts every option
+        the screen compared (``K = len(choice.names)``) in its union. It is
+        reported as **certified** only when all of these hold (docs/theory.md
+        §4, "What certified requires"): the constants were given by the user,
+        the candidate sets were fixed before the data, and ``f`` is exactly
+        symmetric on the active group by construction (a :class:`BudgetModel`
+        frozen at ``s = 0``, so ``ε = 0``). Otherwise ``ε`` is the sample sup
+        defect, a lower estimate, and the number is an *estimate*
+        (``bound_estimate``, with ``certified_bound`` NaN). A bound ``≥ B`` is
+        flagged ``vacuous``. The user remains responsible for what the
+        constants claim (``L`` certified, outputs in ``[−M, M]^{d_y}`` on the
+        whole domain); the sample check ``outputs_in_box`` is necessary only.
 
         Raises:
             TypeError: when called under ``jit`` (the bound's covering numbers are
                 computed on the host).
-            ValueError: if ``f``'s outputs do not have ``constants.output_dim``
-                coordinates.
+            ValueError: if there are no constants, or ``f``'s outputs do not have
+                ``constants.output_dim`` coordinates.
         """
         check_callable("f", f)
-        if not (is_concrete(x) and is_concrete(self.choice.index)):
+        if self.constants is None:
+            raise ValueError(
+                "report needs the bound's constants: build the regularizer with "
+                "bound_regularizer (which estimates them) or pass constants=."
+            )
+        if not (is_concrete(x) and is_concrete(self.budget)):
             raise TypeError(_REPORT_UNDER_JIT)
         model = _no_gradient(f)
         outputs = model(x)
@@ -366,22 +424,29 @@ class BoundRegularizer(eqx.Module):
             raise TypeError(_REPORT_UNDER_JIT)
         _check_output_dim("f's outputs", outputs.shape[1:], self.constants)
         max_output = float(jnp.max(jnp.abs(outputs)))
-        bound_applies = max_output <= float(self.constants.output_bound)
+        in_box = max_output <= float(self.constants.output_bound)
         distance = jnp.stack(
             [orbit_stats(model, x, s, chunk_size=self.chunk_size).d2 for s in self.candidates]
         )
         sup = jnp.stack([_sup_defect(model, x, s) for s in self.candidates])
-        index = int(self.choice.index)
-        if bound_applies:
-            bound = generalization_bound(
-                x,
-                self.group,
-                self.constants,
-                eps=float(sup[index]),
-                num_levels=len(self.candidates),
-            ).total
+        index = _position(self.candidates, self.group)
+        exact = _exact_by_construction(f, self.group)
+        level = 0.0 if exact else float(sup[index])
+        options = len(self.choice.names) if self.choice is not None else len(self.candidates)
+        loss_range = float(self.constants.loss.loss_range)
+        if in_box:
+            bound = float(
+                generalization_bound(
+                    x, self.group, self.constants, eps=level, num_levels=options
+                ).total
+            )
         else:
-            bound = jnp.asarray(jnp.inf, jnp.float32)
+            bound = math.inf
+        certified = (
+            in_box and exact and self.constants_given and self.candidates_fixed
+            and self.choice is not None
+        )  # fmt: skip
+        vacuous = bound >= loss_range
         return RegularizerReport(
             names=tuple(s.name for s in self.candidates),
             distance=distance,
@@ -390,9 +455,55 @@ class BoundRegularizer(eqx.Module):
             active_name=self.group.name,
             budget=self.budget,
             max_output=max_output,
-            bound_applies=bound_applies,
-            bound=bound,
+            outputs_in_box=in_box,
+            level=level,
+            num_options=options,
+            loss_range=loss_range,
+            bound_estimate=bound,
+            certified=certified,
+            certified_bound=bound if certified else math.nan,
+            vacuous=vacuous,
+            summary=_summary(bound, certified, vacuous, in_box, exact, self, loss_range, level),
         )
+
+
+def _position(candidates, group) -> int:
+    for k, candidate in enumerate(candidates):
+        if candidate is group or candidate.name == group.name:
+            return k
+    return len(candidates) - 1
+
+
+def _exact_by_construction(f: Model, group: TransformationSet) -> bool:
+    """Whether ``f`` is ``Q_S g`` for a group ``S`` by construction (sup defect exactly 0)."""
+    if group.size == 1:
+        return True  # e_f(x, e) = 0 for every f
+    if not (isinstance(f, BudgetModel) and group.is_group and f.group.size == group.size):
+        return False
+    scale = f.scale if f.scale is not None else f.budget
+    return bool(is_concrete(scale) and float(jnp.max(jnp.abs(scale))) == 0.0)
+
+
+def _summary(bound, certified, vacuous, in_box, exact, reg, loss_range, level) -> str:
+    if not in_box:
+        return (
+            "theory bound not applicable: the outputs leave the constants' box [−M, M] "
+            f"(M = {float(reg.constants.output_bound):g})."
+        )
+    kind = "certified theory bound" if certified else "theory bound (an estimate)"
+    text = f"{kind} on the generalization gap: {bound:.4g} at ε = {level:.3g}"
+    if vacuous:
+        text += f", vacuous: ≥ the loss range B = {loss_range:g}, no information"
+    if not certified:
+        reasons = []
+        if not reg.constants_given:
+            reasons.append("estimated constants")
+        if not exact:
+            reasons.append("ε is a sample sup defect")
+        if not reg.candidates_fixed or reg.choice is None:
+            reasons.append("candidate sets not fixed before the data")
+        text += f" ({', '.join(reasons)})" if reasons else ""
+    return text + "."
 
 
 _REPORT_UNDER_JIT = (
@@ -430,82 +541,6 @@ def _no_gradient(f: Model) -> Model:
 
 
 # ============================================================================ the builder
-
-
-def _element_rows(group: TransformationSet) -> np.ndarray:
-    leaves = jax.tree_util.tree_leaves(group.elements)
-    return np.concatenate(
-        [np.asarray(leaf, np.float64).reshape(group.size, -1) for leaf in leaves], axis=1
-    )
-
-
-def _missing(small: TransformationSet, large: TransformationSet, tol: float = 1e-4) -> list[int]:
-    """Indices of ``small``'s elements that are not elements of ``large`` (within ``tol``)."""
-    a, b = _element_rows(small), _element_rows(large)
-    if a.shape[1] != b.shape[1]:
-        return list(range(small.size))
-    missing = []
-    for start in range(0, len(a), 256):  # bounded memory for large groups
-        distance = np.abs(a[start : start + 256, None, :] - b[None, :, :]).max(-1).min(-1)
-        missing += (start + np.flatnonzero(distance > tol)).tolist()
-    return missing
-
-
-def _check_inside(small, large, small_name: str, large_name: str) -> None:
-    """Raise unless every element of ``small`` is an element of ``large``, acting alike."""
-    if small.action != large.action or small.output_action != large.output_action:
-        raise ValueError(
-            f"{small_name} ({small!r}) and {large_name} ({large!r}) must act the same way on "
-            "inputs and on outputs (the same group family; both invariant or both "
-            "equivariant) to be nested."
-        )
-    missing = _missing(small, large)
-    if missing:
-        element = small.action.format_element(small.element(missing[0]))
-        raise ValueError(
-            f"{small_name} ({small.name}) is not a subgroup of {large_name} ({large.name}): "
-            f"{len(missing)} of its {small.size} elements are not in {large.name}, e.g. "
-            f"element {missing[0]}: {element}. Candidates must be nested, each a subgroup of "
-            "the next (e.g. [C2, C4, C8]; C3 is not inside C4, D2 is not inside C8)."
-        )
-
-
-def _check_candidates(group: TransformationSet, candidates) -> tuple[TransformationSet, ...]:
-    """The candidates, nested by inclusion of their elements, the largest being ``group``."""
-    if candidates is None:
-        candidates = [group]
-    if isinstance(candidates, TransformationSet) or not isinstance(candidates, Sequence):
-        raise TypeError(
-            "candidates must be a list of nested symmetry sets, e.g. [C2, C4, C8]; "
-            f"got {candidates!r}."
-        )
-    if len(candidates) == 0:
-        raise ValueError("candidates must hold at least one symmetry set.")
-    for k, candidate in enumerate(candidates):
-        check_group(candidate, f"candidates[{k}]")
-        if not candidate.is_group:
-            raise ValueError(
-                f"candidates[{k}] ({candidate!r}) must be a group (is_group=True): the budget "
-                "projection and the predictive trade-off need the exact projection Q_S. "
-                "For a range of rotations use an evenly spaced cyclic subgroup."
-            )
-    for k, (a, b) in enumerate(itertools.pairwise(candidates)):
-        if b.size <= a.size:
-            raise ValueError(
-                "candidates must be nested, smallest first (each a proper subgroup of the "
-                f"next); got sizes {[c.size for c in candidates]}."
-            )
-        _check_inside(a, b, f"candidates[{k}]", f"candidates[{k + 1}]")
-    last = candidates[-1]
-    if last.size != group.size:
-        raise ValueError(
-            f"the largest candidate must be the group itself: group is {group.name} "
-            f"({group.size} elements) but candidates[-1] is {last.name} ({last.size} "
-            f"elements). Pass candidates=[..., {group.name}] (smallest first, ending with "
-            "the group), or group=candidates[-1]."
-        )
-    _check_inside(last, group, "candidates[-1]", "group")
-    return tuple(candidates)
 
 
 def _check_beta(beta) -> float:
@@ -555,40 +590,56 @@ def _lipschitz_estimate(model: Model, x: jax.Array, max_points: int = 256) -> fl
     return float(jnp.max(norms))
 
 
+def _subgroups_fixed(group: TransformationSet) -> bool:
+    """Whether the default candidates are every subgroup (a list fixed before the data)."""
+    if not group.is_group:
+        return False
+    try:
+        all_subgroups(group, limit=MAX_SCREENED_SUBGROUPS)
+    except ValueError:
+        return False
+    return True
+
+
 def bound_regularizer(
     x: jax.Array,
     y: jax.Array,
     group: TransformationSet,
     *,
     fit: Fit | None,
-    candidates: Sequence[TransformationSet] | None = None,
+    key: jax.Array | None,
+    candidates: Sequence | None = None,
+    t_grid=None,
+    profile=None,
     beta: float | None = None,
     num_folds: int = 5,
-    key: jax.Array | None,
     fold_models: Sequence[Model] | None = None,
     full_model: Model | None = None,
     constants: BoundConstants | None = None,
     chunk_size: int | None = None,
 ) -> BoundRegularizer:
-    """Build the bound regularizer from the training data (docs/theory.md §7, §8).
+    """Build the bound regularizer from the training data (docs/theory.md §7, §8, §9).
 
-    1. **Fits.** Cross-fitting folds from ``key`` (the rule of
-       ``predictive.cross_fitting_folds``); ``fit`` trains the user's model
-       class without a regularizer on each ``K − 1`` folds and on all the data
-       (K + 1 calls), unless ``fold_models`` (in fold order) and ``full_model``
-       are given, e.g. trained in one vectorized loop.
-    2. **Which set** (only with several candidates). For each nested candidate
-       ``S_k`` the bound of §4 (sup-defect level ε = 0 on ``S_k``, union bound
-       over the K candidates) plus the estimated approximation error
-       ``‖(I − Q_{S_k}) f*‖² ≈ max(B_k, 0)`` (the cross-fitted alignment of §8);
-       the active set minimizes the sum (ties go to the larger set).
-    3. **How much.** The budget ``ε̂* = predictive_tradeoff(...).eps_star`` on
-       the active set: ``t* · d_2(f̂)``, the predicted best level in ``d_2`` units (§8).
+    1. **Fits.** ``fit`` trains the user's model class without a regularizer on
+       each cross-fitting split (:func:`jaxsym.cross_fitting_folds` with
+       ``key``) and, when needed, on all the data: K (+ 1) calls, unless
+       ``fold_models`` (in fold order) and ``full_model`` are given.
+    2. **Which set, how much.** :func:`jaxsym.choose_symmetry` on the same
+       ``x, y, group, key, candidates, t_grid, num_folds, profile``, reusing the
+       fits above (nothing is fitted twice): the one-standard-error rule on the
+       cross-fitted dial risk picks the set ``H`` and level ``t*``. The budget is
+       its ``ε̂* = t* · d_2(f̂)`` (``d_2`` units). So on the same data the
+       regularizer keeps the same set at the same level as ``choose_symmetry``
+       (and as the audit, which screens with it).
+    3. **Training.** ``beta=None`` (default) trains through the budget projection
+       ``f ↦ Q_H f + min(1, ε̂*/d_2(f)) (f − Q_H f)`` and needs no tuning; a
+       finite ``beta`` uses the hinge penalty ``β (d_2(f) − ε̂*)_+²`` instead (see
+       the module docstring). ``t* = 0`` trains ``Q_H f`` exactly; no symmetry
+       (``H = {e}``) trains ``f`` itself.
 
-    ``beta=None`` (default) trains through the budget projection
-    ``f ↦ Q_S f + min(1, ε̂*/d_2(f)) (f − Q_S f)`` and needs no tuning;
-    a finite ``beta`` uses the hinge penalty ``β (d_2(f) − ε̂*)_+²`` instead
-    (see the module docstring for why the projection is the default).
+    The choice is an estimate (§9); certify the trained model on held-out data
+    with :func:`jaxsym.held_out_bound`. :meth:`BoundRegularizer.report` quotes
+    the theory bound (§4), as an estimate unless the conditions it lists hold.
 
     Args:
         x: ``(n, *input)`` training inputs.
@@ -596,28 +647,36 @@ def bound_regularizer(
             loss; one-hot labels for a classifier that outputs probabilities).
             1-D integer labels are refused (class indices are not numbers to
             regress); integer arrays of higher rank are cast to floats.
-        group: the symmetry group: the largest candidate (the only one by default).
+        group: the symmetry group or set (element 0 the identity).
         fit: ``fit(x, y)`` returns a batched predictor (unregularized); may be
             ``None`` when ``fold_models`` and ``full_model`` are given.
-        candidates: nested groups, smallest first, each a subgroup of the next
-            (checked on the elements), ending with ``group``, e.g.
-            ``[C2, C4, C8]`` for ``group=C8``; default ``[group]``.
+        key: PRNG key for the fold split, e.g. ``jax.random.key(0)``
+            (keyword-only; ``None`` takes every K-th example).
+        candidates: candidate sets, as for :func:`jaxsym.choose_symmetry`
+            (element-index arrays of ``group`` or subsets of it); default
+            :func:`jaxsym.decision.candidate_sets` (every subgroup of a small
+            group). Sets passed here are taken as fixed before the data (for
+            the certification conditions of :meth:`BoundRegularizer.report`);
+            do not rely on a certified report with sets derived from this sample.
+        t_grid: dial levels, as for :func:`jaxsym.choose_symmetry`.
+        profile: optional RMS data profile, as for :func:`jaxsym.choose_symmetry`.
         beta: ``None`` for the projection; else the hinge weight, a real,
             finite ``β > 0`` (not a bool or a string).
         num_folds: K ≥ 2 cross-fitting folds.
-        key: PRNG key for the fold split, e.g. ``jax.random.key(0)``
-            (keyword-only; ``None`` takes every K-th example).
         fold_models: optional K predictors already fitted on the folds of
-            ``cross_fitting_folds(n, K, key=key)`` (fold k trained without fold k).
+            ``cross_fitting_folds(n, K, key=key)`` (model k trained without fold k).
         full_model: optional predictor fitted on all the data.
-        constants: the bound's constants; ``None`` estimates them (squared
-            loss, ``M = Y = max ‖y‖``, ``L`` = the full fit's largest Jacobian
-            norm): the bound is then an estimate (docs/theory.md §4). Given
-            constants must have ``output_dim`` equal to the labels' size per example.
+        constants: the theory bound's constants, fixed before the data;
+            ``None`` estimates them for :meth:`~BoundRegularizer.report`
+            (squared loss, ``M = Y = max ‖y‖``, ``L`` = the full fit's largest
+            Jacobian Frobenius norm on 256 inputs), whose bound is then an
+            estimate. Given constants must have ``output_dim`` equal to the
+            labels' size per example.
         chunk_size: group elements per model call (``None``: automatic).
 
     Returns:
-        A :class:`BoundRegularizer` with its budget ``ε̂*`` in ``d_2`` units.
+        A :class:`BoundRegularizer` with its budget ``ε̂*`` in ``d_2`` units and
+        the :class:`jaxsym.SymmetryChoice` as ``.choice``.
 
     Raises:
         ValueError / TypeError: on a malformed argument, named in the message,
@@ -627,10 +686,9 @@ def bound_regularizer(
     x = check_batch(group, x)
     n = x.shape[0]
     y = _check_labels(y, n, x.dtype)
-    candidates = _check_candidates(group, candidates)
     num_folds = positive_int("num_folds", num_folds, minimum=2, maximum=n)
     check_chunk_size(chunk_size)
-    beta = _check_beta(beta)
+    _check_beta(beta)
     if key is not None:
         check_key(key)
     if constants is not None:
@@ -639,30 +697,27 @@ def bound_regularizer(
         raise ValueError("pass both fold_models and full_model, or neither.")
     if fold_models is None:
         check_callable("fit", fit)
+    if candidates is not None:
+        _check_candidates(group, candidates)
+    if t_grid is not None:
+        _check_t_grid(t_grid)
+    if fold_models is None:
         folds = cross_fitting_folds(n, num_folds, key=key)
         fold_models = []
         for held_out in folds:
             train = np.setdiff1d(np.arange(n), held_out)
             fold_models.append(fit(x[train], y[train]))
-        full_model = fit(x, y)
+        if constants is None:  # the Lipschitz estimate needs the full fit
+            full_model = fit(x, y)
     elif len(fold_models) != num_folds:
         raise ValueError(
             f"fold_models must hold num_folds={num_folds} models; got {len(fold_models)}."
         )
-    tradeoffs = [
-        predictive_tradeoff(
-            None,
-            x,
-            y,
-            s,
-            num_folds=num_folds,
-            key=key,
-            fold_models=fold_models,
-            full_model=full_model,
-        )
-        for s in candidates
-    ]
-    approximation = jnp.stack([jnp.maximum(t.alignment, 0.0) for t in tradeoffs])
+    choice = choose_symmetry(
+        x, y, group, fit=fit, key=key, candidates=candidates, t_grid=t_grid,
+        num_folds=num_folds, profile=profile, fold_models=fold_models, full_model=full_model,
+    )  # fmt: skip
+    constants_given = constants is not None
     if constants is None:
         label_bound = float(jnp.max(jnp.sqrt(jnp.sum(y.reshape(n, -1) ** 2, axis=-1))))
         constants = _squared_loss_constants(
@@ -670,34 +725,20 @@ def bound_regularizer(
             max(label_bound, 1e-6),
             int(np.prod(y.shape[1:], dtype=np.int64)),
         )
-    if len(candidates) > 1:
-        generalization = jnp.stack(
-            [
-                generalization_bound(x, s, constants, eps=0.0, num_levels=len(candidates)).total
-                for s in candidates
-            ]
-        )
-        total = np.asarray(approximation + generalization, np.float64)
-        index = int(len(total) - 1 - np.argmin(total[::-1]))  # ties: the larger set
-    else:
-        generalization = jnp.full((1,), jnp.nan)
-        total = approximation + generalization
-        index = 0
-    choice = CandidateChoice(
-        index=index,
-        approximation=approximation,
-        generalization=generalization,
-        total=jnp.asarray(total),
-        eps_star=jnp.stack([t.eps_star for t in tradeoffs]),
-        t_star=jnp.stack([t.t_star for t in tradeoffs]),
-        distance=jnp.stack([t.distance for t in tradeoffs]),
-    )
+    sets = tuple(_as_set(group, members) for members in choice.candidates)
+    active = next(
+        (s for s, m in zip(sets, choice.candidates, strict=True)
+         if np.array_equal(m, choice.elements)),
+        choice.group,
+    )  # fmt: skip
     return BoundRegularizer(
-        budget=jnp.asarray(tradeoffs[index].eps_star, jnp.float32),
-        group=candidates[index],
-        candidates=candidates,
+        budget=choice.budget,
+        group=active,
+        candidates=sets,
         choice=choice,
         constants=constants,
+        constants_given=constants_given,
+        candidates_fixed=candidates is not None or _subgroups_fixed(group),
         beta=beta,
         chunk_size=chunk_size,
     )

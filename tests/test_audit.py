@@ -360,12 +360,6 @@ def test_ece_matches_a_direct_binning():
     assert math.isclose(sweep.expected_calibration_error(p, labels), expected, rel_tol=1e-9)
 
 
-def test_element_labels_of_the_image_group():
-    labels = pipeline.element_labels(groups.flip_rot90())
-    assert labels[:4] == ["e", "rot 90°", "rot 180°", "rot 270°"]
-    assert all(label.startswith("flip") for label in labels[4:])
-
-
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -22,8 +22,8 @@ from jaxsym.bounds import (
     generalization_bound,
     generalization_bound_from_table,
 )
+from jaxsym.constants import BoundConstants, absolute_loss_constants, squared_loss_constants
 from jaxsym.covering import Domain, orbit_distances, prefix_covering_numbers, tables_from_counts
-from jaxsym.losses import BoundConstants, absolute_loss_constants, squared_loss_constants
 
 C8 = groups.cyclic_rotations(8)
 TRIVIAL = groups.cyclic_rotations(1)

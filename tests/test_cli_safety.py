@@ -343,6 +343,9 @@ def test_the_seed_range_is_what_jax_accepts(seed):
         ("perm:1", "1 element"),
         ("so3:1", "1 element"),
         ("rot:30:1", "1 element"),
+        ("rot-image:1", "1 element"),
+        ("rot-image:200", "at most 128"),
+        ("shift-image:1", "1 element"),
         ("c129", "at most 128"),
         ("d65", "at most 128"),
         ("c100000", "at most 128"),
@@ -360,9 +363,17 @@ def test_trivial_and_oversized_groups_are_refused_before_building(
     def tripwire(*args, **kwargs):
         raise AssertionError("built the group before checking its size")
 
-    for name in ("cyclic_rotations", "dihedral", "so2", "cyclic_shifts", "permutations", "so3"):
+    for name in (
+        "cyclic_rotations",
+        "dihedral",
+        "cyclic_shifts",
+        "permutations",
+        "so3",
+        "rotation_range",
+        "image_rotations",
+        "translation_grid",
+    ):
         monkeypatch.setattr(inputs.groups, name, tripwire)
-    monkeypatch.setattr(inputs.groups, "rotation_range", tripwire)
     err = _refused(["--group", spec, "--out", "unused-out"], capsys)
     assert fragment in err and "--group" in err
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.decision import choose_symmetry, held_out_bound, kl_inverse
+from jaxsym.decision import choose_symmetry, held_out_bound, kl_inverse, set_name
 from jaxsym.models import random_features_ridge
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -190,12 +189,7 @@ def test_invariant_labels_get_the_full_group(noise, seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_labels_invariant_under_c4_get_c4_inside_c8(seed):
-    def target(x):  # r⁴ cos 4θ: invariant under quarter turns, odd under the eighth turn
-        return (
-            _radial(x) + 0.3 * (x[:, 0] ** 4 - 6 * x[:, 0] ** 2 * x[:, 1] ** 2 + x[:, 1] ** 4) / 4
-        )
-
-    choice = _choose(target, groups.cyclic_rotations(8), 0.1, seed)
+    choice = _choose(_c4_in_c8, groups.cyclic_rotations(8), 0.1, seed)
     assert list(choice.elements) == [0, 2, 4, 6]
 
 
@@ -212,6 +206,53 @@ def test_labels_invariant_under_c2_get_c2_inside_d4(seed):
 def test_labels_that_break_the_group_get_no_symmetry(seed):
     choice = _choose(lambda x: x[:, 0], groups.cyclic_rotations(8), 0.1, seed)
     assert choice.name == "none" and choice.t_star == 1.0 and list(choice.elements) == [0]
+
+
+def _c4_in_c8(x):  # r⁴ cos 4θ: invariant under quarter turns, odd under the eighth turn
+    return _radial(x) + 0.3 * (x[:, 0] ** 4 - 6 * x[:, 0] ** 2 * x[:, 1] ** 2 + x[:, 1] ** 4) / 4
+
+
+AGREEMENT_CASES = {
+    "invariant": (_radial, groups.cyclic_rotations(8), 0.0, list(range(8))),
+    "invariant, noisy": (_radial, groups.cyclic_rotations(8), 0.3, list(range(8))),
+    "C4 inside C8": (_c4_in_c8, groups.cyclic_rotations(8), 0.1, [0, 2, 4, 6]),
+    "C2 inside D4": (lambda x: x[:, 0] * x[:, 1] + x[:, 0] ** 2, groups.dihedral(4), 0.1, 2),
+    "breaking": (lambda x: x[:, 0], groups.cyclic_rotations(8), 0.1, [0]),
+}
+
+
+@pytest.mark.parametrize(
+    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("case", list(AGREEMENT_CASES))
+def test_bound_regularizer_keeps_what_choose_symmetry_chose(case, seed):
+    """Same data, group, fit, key, candidates: the same set and level, and K + 1 fits in all."""
+    target, group, noise, expected = AGREEMENT_CASES[case]
+    x = _points(seed, 400)
+    rng = np.random.default_rng(1000 + seed)
+    y = (target(x) + noise * rng.normal(size=400)).astype(np.float32)[:, None]
+    fit = random_features_ridge(256, 1e-3, key=jax.random.key(seed), lengthscale=1.0)
+    calls = []
+
+    def counted(a, b):
+        calls.append(len(a))
+        return fit(a, b)
+
+    key = jax.random.key(seed + 1)
+    choice = choose_symmetry(x, y, group, fit=fit, key=key)
+    reg = jaxsym.bound_regularizer(x, y, group, fit=counted, key=key)
+    assert len(calls) == 6  # 5 folds + the full fit: nothing fitted twice
+    assert reg.choice.name == choice.name and reg.choice.t_star == choice.t_star
+    assert list(reg.choice.elements) == list(choice.elements)
+    np.testing.assert_allclose(reg.choice.risks, choice.risks, rtol=1e-6)
+    np.testing.assert_allclose(float(reg.budget), choice.budget, rtol=1e-5, atol=1e-7)
+    elements = np.asarray(reg.group.elements).reshape(reg.group.size, -1)
+    chosen = np.asarray(group.elements).reshape(group.size, -1)[list(choice.elements)]
+    np.testing.assert_allclose(elements, chosen)  # the active set is the chosen one
+    if isinstance(expected, int):
+        assert len(choice.elements) == expected
+    else:
+        assert list(choice.elements) == expected
 
 
 @pytest.mark.slow
@@ -399,24 +440,30 @@ def test_candidates_as_subsets_of_the_group():
 
 @pytest.mark.slow
 def test_audit_regularizer_trains_on_the_screened_set(monkeypatch):
-    """A soft screen (0 < t* < 1) trains jaxsym.bound_regularizer with candidates=[that set]."""
+    """A soft screen (0 < t* < 1) trains jaxsym.bound_regularizer on the screen's own choice."""
+    from jaxsym import decision
     from jaxsym.audit import analysis, inputs, pipeline
 
     group = groups.cyclic_rotations(8)
-    real_screen, built = analysis.screen, []
+    real_pick, built, screened = decision._pick, [], []
 
-    def soft_screen(fit, x, targets, g, key, profile):
-        choice = real_screen(fit, x, targets, g, key, profile)
-        c4 = g.subset(np.array([0, 2, 4, 6]), name="C8{0,2,4,6}")
-        return choice._replace(group=dataclasses.replace(c4, is_group=True), t_star=0.5,
-                               elements=np.array([0, 2, 4, 6]), name="C8{0,2,4,6}")  # fmt: skip
+    def soft_pick(sizes, levels, risks, stderrs, none):  # force C4 at t = 0.5
+        _, best, ceiling = real_pick(sizes, levels, risks, stderrs, none)
+        soft = next(j for j in range(len(sizes)) if sizes[j] == 4 and levels[j] == 0.5)
+        return soft, best, ceiling
 
-    def recording(x, targets, chosen, fit, key):
-        reg = jaxsym.bound_regularizer(x, targets, chosen, fit=fit, candidates=[chosen], key=key)
-        built.append(reg)
-        return reg
+    real_screen, real_regularizer = analysis.screen, analysis.bound_regularizer
 
-    monkeypatch.setattr(analysis, "screen", soft_screen)
+    def screen(*args):
+        screened.append(real_screen(*args))
+        return screened[-1]
+
+    def recording(*args):
+        built.append(real_regularizer(*args))
+        return built[-1]
+
+    monkeypatch.setattr(decision, "_pick", soft_pick)
+    monkeypatch.setattr(analysis, "screen", screen)
     monkeypatch.setattr(analysis, "bound_regularizer", recording)
     monkeypatch.setattr(pipeline, "settings", lambda quick: pipeline.AuditSettings(
         max_train=150, max_test=50, num_features=32, ridge=1e-2, hidden=8, steps=100))  # fmt: skip
@@ -428,6 +475,9 @@ def test_audit_regularizer_trains_on_the_screened_set(monkeypatch):
     )  # fmt: skip
     results = pipeline.run_audit(data, group, seed=0, quick=True, quiet=True)
     assert len(built) == 1 and built[0].group.size == 4
+    (choice,) = screened
+    assert built[0].choice.name == choice.name and built[0].choice.t_star == choice.t_star == 0.5
+    np.testing.assert_allclose(float(built[0].budget), choice.budget, rtol=1e-6)
     np.testing.assert_allclose(
         np.asarray(built[0].group.elements), np.asarray(group.elements)[[0, 2, 4, 6]]
     )
@@ -435,3 +485,13 @@ def test_audit_regularizer_trains_on_the_screened_set(monkeypatch):
     assert row["available"] and list(row["elements"]) == [0, 2, 4, 6]
     assert row["certificate"]["options"] == 4  # none, full, the set exactly, the regularizer
     _check_certified(results)
+
+
+def test_set_names_list_the_elements_of_a_proper_subset():
+    group = groups.flip_rot90()
+    assert set_name(group, np.arange(8)) == group.name
+    assert set_name(group, [0]) == "none"
+    assert set_name(group, [0, 2]) == "{e, rot 180°}"
+    big = groups.cyclic_rotations(24)
+    name = set_name(big, np.arange(0, 24, 2))
+    assert "12 of 24" in name and name.startswith("{e, rot 30°")

@@ -6,13 +6,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FINITE_GROUPS, enable_x64, orbit_closed_sample, random_mlp
+from conftest import (
+    FINITE_GROUPS,
+    brute_force_defects,
+    enable_x64,
+    orbit_closed_sample,
+    random_mlp,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.defects import OrbitStats, orbit_stats, safe_sqrt
+from jaxsym.defects import OrbitStats, orbit_stats, safe_sqrt, squared_defects
 
 
 def _setup(name, seed, batch=3, out_dim=2):
@@ -22,18 +28,6 @@ def _setup(name, seed, batch=3, out_dim=2):
     f, params, net = random_mlp(key_model, int(np.prod(shape)), out_dim)
     x = jax.random.normal(key_x, (batch, *shape))
     return group, f, params, net, x
-
-
-def _brute_force_defects(f, x, group):
-    """``e_f(x_b, g)`` by a loop over elements, shape ``(|G|, B)``."""
-    rows = []
-    fx = f(x)
-    for i in range(group.size):
-        g = group.element(i)
-        moved = f(jax.vmap(group.act_in, in_axes=(None, 0))(g, x))
-        target = jax.vmap(group.act_out, in_axes=(None, 0))(g, fx)
-        rows.append(np.linalg.norm(np.asarray(moved - target).reshape(len(x), -1), axis=-1))
-    return np.stack(rows)
 
 
 FAST_GROUPS = ("D4", "flip_rot90")  # the rest of FINITE_GROUPS run in the slow suite
@@ -48,7 +42,7 @@ FAST_GROUPS = ("D4", "flip_rot90")  # the rest of FINITE_GROUPS run in the slow 
 )
 def test_profiles_match_brute_force(name):
     group, f, *_, x = _setup(name, 0, batch=4)
-    brute = _brute_force_defects(f, x, group)
+    brute = brute_force_defects(f, x, group)
     np.testing.assert_allclose(jaxsym.pointwise_defects(f, x, group), brute, rtol=1e-4, atol=1e-5)
     for reduce, expected in [
         ("max", brute.max(1)),
@@ -204,10 +198,10 @@ def test_gradients_are_zero_not_nan_at_zero_defect(measure):
 def test_defects_under_jit_and_vmap_over_batches():
     group, f, *_, x = _setup("D4", 2, batch=4)
     jitted = jax.jit(lambda x: jaxsym.defect_profile(f, x, group))
-    np.testing.assert_allclose(jitted(x), _brute_force_defects(f, x, group).max(1), rtol=1e-5)
+    np.testing.assert_allclose(jitted(x), brute_force_defects(f, x, group).max(1), rtol=1e-5)
     stacked = jnp.stack([x, 2 * x])
     per_batch = jax.vmap(lambda xb: jaxsym.equivariance_error(f, xb, group))(stacked)
-    expected = [_brute_force_defects(f, xb, group).max() for xb in stacked]
+    expected = [brute_force_defects(f, xb, group).max() for xb in stacked]
     np.testing.assert_allclose(per_batch, expected, rtol=1e-5)
 
 
@@ -362,7 +356,7 @@ def test_overflowing_defects_read_inf_not_zero():
 def test_integer_inputs_are_promoted_before_the_group_acts():
     group, f, *_, x = _setup("C5", 4, batch=4)
     x_int = jnp.round(3 * x).astype(jnp.int32)
-    brute = _brute_force_defects(f, x_int.astype(jnp.float32), group)
+    brute = brute_force_defects(f, x_int.astype(jnp.float32), group)
     np.testing.assert_allclose(
         jaxsym.pointwise_defects(f, x_int, group), brute, rtol=1e-4, atol=1e-5
     )
@@ -617,3 +611,96 @@ def test_orbit_stats_arguments_are_checked():
         orbit_stats(f, x, group, num_samples=0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="chunk_size"):
         orbit_stats(f, x, group, chunk_size=0)
+
+
+# ------------------------------------------------- exact zeros whatever the backend rounds
+
+REDUCE_NAMES = ("max", "mean", "rms")
+
+
+def _batch_dependent(f, relative=1e-7):
+    """``f`` whose rounding depends on the batch size, as XLA's may on another CPU.
+
+    The stacked orbit batch (``B·|G|`` rows) then rounds differently from ``f(x)``
+    (``B`` rows), by ``relative`` per extra row (more than real backends do).
+    """
+    return lambda z: f(z) * (1.0 + relative * (z.shape[0] - 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "chunk_size"), [("D4", 3), ("flip_rot90", None), ("S4", 1)]
+)  # matrix, grid and permutation actions; padded, automatic and one-element chunks
+def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk_size):
+    group, f, *_, x = _setup(name, 7, batch=5)
+    g = _batch_dependent(f)
+    kw = {"chunk_size": chunk_size}
+    brute = brute_force_defects(g, x, group)
+    assert np.all(brute[1:].max(1) > 1e-3)  # the other elements still carry their defect
+    pointwise = np.asarray(jaxsym.pointwise_defects(g, x, group, **kw))
+    assert np.all(pointwise[0] == 0.0) and np.all(squared_defects(g, x, group, **kw)[0] == 0)
+    np.testing.assert_allclose(pointwise[1:], brute[1:], rtol=1e-4, atol=1e-4)
+    for reduce in REDUCE_NAMES:
+        assert jaxsym.defect_profile(g, x, group, reduce, **kw)[0] == 0.0
+    trivial = group.subset([0])  # the identity alone: every global error is exactly 0
+    for reduce in REDUCE_NAMES:
+        assert jaxsym.equivariance_error(g, x, trivial, reduce, **kw) == 0.0
+    assert orbit_stats(g, x, trivial, **kw).ee2_sq == 0.0
+    assert orbit_stats(g, x, group, **kw).ee2_sq == pytest.approx((brute**2).mean(), rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)])
+def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
+    group, f, *_, x = _setup("D4", 8, batch=16, out_dim=8)
+    half = lambda z: _batch_dependent(f, 1e-3)(z).astype(dtype)  # noqa: E731
+    assert np.all(jaxsym.pointwise_defects(half, x, group)[0] == 0.0)
+    assert jaxsym.defect_profile(half, x, group, "rms", chunk_size=3)[0] == 0.0
+    assert orbit_stats(half, x, group.subset([0])).ee2_sq == 0.0
+
+
+def test_identity_defect_is_exactly_zero_under_jit_vmap_and_grad():
+    group, f, params, net, x = _setup("D4", 9, batch=4)
+    g = _batch_dependent(f)
+    assert jax.jit(lambda z: jaxsym.defect_profile(g, z, group, chunk_size=3))(x)[0] == 0.0
+    per_batch = jax.vmap(lambda z: jaxsym.pointwise_defects(g, z, group)[0])(jnp.stack([x, -x]))
+    assert np.all(np.asarray(per_batch) == 0.0)
+    trivial = group.subset([0])
+
+    def loss(p, reduce):
+        h = _batch_dependent(lambda z: net(p, z))
+        return jaxsym.equivariance_error(h, x, trivial, reduce)
+
+    for reduce in REDUCE_NAMES:
+        value, grad = jax.value_and_grad(loss)(params, reduce)
+        assert value == 0.0
+        assert all(np.all(np.asarray(leaf) == 0.0) for leaf in jax.tree_util.tree_leaves(grad))
+    ee2_grad = jax.grad(
+        lambda p: orbit_stats(_batch_dependent(lambda z: net(p, z)), x, trivial).ee2_sq
+    )
+    assert all(np.all(np.asarray(v) == 0.0) for v in jax.tree_util.tree_leaves(ee2_grad(params)))
+
+
+def test_an_element_fixing_the_input_keeps_its_output_defect():
+    """A reflection fixing ``x_b`` still has ``e = ‖f(x_b) − ρ_Y(g) f(x_b)‖`` (not masked to 0)."""
+    group = groups.dihedral(4).equivariant()  # element 4 is F = diag(1, −1)
+    f = lambda z: jnp.stack([jnp.sin(z[:, 0]), jnp.cos(z[:, 0]) + z[:, 1]], -1)  # noqa: E731
+    g = _batch_dependent(f)
+    x = jnp.array([[0.3, 0.0], [-1.2, 0.0], [0.5, 0.7]])  # the first two lie on F's axis
+    defects = np.asarray(jaxsym.pointwise_defects(g, x, group))
+    fx = np.asarray(g(x))
+    on_axis = np.linalg.norm(fx[:2] - fx[:2] * np.array([1.0, -1.0]), axis=-1)
+    np.testing.assert_allclose(defects[4, :2], on_axis, rtol=1e-6)
+    assert np.all(on_axis > 0.1) and np.all(defects[0] == 0.0)
+    # Derivatives in x are those of x ↦ ‖f(Fx) − F f(x)‖, not of the reused f(x).
+    fd = _finite_difference(lambda z: jaxsym.pointwise_defects(f, z, group)[4, 0], x)
+    grad = jax.grad(lambda z: jaxsym.pointwise_defects(g, z, group)[4, 0])(x)
+    np.testing.assert_allclose(grad, fd, atol=1e-3)
+
+
+def _finite_difference(fn, x, h=1e-3):
+    x = np.asarray(x, np.float64)
+    out = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        out[index] = (fn(jnp.asarray(x + step)) - fn(jnp.asarray(x - step))) / (2 * h)
+    return out

@@ -7,12 +7,15 @@
 * Every fenced ``python`` block in ``README.md`` and ``docs/**/*.md`` runs as
   written, in a fresh interpreter. A block preceded by the line
   ``<!-- skip -->`` is not run; one preceded by ``<!-- continue -->`` runs
-  after the block before it in the same file (for step-by-step tours).
+  after the block before it in the same file (for step-by-step tours), in
+  the same interpreter: one process per chain. These runs are ``extended``
+  (CI: ``pytest -m extended``; a plain ``pytest`` leaves them out).
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -226,19 +229,21 @@ def fenced_python(path: Path) -> list[tuple[int, str, str]]:
 
 
 def snippet_cases():
+    """One case per chain: a block and the ``<!-- continue -->`` blocks after it, run once."""
     files = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-    cases = []
+    chains = []
     for path in files:
         if not path.exists():
             continue
-        chain = ""
+        page = []
         for line, code, marker in fenced_python(path):
-            if marker == "skip":
-                continue
-            chain = chain + "\n" + code if marker == "continue" else code
-            name = f"{path.relative_to(ROOT)}:{line}"
-            cases.append(pytest.param(chain, id=name))
-    return cases
+            block = (f"{path.relative_to(ROOT)}:{line}", code)
+            if marker == "continue" and page:
+                page[-1].append(block)
+            elif marker != "skip":
+                page.append([block])
+        chains.extend(page)
+    return [pytest.param(chain, id=chain[0][0]) for chain in chains]
 
 
 def test_snippet_extraction(tmp_path):
@@ -256,13 +261,24 @@ def test_snippet_extraction(tmp_path):
     ]
 
 
-def run_snippet(code: str, cwd: Path) -> subprocess.CompletedProcess:
+#: Runs ``(name, code)`` blocks in order in one namespace; a traceback names the block.
+_DRIVER = """
+import json, sys
+namespace = {"__name__": "__main__"}
+for name, code in json.loads(sys.stdin.read()):
+    exec(compile(code, name, "exec"), namespace)
+"""
+
+
+def run_snippet(blocks: list[tuple[str, str]], cwd: Path) -> subprocess.CompletedProcess:
+    """Run the blocks of one chain in a fresh interpreter (one process for the chain)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("JAX_PLATFORMS", "cpu")
     env["MPLBACKEND"] = "Agg"
     return subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", _DRIVER],
+        input=json.dumps(blocks),
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -272,16 +288,27 @@ def run_snippet(code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_snippet_runner_reports_failures(tmp_path):
-    assert run_snippet("x = 1 + 1", tmp_path).returncode == 0
-    failed = run_snippet("print(undefined_name)", tmp_path)
+    ok = run_snippet([("a.md:1", "x = 1 + 1"), ("a.md:5", "assert x == 2")], tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    failed = run_snippet([("a.md:1", "x = 1"), ("a.md:9", "\nprint(undefined_name)")], tmp_path)
     assert failed.returncode != 0 and "NameError" in failed.stderr
+    assert 'File "a.md:9", line 2' in failed.stderr  # the failing block, by its page and line
+
+
+def test_chains_run_once():
+    cases = snippet_cases()
+    names = [name for case in cases for name, _ in case.values[0]]
+    assert len(names) == len(set(names))  # every block in exactly one case
+    assert any(len(case.values[0]) > 1 for case in cases)  # continued blocks share a case
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("code", snippet_cases())
-def test_markdown_snippet_runs(code, tmp_path):
-    result = run_snippet(code, tmp_path)
+@pytest.mark.extended
+@pytest.mark.parametrize("chain", snippet_cases())
+def test_markdown_snippet_runs(chain, tmp_path):
+    result = run_snippet(chain, tmp_path)
+    names = ", ".join(name for name, _ in chain)
     assert result.returncode == 0, (
-        f"snippet failed (exit {result.returncode}):\n{code}\n--- stderr ---\n"
+        f"snippet failed (exit {result.returncode}) in {names}:\n--- stderr ---\n"
         f"{result.stderr[-3000:]}"
     )

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import brute_force_defects
 from flax import nnx
 
 import jaxsym
@@ -37,16 +38,6 @@ class NNXMLP(nnx.Module):
         return self.out(jnp.tanh(self.hidden(x.reshape(x.shape[0], -1))))
 
 
-def _brute_sup_defect(f, x, group):
-    """max_{g, b} ‖f(ρ_X(g) x_b) − f(x_b)‖ (invariant outputs) by a loop over elements."""
-    fx = np.asarray(f(x))
-    worst = 0.0
-    for i in range(group.size):
-        moved = jax.vmap(group.act_in, in_axes=(None, 0))(group.element(i), x)
-        worst = max(worst, float(np.max(np.linalg.norm(np.asarray(f(moved)) - fx, axis=-1))))
-    return worst
-
-
 def _descends(loss, params, steps=30, expected=None):
     """A few optax steps on the defect reduce it; the gradient is finite and non-zero."""
     optimizer = optax.adam(1e-2)
@@ -72,7 +63,7 @@ def _update(optimizer, loss, params, state):
 def test_flax_linen():
     model = LinenMLP()
     params = model.init(jax.random.key(1), X)
-    expected = _brute_sup_defect(lambda x: model.apply(params, x), X, GROUP)
+    expected = brute_force_defects(lambda x: model.apply(params, x), X, GROUP).max()
     _descends(
         lambda p: jaxsym.equivariance_error(lambda x: model.apply(p, x), X, GROUP),
         params,
@@ -99,5 +90,5 @@ def test_equinox():
         net = eqx.combine(params, static)
         return jaxsym.equivariance_error(lambda x: jax.vmap(net)(x.reshape(len(x), -1)), X, GROUP)
 
-    expected = _brute_sup_defect(lambda x: jax.vmap(model)(x.reshape(len(x), -1)), X, GROUP)
+    expected = brute_force_defects(lambda x: jax.vmap(model)(x.reshape(len(x), -1)), X, GROUP).max()
     _descends(loss, params, expected=expected)

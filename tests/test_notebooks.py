@@ -3,9 +3,10 @@
 * Fast: every committed notebook is a valid nbformat-4 notebook with no outputs
   and no execution counts (outputs are stripped in the repository; the rendered
   versions are built, not committed).
-* Slow: every notebook is executed top to bottom by nbmake (``pytest --nbmake``)
-  in a subprocess, with a per-cell timeout; a failing cell fails the test and
-  its traceback is shown.
+* Slow and ``extended`` (CI: ``pytest -m extended``; a plain ``pytest`` leaves
+  them out): every notebook is executed top to bottom by nbmake (``pytest
+  --nbmake``) in a subprocess, with a per-cell timeout; a failing cell fails
+  the test and its traceback is shown.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 #: Per-cell limit for nbmake and the limit for one notebook's whole run. Each
-#: notebook is sized to run in about a minute on 2 busy CPU cores.
+#: notebook is sized to run in about a minute on 2 idle CPU cores (two on busy ones).
 CELL_TIMEOUT_S = 300
 NOTEBOOK_TIMEOUT_S = 900
 
@@ -38,7 +39,42 @@ def test_notebooks_exist():
         "01_groups_and_defects.ipynb",
         "02_quotients_and_bounds.ipynb",
         "03_tradeoff.ipynb",
+        "04_images.ipynb",
     } <= names, names
+
+
+def title_problems(notebook: dict) -> list[str]:
+    """What keeps a notebook from opening with a title and what it shows."""
+    cells = notebook.get("cells", [])
+    if not cells or cells[0].get("cell_type") != "markdown":
+        return ["the first cell is not a markdown cell"]
+    source = cells[0].get("source", "")
+    text = "".join(source) if isinstance(source, list) else source
+    lines = [line for line in text.splitlines() if line.strip()]
+    problems = []
+    if not lines or not lines[0].startswith("# "):
+        problems.append("the first cell does not start with a '# ' title")
+    if len(lines) < 2:
+        problems.append("the title is not followed by what the notebook shows")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_opens_with_title(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    problems = title_problems(notebook)
+    assert not problems, f"{path.name}: " + "; ".join(problems)
+
+
+def test_title_check_can_fail():
+    code_first = {"cells": [{"cell_type": "code", "source": "# 1. Title"}]}
+    bare = {"cells": [{"cell_type": "markdown", "source": "# 1. Title\n"}]}
+    no_title = {"cells": [{"cell_type": "markdown", "source": ["Some text\n", "more"]}]}
+    good = {"cells": [{"cell_type": "markdown", "source": ["# 1. Title\n", "\n", "Shows X."]}]}
+    assert title_problems(code_first) == ["the first cell is not a markdown cell"]
+    assert title_problems(bare) == ["the title is not followed by what the notebook shows"]
+    assert title_problems(no_title) == ["the first cell does not start with a '# ' title"]
+    assert title_problems(good) == []
 
 
 def stripped_problems(notebook: dict) -> list[str]:
@@ -90,6 +126,7 @@ def test_notebook_is_valid_nbformat(path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_runs(path):
     pytest.importorskip("nbmake", reason="the test extra installs nbmake")

@@ -113,7 +113,24 @@ def test_eps_star_and_distance_on_orbit_augmented_inputs():
     )
     assert float(result.distance) == pytest.approx(float(distance), rel=1e-4)
     assert float(result.eps_star) == pytest.approx(float(result.t_star * distance), rel=1e-4)
-    assert 0.0 <= float(result.t_star) <= 1.0
+
+    # Brute force: the cross-fitted dial risk evaluated directly on a fine grid of levels.
+    fine = np.linspace(0.0, 1.0, 2001)[:, None, None]
+    risk = np.zeros(fine.shape[0])
+    anti_energy = 0.0
+    for held in cross_fitting_folds(200, 4, key=jax.random.key(2)):
+        train = np.setdiff1d(np.arange(200), held)
+        model = FIT(task.x[train], task.y[train])
+        sym = np.asarray(jaxsym.symmetrize(model, C8)(task.x[held]), np.float64)
+        anti = np.asarray(model(task.x[held]), np.float64) - sym
+        labels = np.asarray(task.y[held], np.float64)
+        risk += np.sum((sym + fine * anti - labels) ** 2, axis=(1, 2))
+        anti_energy += np.sum(anti**2)
+    assert float(result.t_star_cv) == pytest.approx(fine[np.argmin(risk), 0, 0], abs=1e-3)
+    # The bias correction swaps the held-out ‖(I − Q_G) f‖² for the full model's d_2(f̂)².
+    corrected = risk + fine[:, 0, 0] ** 2 * (200 * float(distance) ** 2 - anti_energy)
+    assert float(result.t_star) == pytest.approx(fine[np.argmin(corrected), 0, 0], abs=1e-3)
+    assert 0.0 < float(result.t_star) < 1.0  # an interior minimum: the clip did not decide
 
 
 @pytest.mark.slow

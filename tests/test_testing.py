@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import enable_x64, random_mlp
+from conftest import brute_force_defects, enable_x64, random_mlp
 
 import jaxsym
 from jaxsym import groups
@@ -18,19 +18,6 @@ from jaxsym.testing import EquivarianceProfile, assert_equivariant, default_tole
 def _normal(seed, shape, dtype=jnp.float32):
     """Standard normal test data from NumPy (no PRNG compile per shape)."""
     return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
-
-
-def _brute_force_invariance(f, x, group):
-    """max_b ‖f(ρ(g) x_b) − f(x_b)‖ and its argmax, one element at a time in NumPy."""
-    fx = np.asarray(f(x), dtype=np.float64).reshape(len(x), -1)
-    defects = []
-    for i in range(group.size):
-        mat = np.asarray(group.element(i), dtype=np.float64)
-        moved = jnp.asarray(np.asarray(x, np.float64) @ mat.T, dtype=x.dtype)
-        diff = np.asarray(f(moved), np.float64).reshape(len(x), -1) - fx
-        defects.append(np.linalg.norm(diff, axis=1))
-    defects = np.stack(defects)
-    return defects.max(1), defects.argmax(1)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +45,12 @@ def test_profile_of_a_loose_check_matches_brute_force(planar):
     f, x = planar
     c8 = groups.cyclic_rotations(8)
     profile = assert_equivariant(f, x, c8, atol=100.0)
-    expected, worst = _brute_force_invariance(f, x, c8)
+    defects = brute_force_defects(f, x, c8)
+    expected = defects.max(1)
     np.testing.assert_allclose(profile.abs_defect, expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_array_equal(profile.worst_example[1:], worst[1:])
+    # The reported example attains the maximum (a near-tie may pick either, on any CPU).
+    attained = defects[np.arange(c8.size), np.asarray(profile.worst_example)]
+    np.testing.assert_allclose(attained, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(profile.rel_defect, expected / profile.scale, rtol=1e-4, atol=1e-6)
     assert profile.abs_defect[0] == 0.0
 
@@ -68,7 +58,8 @@ def test_profile_of_a_loose_check_matches_brute_force(planar):
 def test_failure_names_each_element_its_defects_and_worst_example(planar):
     f, x = planar
     c8 = groups.cyclic_rotations(8)
-    expected, worst = _brute_force_invariance(f, x, c8)
+    defects = brute_force_defects(f, x, c8)
+    expected = defects.max(1)
     with pytest.raises(AssertionError) as info:
         assert_equivariant(f, x, c8)
     message = str(info.value)
@@ -76,7 +67,8 @@ def test_failure_names_each_element_its_defects_and_worst_example(planar):
     assert "7 of 8 elements" in message
     line = next(row for row in message.splitlines() if "element 1:" in row)
     assert "rotation by 45°" in line
-    assert f"worst at example {worst[1]}" in line
+    worst = int(re.search(r"worst at example (\d+)", line).group(1))
+    assert defects[1, worst] == pytest.approx(expected[1], rel=1e-4)
     reported = float(re.search(r"defect ([0-9.e+-]+)", line).group(1))
     assert reported == pytest.approx(expected[1], rel=1e-3)
     relative = float(re.search(r"relative ([0-9.e+-]+)", line).group(1))
@@ -112,7 +104,9 @@ def test_fails_on_nan_outputs_on_the_original_inputs():
     with pytest.raises(AssertionError, match=r"non-finite.*original inputs"):
         assert_equivariant(lambda z: jnp.full((z.shape[0], 1), jnp.nan), x, groups.dihedral(3))
     with pytest.raises(AssertionError, match=r"non-finite.*original inputs"):
-        assert_equivariant(lambda z: jnp.sum(z, axis=(1, 2))[:, None] / 0.0, x, groups.so2(4))
+        assert_equivariant(
+            lambda z: jnp.sum(z, axis=(1, 2))[:, None] / 0.0, x, groups.cyclic_rotations(4)
+        )
 
 
 def test_fails_on_nan_outputs_on_transformed_inputs_only():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import math
 import sys
@@ -20,15 +19,14 @@ from conftest import random_mlp
 import jaxsym
 from jaxsym import groups, symmetrize
 from jaxsym.bounds import generalization_bound
+from jaxsym.constants import BoundConstants, squared_loss_constants
 from jaxsym.defects import distance_to_equivariance, pointwise_defects
-from jaxsym.losses import BoundConstants, squared_loss_constants
 from jaxsym.models import random_features_ridge
-from jaxsym.predictive import cross_fitting_folds, predictive_tradeoff
+from jaxsym.predictive import cross_fitting_folds
 from jaxsym.tasks import planar_task
 from jaxsym.training import (
     BoundRegularizer,
     BudgetModel,
-    CandidateChoice,
     bound_regularizer,
 )
 
@@ -54,10 +52,8 @@ def built(task, fit):
 @pytest.fixture(scope="module")
 def reg():
     """A regularizer with a given budget (no fits: the fast tests)."""
-    nan = jnp.full((1,), jnp.nan)
-    choice = CandidateChoice(0, nan, nan, nan, nan, nan, nan)
     return BoundRegularizer(
-        budget=jnp.asarray(0.2), group=C8, candidates=(C8,), choice=choice,
+        jnp.asarray(0.2), C8,
         constants=BoundConstants(2.0, 2.0, squared_loss_constants(2.0, 1, 2.0)),
     )  # fmt: skip
 
@@ -73,11 +69,13 @@ def _mlp(key, hidden=16):
 
 
 @pytest.mark.slow
-def test_eps_is_the_predictive_tradeoff_of_the_same_fits(task, fit, built):
+def test_budget_is_the_choice_of_the_same_fits(task, fit, built):
     reg = built
-    expected = predictive_tradeoff(fit, task.x, task.y, C8, key=jax.random.key(0))
-    np.testing.assert_allclose(reg.budget, expected.eps_star, rtol=1e-5, atol=1e-7)
-    assert reg.group is C8 and math.isinf(reg.beta) and reg.choice.index == 0
+    expected = jaxsym.choose_symmetry(task.x, task.y, C8, fit=fit, key=jax.random.key(0))
+    assert reg.choice.name == expected.name and reg.choice.t_star == expected.t_star
+    np.testing.assert_allclose(reg.budget, expected.budget, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(reg.choice.risks, expected.risks, rtol=1e-6)
+    assert reg.group.size == len(expected.elements) and math.isinf(reg.beta)
     assert isinstance(reg, BoundRegularizer) and isinstance(reg, eqx.Module)
 
 
@@ -99,32 +97,16 @@ def test_prefitted_fold_models_give_the_same_regularizer(task, fit, built):
     assert sorted(np.concatenate(folds).tolist()) == list(range(task.x.shape[0]))
 
 
-@pytest.mark.slow
-def test_candidate_choice_minimizes_approximation_plusgeneralization_bound(task, fit):
-    candidates = [groups.cyclic_rotations(k) for k in (1, 2, 4, 8)]
-    reg = bound_regularizer(
-        task.x, task.y, C8, fit=fit, candidates=candidates, key=jax.random.key(0)
-    )
-    choice = reg.choice
-    for k, s in enumerate(candidates):
-        bound = generalization_bound(task.x, s, reg.constants, eps=0.0, num_levels=4).total
-        np.testing.assert_allclose(choice.generalization[k], bound, rtol=1e-5)
-        trade = predictive_tradeoff(fit, task.x, task.y, s, key=jax.random.key(0))
-        np.testing.assert_allclose(choice.approximation[k], max(float(trade.alignment), 0.0))
-    total = np.asarray(choice.approximation + choice.generalization)
-    assert choice.index == int(np.flatnonzero(total == total.min()).max())
-    assert reg.group is candidates[choice.index]
-    np.testing.assert_allclose(reg.budget, choice.eps_star[choice.index])
-    assert float(choice.eps_star[0]) == 0.0  # Q_{e} = I: nothing to keep
-
-
 def test_builder_validates_its_arguments(task):
     fit = random_features_ridge(8, 1e-3, key=jax.random.key(5))
     x, y = task.x, task.y
-    with pytest.raises(ValueError, match="must be a group"):
-        bound_regularizer(x, y, C8, fit=fit, candidates=[C8.subset([0, 1])], key=None)
-    with pytest.raises(ValueError, match="nested"):
-        bound_regularizer(x, y, C8, fit=fit, candidates=[C8, C4], key=None)
+    with pytest.raises(ValueError, match="outside"):
+        bound_regularizer(x, y, C8, fit=fit, candidates=[[0, 9]], key=None)
+    with pytest.raises(TypeError, match="candidates"):
+        bound_regularizer(x, y, C8, fit=fit, candidates=C4, key=None)
+    never = lambda a, b: pytest.fail("fit called before the input check")  # noqa: E731
+    with pytest.raises(ValueError, match="t_grid"):
+        bound_regularizer(x, y, C8, fit=never, t_grid=[0.5, 1.5], key=None)
     with pytest.raises(ValueError, match="both"):
         bound_regularizer(x, y, C8, fit=None, fold_models=[fit], key=None)
     with pytest.raises(ValueError, match="num_folds"):
@@ -179,7 +161,7 @@ def test_freeze_prediction_does_not_depend_on_the_batch(reg, task):
 
 
 def test_hinge_penalty_and_its_gradient_match_finite_differences(reg):
-    hinge = dataclasses.replace(reg, beta=30.0)
+    hinge = BoundRegularizer(reg.budget, reg.group, constants=reg.constants, beta=30.0)
     f, params, net = _mlp(jax.random.key(12))
     x = jax.random.normal(jax.random.key(13), (24, 2))
     d2 = float(distance_to_equivariance(f, x, C8))
@@ -267,20 +249,23 @@ def test_report_matches_independent_measures(task, fit):
     )
     f, _, _ = _mlp(jax.random.key(19))
     report = reg.report(f, task.x)
-    for k, s in enumerate(candidates):
+    assert report.names == ("none", "{e, rot 180°}", "{e, rot 90°, rot 180°, rot -90°}", "C8")
+    for k, s in enumerate(reg.candidates):
         np.testing.assert_allclose(
             report.distance[k], distance_to_equivariance(f, task.x, s), rtol=1e-5
         )
         np.testing.assert_allclose(
             report.sup_defect[k], jnp.max(pointwise_defects(f, task.x, s)), rtol=1e-5
         )
-    assert report.names == ("C2", "C4", "C8")
-    assert report.active == reg.choice.index and report.active_name == reg.group.name
+    assert report.active_name == reg.group.name
+    # every option the screen compared is counted: 1 (none) + 3 sets x 10 levels
+    assert report.num_options == len(reg.choice.names) == 31
+    level = 0.0 if reg.group.size == 1 else float(report.sup_defect[report.active])
     bound = generalization_bound(
-        task.x, reg.group, reg.constants, eps=float(report.sup_defect[report.active]),
-        num_levels=3,
+        task.x, reg.group, reg.constants, eps=level, num_levels=31
     ).total  # fmt: skip
-    np.testing.assert_allclose(report.bound, bound, rtol=1e-5)
+    np.testing.assert_allclose(report.bound_estimate, bound, rtol=1e-5)
+    assert not report.certified and np.isnan(report.certified_bound)  # estimated constants
 
 
 # ----------------------------------------------------------------------------- benchmark path
@@ -380,32 +365,15 @@ def small():
     return x, y, {"fit": None, "fold_models": models, "full_model": models[0]}
 
 
-def test_candidates_nest_by_their_elements(small):
+def test_candidates_are_passed_through_to_the_screen(small):
     x, y, prefit = small
-    c2, c3 = groups.cyclic_rotations(2), groups.cyclic_rotations(3)
-    d2 = groups.dihedral(2)
-    with pytest.raises(ValueError, match="not a subgroup"):
-        bound_regularizer(x, y, C4, candidates=[c3, C4], key=None, **prefit)
-    with pytest.raises(ValueError, match="not a subgroup"):
-        bound_regularizer(x, y, C8, candidates=[d2, C8], key=None, **prefit)
-    with pytest.raises(ValueError, match="largest candidate must be the group"):
-        bound_regularizer(x, y, C8, candidates=[c2, C4], key=None, **prefit)
-    with pytest.raises(ValueError, match="not a subgroup"):  # same size, other elements
-        bound_regularizer(x, y, groups.dihedral(2), candidates=[C4], key=None, **prefit)
-    with pytest.raises(ValueError, match="act the same way"):
-        bound_regularizer(x, y, C4, candidates=[c2.equivariant(), C4], key=None, **prefit)
-
-
-@pytest.mark.slow
-def test_nested_candidates_are_accepted(small):
-    x, y, prefit = small
-    c2, d2 = groups.cyclic_rotations(2), groups.dihedral(2)
-    reg = bound_regularizer(x, y, C8, candidates=[c2, C4, C8], key=None, **prefit)
-    assert [c.name for c in reg.candidates] == ["C2", "C4", "C8"]
-    reg = bound_regularizer(
-        x, y, groups.dihedral(4), candidates=[d2, groups.dihedral(4)], key=None, **prefit
-    )
-    assert reg.candidates[0] is d2
+    c2 = groups.cyclic_rotations(2)
+    reg = bound_regularizer(x, y, C4, candidates=[c2, C4], key=None, **prefit)
+    assert [c.name for c in reg.candidates] == ["none", "{e, rot 180°}", "C4"]
+    screen = jaxsym.choose_symmetry(x, y, C4, candidates=[c2, C4], key=None, **prefit)
+    assert reg.choice.name == screen.name and reg.choice.t_star == screen.t_star
+    with pytest.raises(ValueError, match="subset"):  # C3's elements are not in C4
+        bound_regularizer(x, y, C4, candidates=[groups.cyclic_rotations(3)], key=None, **prefit)
 
 
 @pytest.mark.parametrize(
@@ -451,23 +419,68 @@ def test_report_flags_outputs_outside_the_box(small):
     constants = BoundConstants(2.0, 2.0, squared_loss_constants(2.0, 1, 2.0), output_dim=1)
     reg = bound_regularizer(x, y, C4, constants=constants, key=None, **prefit)
     inside = reg.report(lambda z: jnp.tanh(z[:, :1]), x)
-    assert inside.bound_applies and np.isfinite(inside.bound)
+    assert inside.outputs_in_box and np.isfinite(inside.bound_estimate)
     np.testing.assert_allclose(inside.max_output, float(jnp.max(jnp.abs(jnp.tanh(x[:, 0])))))
+    level = 0.0 if reg.group.size == 1 else float(inside.sup_defect[inside.active])
     expected = generalization_bound(
-        x, C4, constants, eps=float(inside.sup_defect[0]), num_levels=1
+        x, reg.group, constants, eps=level, num_levels=len(reg.choice.names)
     ).total
-    np.testing.assert_allclose(inside.bound, expected, rtol=1e-6)
+    np.testing.assert_allclose(inside.bound_estimate, expected, rtol=1e-6)
     outside = reg.report(lambda z: 10.0 * z[:, :1], x)  # |f| reaches 10·max|x_0| > M = 2
-    assert not outside.bound_applies and outside.bound == np.inf
-    assert outside.max_output > 2.0
+    assert not outside.outputs_in_box and outside.bound_estimate == np.inf
+    assert (
+        outside.max_output > 2.0 and not outside.certified and "not applicable" in outside.summary
+    )
     with pytest.raises(ValueError, match="output_dim"):
         reg.report(lambda z: z, x)
     with pytest.raises(TypeError, match="eagerly"):
-        jax.jit(lambda z: reg.report(lambda u: jnp.tanh(u[:, :1]), z).bound)(x)
-    with pytest.raises(TypeError, match="eagerly"):
-        jax.jit(lambda r: r.report(lambda u: jnp.tanh(u[:, :1]), x).bound)(reg)
+        jax.jit(lambda z: reg.report(lambda u: jnp.tanh(u[:, :1]), z).bound_estimate)(x)
 
 
-def test_jaxsym_exports_the_renamed_budget(reg):
+def _exact_regularizer(x, y, constants, candidates):
+    """A regularizer whose screen keeps C4 exactly (labels exactly C4-invariant)."""
+    models = [lambda z: jnp.tanh(jnp.sum(z**2, -1, keepdims=True))] * 5
+    return bound_regularizer(
+        x, y, C4, fit=None, fold_models=models, full_model=models[0], key=None,
+        candidates=candidates, constants=constants,
+    )  # fmt: skip
+
+
+def test_report_certifies_only_an_exact_model_with_given_constants():
+    """Certified: user constants, candidates fixed, ε = 0 by construction. Else an estimate."""
+    x = jax.random.normal(jax.random.key(41), (60, 2))
+    y = jnp.tanh(jnp.sum(x**2, -1, keepdims=True))
+    constants = BoundConstants(4.0, 1.0, squared_loss_constants(1.0, 1, 1.0), output_dim=1)
+    reg = _exact_regularizer(x, y, constants, None)  # all subgroups of C4: fixed before data
+    assert reg.group.size == 4 and reg.choice.t_star == 0.0 and float(reg.budget) == 0.0
+    net = lambda z: jnp.tanh(z[:, :1] * 0.3)  # noqa: E731
+    deployed = reg.freeze(net, x)
+    report = reg.report(deployed, x)
+    assert report.level == 0.0 and report.certified
+    independent = generalization_bound(
+        x, C4, constants, eps=0.0, num_levels=len(reg.choice.names)
+    ).total
+    np.testing.assert_allclose(report.certified_bound, independent, rtol=1e-6)
+    assert report.vacuous == (report.certified_bound >= 1.0)
+    assert ("vacuous" in report.summary) == report.vacuous
+    # The raw network: its level is a sample sup defect, never certified.
+    raw = reg.report(net, x)
+    assert not raw.certified and np.isnan(raw.certified_bound) and raw.level > 0
+    assert "estimate" in raw.summary and "sample sup defect" in raw.summary
+    # Estimated constants: an estimate, even for the exact model.
+    estimated = _exact_regularizer(x, y, None, None)
+    assert not estimated.report(estimated.freeze(net, x), x).certified
+
+
+def test_report_calls_a_bound_above_the_loss_range_vacuous(small):
+    x, y, prefit = small
+    loose = BoundConstants(50.0, 1.0, squared_loss_constants(1.0, 1, 1.0), output_dim=1)
+    reg = bound_regularizer(x, y, C4, constants=loose, key=None, **prefit)
+    report = reg.report(lambda z: jnp.tanh(z[:, :1]), x)
+    assert report.bound_estimate >= report.loss_range == 4.0
+    assert report.vacuous and "vacuous" in report.summary
+
+
+def test_the_budget_has_one_name(reg):
     assert jaxsym.BoundRegularizer is BoundRegularizer
-    assert reg.eps is reg.budget  # the deprecated alias reads the same leaf
+    assert not hasattr(reg, "eps")  # renamed in one step: no alias

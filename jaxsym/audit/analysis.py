@@ -66,14 +66,15 @@ __all__ = [
 class DataProfile(NamedTuple):
     """The data's kNN profile (docs/theory.md §6), as NumPy arrays.
 
+    All in RMS units, not squared (:class:`jaxsym.DataDefect`).
+
     Attributes:
-        profile: ``(|G|,)`` ``mean ‖y_j − ρ_Y(g) y_i‖²`` over matched samples.
-        excess: ``(|G|,)`` ``profile − baseline``: estimates ``E_x e_{f*}(x, g)²``.
-        stderr: ``(|G|,)`` standard error of ``excess``.
+        profile: ``(|G|,)`` ``(mean ‖y_j − ρ_Y(g) y_i‖²)^{1/2}`` over matched samples.
+        excess: ``(|G|,)`` estimates the RMS data profile ``E_2(g) = (E_x e_{f*}(x, g)²)^{1/2}``.
+        stderr: ``(|G|,)`` its one-standard-error shift (:func:`jaxsym.data.knn_data_defect`).
         matched_fraction: ``(|G|,)`` fraction of samples matched within the radius.
-        rms: ``(|G|,)`` ``√max(excess, 0)``, the RMS data profile ``E_2(g)``
-            (NaN where nothing was matched).
-        baseline: the identity's level (``≈ 2σ²``).
+        rms: ``(|G|,)`` ``excess`` (NaN where nothing was matched).
+        baseline: the identity's level (``≈ √2 σ``).
         radius: the matching radius.
     """
 
@@ -95,7 +96,7 @@ def data_profile(x: np.ndarray, targets: np.ndarray, group: TransformationSet) -
         excess=excess,
         stderr=np.asarray(result.stderr, np.float64),
         matched_fraction=np.asarray(result.matched_fraction, np.float64),
-        rms=np.sqrt(np.maximum(excess, 0.0)),
+        rms=excess.copy(),
         baseline=float(result.baseline),
         radius=float(result.radius),
     )
@@ -286,8 +287,13 @@ def symmetric_model(f, group: TransformationSet):
     return jaxsym.symmetrize(f, group)
 
 
-def bound_regularizer(x, targets, chosen: TransformationSet, fit, key):
-    """The bound regularizer (docs/theory.md §7) on the screened set: ``candidates=[chosen]``."""
+def bound_regularizer(x, targets, group: TransformationSet, choice, fit, key):
+    """The bound regularizer (docs/theory.md §7) of the screen's own choice.
+
+    The same data, group, fit, key and candidate sets as :func:`screen`, so
+    :func:`jaxsym.bound_regularizer` makes the same choice (same set, same t*).
+    """
     return jaxsym.bound_regularizer(
-        jnp.asarray(x), jnp.asarray(targets), chosen, fit=fit, candidates=[chosen], key=key
-    )
+        jnp.asarray(x), jnp.asarray(targets), group, fit=fit, key=key,
+        candidates=list(choice.candidates),
+    )  # fmt: skip

@@ -92,11 +92,7 @@ def _check_size(spec: str, size: int) -> None:
 
 
 def _so3(num: int, seed: int) -> TransformationSet:
-    # API adapter: `so3(num, *, key)` after the groups change (key keyword-only).
-    try:
-        return groups.so3(num, key=jax.random.key(seed))
-    except TypeError:  # pragma: no cover - the old positional signature
-        return groups.so3(num, jax.random.key(seed))
+    return groups.so3(num, key=jax.random.key(seed))
 
 
 def _rotation_range(spec: str, params: list[str]) -> TransformationSet:
@@ -136,6 +132,7 @@ def _image_set(spec: str, name: str, params: list[str]) -> TransformationSet:
     if len(params) not in (1, 2):
         raise AuditError(f"--group {spec}: expected {name}:NUM or {name}:NUM:MAX.")
     num = _int_param(spec, params[0])
+    _check_size(spec, num if name == "rot-image" else num * num)
     try:
         limit = float(params[1]) if len(params) == 2 else None
         if name == "rot-image":
@@ -182,7 +179,7 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
             )
         _check_size(spec, math.factorial(value) if name == "perm" else value)
         if name == "so2":
-            return groups.so2(value)
+            return groups.cyclic_rotations(value)
         if name == "perm":
             return groups.permutations(value)
         if name == "shift":

@@ -37,8 +37,10 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxsym import groups
 from jaxsym.audit import analysis, sweep
 from jaxsym.audit.inputs import Dataset
+from jaxsym.decision import set_name
 from jaxsym.groups import TransformationSet
 
 __all__ = ["CERTIFY_FRACTION", "DELTA", "AuditSettings", "run_audit", "settings"]
@@ -91,31 +93,6 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name + "_cpu"] = round(time.process_time() - cpu, 3)
 
 
-def element_labels(group: TransformationSet) -> list[str]:
-    """Readable names: rotations/reflections by angle for 2 × 2 matrices, else ``g<k>``."""
-    leaves = jax.tree_util.tree_leaves(group.elements)
-    labels = []
-    if len(leaves) == 1 and leaves[0].shape[1:] == (2, 2):
-        for k, m in enumerate(np.asarray(leaves[0], np.float64)):
-            angle = np.degrees(np.arctan2(m[1, 0], m[0, 0])) % 360
-            if np.linalg.det(m) > 0:
-                labels.append("e" if k == 0 else f"rot {angle:.4g}°")
-            else:
-                labels.append(f"flip {(angle / 2) % 180:.4g}°")
-        return labels
-    if len(leaves) == 1 and leaves[0].ndim == 1:
-        return ["e"] + [f"shift {int(v)}" for v in np.asarray(leaves[0])[1:]]
-    return ["e"] + [f"g{k}" for k in range(1, group.size)]
-
-
-def _candidate_name(group: TransformationSet, members: np.ndarray) -> str:
-    if len(members) == group.size:
-        return group.name
-    if len(members) == 1:
-        return "none"
-    return f"{group.name}{{{','.join(str(int(k)) for k in members)}}}"
-
-
 def _subsample(data: Dataset, config: AuditSettings, seed: int) -> Dataset:
     rng = np.random.default_rng(seed + 1)
     train = np.sort(rng.permutation(len(data.x))[: config.max_train])
@@ -162,7 +139,7 @@ def run_audit(
             "name": group.name,
             "size": group.size,
             "is_group": bool(group.is_group),
-            "elements": element_labels(group),
+            "elements": groups.element_labels(group),
         },
         "settings": {**config._asdict(), "certify_fraction": CERTIFY_FRACTION, "delta": DELTA},
         "seed": seed,
@@ -230,7 +207,7 @@ def _screen_results(group: TransformationSet, choice) -> dict[str, Any]:
     """The screen's evidence: one entry per candidate set (its risk curve over t) and the pick."""
     sets = []
     for members in choice.candidates:
-        name = _candidate_name(group, members)
+        name = set_name(group, members)
         rows = [j for j, n in enumerate(choice.names) if n == name and len(members) > 1]
         rows.append(0)  # t = 1 is the unconstrained model on every set
         sets.append(
@@ -301,9 +278,9 @@ def _training(train, group, choice, fit, config, key_init, key_reg, progress):
     elif not chosen.is_group:
         skipped = "needs a group (the screened set is not one)"
     else:
-        reg = analysis.bound_regularizer(train.x, train.targets(), chosen, fit, key_reg)
+        reg = analysis.bound_regularizer(train.x, train.targets(), group, choice, fit, key_reg)
         budget = _budget(reg)
-        level = float(np.asarray(reg.choice.t_star)[0])
+        level = float(reg.choice.t_star)
         planned.append(
             (
                 "bound regularizer",
@@ -369,7 +346,7 @@ def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
     for members in (np.asarray(choice.elements), np.arange(group.size)):
         if len(members) > len(chain[-1]):
             chain.append(np.asarray(members, np.int64))
-    names = [_candidate_name(group, c) for c in chain]
+    names = [set_name(group, c) for c in chain]
     radii = analysis.covering_radii(train.x)
     counts = analysis.covering(train.x, group, chain, radii)
     flat = targets.reshape(len(targets), -1)
@@ -425,7 +402,7 @@ def _recommendation(group, rows, choice) -> dict[str, Any]:
     else:
         strictness = "soft"
     return {
-        "symmetry": _candidate_name(group, row["elements"]),
+        "symmetry": set_name(group, row["elements"]),
         "elements": row["elements"],
         "t_star": 1.0 if size == 1 else float(row["t"]),
         "eps_star": float(row["budget"]) if strictness == "soft" else 0.0,

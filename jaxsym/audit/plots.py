@@ -38,9 +38,7 @@ def _profile(plt, results: dict[str, Any]):
     rms = np.asarray(profile["rms"], np.float64)
     excess = np.asarray(profile["excess"], np.float64)
     stderr = np.asarray(profile["stderr"], np.float64)
-    # error bar of √excess from the stderr of excess (delta method, capped at the value)
-    error = np.where(rms > 0, stderr / (2 * np.maximum(rms, 1e-12)), np.sqrt(np.abs(stderr)))
-    error = np.where(np.isfinite(error), error, 0.0)
+    error = np.where(np.isfinite(stderr), stderr, 0.0)  # already in RMS units
     unmatched = ~np.isfinite(excess)
     filled = np.asarray(profile["rms_filled"], np.float64)
     fig, (top, bottom) = plt.subplots(
@@ -57,7 +55,7 @@ def _profile(plt, results: dict[str, Any]):
         yerr=error[~unmatched],
         color="tab:blue",
         capsize=2,
-        label="E_2(g) = √max(excess, 0)",
+        label="E_2(g) (kNN excess, RMS)",
     )
     if unmatched.any():
         top.bar(

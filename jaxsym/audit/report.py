@@ -190,9 +190,9 @@ def format_tables(results: dict[str, Any]) -> str:
     out.append(
         _table(
             f"\n1. Data equivariance profile (kNN label consistency, docs/theory.md §6; "
-            f"{'one-hot labels, ' if data['task'] == 'classification' else ''}squared units; "
+            f"{'one-hot labels, ' if data['task'] == 'classification' else ''}RMS units; "
             f"baseline {_num(profile['baseline'])}, radius {_num(profile['radius'])})",
-            ["k", "element", "mean ‖Δy‖²", "excess", "± stderr", "E_2 (RMS)", "matched"],
+            ["k", "element", "RMS ‖Δy‖", "excess", "± stderr", "E_2 (RMS)", "matched"],
             rows,
         )
     )

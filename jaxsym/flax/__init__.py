@@ -20,6 +20,13 @@ gradient that points out of ``[0, 1]`` from the boundary or beyond is dropped,
 so a ``t`` pushed out of ``[0, 1]`` comes back as soon as the loss prefers a
 level inside.
 
+What should train ``t``: not the training loss. Jointly with the weights, the
+training loss prefers whatever level fits the training sample best (with an
+expressive network, the least constrained one), so a ``t`` learned on it is an
+overfitted level. Train ``t`` on a validation split while the weights train on
+the training split, or fix it at :func:`jaxsym.choose_symmetry`'s ``t*``
+(docs/guides/training.md, "A trainable t").
+
 The model is called on the orbit inside jaxsym's chunked loop over the group
 (a :func:`jax.lax.scan`), so it is called as a pure function of its variables
 (``apply`` for linen, ``split``/``merge`` for nnx): wrapped models should not

@@ -72,6 +72,8 @@ class Dialed(nn.Module):
         t: the level in ``[0, 1]`` (the initial value if trainable).
         trainable_t: make ``t`` a parameter (``params/t``), used as
             ``clip(t, 0, 1)`` with a projected gradient; else ``t`` is a constant.
+            Train it on a validation loss, not the training loss (the package
+            docstring of :mod:`jaxsym.flax`).
         chunk_size: group elements per model call.
     """
 

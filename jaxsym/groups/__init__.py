@@ -5,6 +5,7 @@ from jaxsym.groups._base import (
     MatrixAction,
     TransformationSet,
     cayley_table,
+    element_labels,
     identity_elements,
     inverse_indices,
     orbit_augment,
@@ -22,7 +23,7 @@ from jaxsym.groups.images import (
     translation_grid,
 )
 from jaxsym.groups.permutations import PermutationAction, permutations, random_permutations
-from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range, so2
+from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range
 from jaxsym.groups.shifts import ShiftAction, cyclic_shifts
 from jaxsym.groups.spatial import so3
 
@@ -39,6 +40,7 @@ __all__ = [
     "cyclic_rotations",
     "cyclic_shifts",
     "dihedral",
+    "element_labels",
     "flip_rot90",
     "identity_elements",
     "image_rotations",
@@ -50,7 +52,6 @@ __all__ = [
     "random_permutations",
     "rot90",
     "rotation_range",
-    "so2",
     "so3",
     "transform_batch",
     "translation_grid",

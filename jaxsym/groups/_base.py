@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym._validation import (
+    SymmetrySet,
     check_batch,
     check_group,
     float_dtype,
@@ -48,6 +49,7 @@ __all__ = [
     "MatrixAction",
     "TransformationSet",
     "cayley_table",
+    "element_labels",
     "identity_elements",
     "inverse_indices",
     "orbit_augment",
@@ -285,25 +287,15 @@ class TransformationSet(eqx.Module):
         return f"{self.name}({kind}, {self.size} elements, {out} outputs)"
 
 
+SymmetrySet.register(TransformationSet)  # what jaxsym._validation.check_group accepts
+
+
 def check_argument_order(signature: str, x) -> None:
     """Raise a ``TypeError`` pointing at the order when a group is passed as ``x``."""
     if isinstance(x, TransformationSet):
         raise TypeError(
             f"{signature}: the group comes after the data; got the group {x.name} in the "
             f"place of x (the order changed from (group, x) to (x, group))."
-        )
-
-
-def check_key(key, name: str = "key") -> None:
-    """Raise ``TypeError`` unless ``key`` is one PRNG key (typed, or a raw ``uint32[2]``)."""
-    dtype = getattr(key, "dtype", None)
-    shape = getattr(key, "shape", None)
-    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-    raw = dtype == np.uint32 and shape == (2,)
-    if not ((typed and shape == ()) or raw):
-        raise TypeError(
-            f"{name} must be one PRNG key, e.g. jax.random.key(0); got "
-            f"{type(key).__name__}{'' if shape is None else f' of shape {shape}'}: {key!r:.60}."
         )
 
 
@@ -453,3 +445,35 @@ def cayley_table(group: TransformationSet) -> np.ndarray:
     )
     flat = jax.tree_util.tree_map(lambda leaf: leaf.reshape(n * n, *leaf.shape[2:]), products)
     return _index_of(group, flat).reshape(n, n)
+
+
+_SHORT_NAMES = (
+    ("rotation by ", "rot "),
+    ("reflection across the line at ", "flip "),
+    ("shift by ", "shift "),
+    ("permutation ", "perm "),
+)
+
+
+def element_labels(group: TransformationSet) -> list[str]:
+    """Short readable names of the elements, ``"e"`` for element 0 (the identity).
+
+    Built from the action's :meth:`Action.format_element` without the matrix,
+    abbreviated (``"rot 90°"``, ``"flip 45°"``, ``"shift 1"``, ``"perm [1, 0, 2]"``),
+    for tables and reports.
+
+    Args:
+        group: a concrete transformation set.
+
+    Returns:
+        ``|S|`` labels.
+    """
+    labels = ["e"]
+    for k in range(1, group.size):
+        text = group.action.format_element(group.element(k)).split(" [[")[0]
+        for long, short in _SHORT_NAMES:
+            if text.startswith(long):
+                text = short + text[len(long) :]
+                break
+        labels.append(text)
+    return labels

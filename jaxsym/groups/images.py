@@ -168,7 +168,7 @@ QUARTER_TURN_TOLERANCE = 1e-5
 """Angles within this many radians of a multiple of 90° act as the exact grid quarter turn."""
 
 
-def wrap_angle(theta: jax.Array) -> jax.Array:
+def _wrap_angle(theta: jax.Array) -> jax.Array:
     """The angle in ``(−π, π]``; values within 1e-5 of ``−π`` map to ``π``."""
     two_pi = 2 * math.pi
     wrapped = theta - two_pi * jnp.round(theta / two_pi)
@@ -217,10 +217,10 @@ class ImageRotationAction(Action):
         return bilinear_sample(x, rows, cols)
 
     def inverse(self, element):
-        return wrap_angle(-element)
+        return _wrap_angle(-element)
 
     def compose(self, a, b):
-        return wrap_angle(a + b)
+        return _wrap_angle(a + b)
 
     def check_example_shape(self, shape, name):
         _check_image(shape, name, "image rotations", square=self.square)
@@ -326,7 +326,7 @@ def image_rotations(num: int, *, max_angle: float | None = None) -> Transformati
         matrices = np.asarray(partial.elements, dtype=np.float64)
         angles = np.arctan2(matrices[:, 1, 0], matrices[:, 0, 0])
         name, exact = f"RotImg[{num},partial]", False
-    angles = np.asarray(jax.device_get(wrap_angle(jnp.asarray(angles))), dtype=np.float64)
+    angles = np.asarray(jax.device_get(_wrap_angle(jnp.asarray(angles))), dtype=np.float64)
     square = bool(np.any(np.abs(np.abs(angles) - np.pi / 2) < QUARTER_TURN_TOLERANCE))
     return TransformationSet(
         elements=jnp.asarray(angles),

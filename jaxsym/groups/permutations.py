@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import positive_int
-from jaxsym.groups._base import Action, TransformationSet, check_key
+from jaxsym._validation import check_key, positive_int
+from jaxsym.groups._base import Action, TransformationSet
 
 __all__ = ["MAX_EXHAUSTIVE_K", "PermutationAction", "permutations", "random_permutations"]
 

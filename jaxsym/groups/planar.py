@@ -1,7 +1,8 @@
 """Planar rotation groups acting on points or point sets ``(..., 2)``.
 
-C_n, D_n, an evenly spaced discretization of SO(2), and the partial-symmetry
-subset "rotations by at most θ" (docs/theory.md §1, §3).
+C_n (also SO(2) discretized by its evenly spaced subgroup: exact averaging only
+for functions band-limited below ``n``), D_n, and the partial-symmetry subset
+"rotations by at most θ" (docs/theory.md §1, §3).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from jaxsym._validation import positive_int
 from jaxsym.groups._base import MatrixAction, TransformationSet
 
-__all__ = ["cyclic_rotations", "dihedral", "rotation_matrices", "rotation_range", "so2"]
+__all__ = ["cyclic_rotations", "dihedral", "rotation_matrices", "rotation_range"]
 
 
 def rotation_matrices(angles) -> np.ndarray:
@@ -63,20 +64,6 @@ def dihedral(n: int) -> TransformationSet:
     rotations = rotation_matrices(2 * np.pi * np.arange(n) / n)
     reflections = rotations @ np.diag([1.0, -1.0])
     return _planar(np.concatenate([rotations, reflections]), is_group=True, name=f"D{n}")
-
-
-def so2(num: int) -> TransformationSet:
-    """SO(2) discretized by its evenly spaced subgroup C_num.
-
-    Averaging over it is the exact C_num projection, and SO(2)-equivariant only
-    for functions band-limited below ``num`` (docs/theory.md §3).
-
-    Args:
-        num: number of evenly spaced angles, at least 1.
-    """
-    num = positive_int("num", num)
-    angles = 2 * np.pi * np.arange(num) / num
-    return _planar(rotation_matrices(angles), is_group=True, name=f"SO2[C{num}]")
 
 
 def rotation_range(max_angle: float, num: int) -> TransformationSet:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import positive_int
-from jaxsym.groups._base import MatrixAction, TransformationSet, check_key
+from jaxsym._validation import check_key, positive_int
+from jaxsym.groups._base import MatrixAction, TransformationSet
 
 __all__ = ["haar_so3", "quaternion_to_matrix", "so3"]
 

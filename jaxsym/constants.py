@@ -1,4 +1,4 @@
-"""Loss and class constants of the certified bound, as one value (docs/theory.md §4).
+"""Loss and class constants of the §4 theory bound, as one value (docs/theory.md §4).
 
 The §4 bound needs a bounded loss ``ℓ(ŷ, y) ∈ [0, B]`` that is ``L_ℓ``-Lipschitz
 in the prediction ``ŷ`` (Euclidean norm) on the ball of radius ``M√d_y`` that
@@ -113,7 +113,7 @@ def check_constants(constants, name: str = "constants") -> BoundConstants:
     """Check a :class:`BoundConstants` once; raise naming the field at fault."""
     if not isinstance(constants, BoundConstants):
         raise TypeError(
-            f"{name} must be a jaxsym.losses.BoundConstants(lipschitz, output_bound, loss, "
+            f"{name} must be a jaxsym.constants.BoundConstants(lipschitz, output_bound, loss, "
             f"output_dim=1, delta=0.05); got {type(constants).__name__}: {constants!r:.80}."
         )
     if not isinstance(constants.loss, LossConstants):

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsym.losses import (
+from jaxsym.constants import (
     BoundConstants,
     LossConstants,
     absolute_loss_constants,
