@@ -196,6 +196,7 @@ def small_samples():
     return {n: gaussian(n, seed=n) for n in (64, 256)}
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @settings(max_examples=6)
 @given(eta=st.floats(0, 1.5), n=st.sampled_from([64, 256]), reduce=st.sampled_from(["rms", "max"]))

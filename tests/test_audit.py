@@ -363,6 +363,7 @@ def test_ece_matches_a_direct_binning():
 # ----------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_cli_end_to_end_on_a_small_npz(tmp_path, capsys):
     x = _points(160, seed=3)
@@ -401,6 +402,7 @@ def test_cli_end_to_end_on_a_small_npz(tmp_path, capsys):
     assert status == 0 and _check_files(out)["seed"] == 1
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_cli_end_to_end_on_the_default_digits(tmp_path, capsys, monkeypatch):
     from jaxsym.__main__ import main
@@ -435,6 +437,7 @@ def _audit_points(y, seed, n=240):
     return pipeline.run_audit(data, groups.cyclic_rotations(8), seed=seed, quick=True, quiet=True)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_invariant_labels_lead_to_full_symmetry(seed):
@@ -446,6 +449,7 @@ def test_invariant_labels_lead_to_full_symmetry(seed):
     assert rec["t_star"] <= 0.2
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_labels_that_break_the_symmetry_do_not(seed):

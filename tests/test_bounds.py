@@ -101,6 +101,7 @@ def test_chain_program_matches_enumeration_of_all_chains(seed, size, n):
     assert 0 < float(finest) <= 2.0
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_chain_program_with_fewer_nodes_is_never_below_the_optimum():
     """Dropping coarse breakpoints restricts the chains: never below the full optimum."""
@@ -338,11 +339,14 @@ def _gap_and_bound(seed):
     return x, test - train, float(bound.total)
 
 
+@pytest.mark.extended
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_measured_gap_below_a_non_vacuous_bound(seed):
     _gap_and_bound(seed)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_measured_gap_below_the_bound_with_a_fixed_domain_cover():
     """The unit disk (the data's domain) covered without the sample: a smaller bound."""

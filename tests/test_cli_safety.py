@@ -502,6 +502,8 @@ def _check_clean_interrupt(result, folder) -> None:
     assert (folder / "thesis.tex").read_text() == THESIS
 
 
+@pytest.mark.extended
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "delay",
     [

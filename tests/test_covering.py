@@ -328,6 +328,7 @@ print("SHARDED-OK")
 """
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_streaming_on_four_simulated_devices_gives_the_same_counts():
     import os
@@ -394,6 +395,7 @@ def test_domain_cover_is_valid_and_not_loose(order):
         assert np.all(counts * 4 <= plain)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_table_with_a_domain_takes_the_smaller_cover():
     G = groups.cyclic_rotations(8)

@@ -383,6 +383,7 @@ def _c4_target(x):
     return _radial(x) + 0.5 * cos4 * np.tanh(r2)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.0, 0.1])
 def test_audit_invariant_labels_recommend_the_full_group(noise):
@@ -392,6 +393,7 @@ def test_audit_invariant_labels_recommend_the_full_group(noise):
     _check_certified(results)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_audit_subgroup_labels_recommend_the_subgroup():
     results = _audit(_c4_target, groups.cyclic_rotations(8), 1)
@@ -399,6 +401,7 @@ def test_audit_subgroup_labels_recommend_the_subgroup():
     _check_certified(results)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_audit_breaking_labels_recommend_no_symmetry():
     results = _audit(lambda x: x[:, 0], groups.cyclic_rotations(8), 2)
@@ -408,6 +411,7 @@ def test_audit_breaking_labels_recommend_no_symmetry():
     assert results["bound"]["name"] == "theory bound"
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_quick_audit_on_digits_certifies_a_small_error(tmp_path, capsys):
     from jaxsym.audit import cli
@@ -438,6 +442,7 @@ def test_candidates_as_subsets_of_the_group():
         choose_symmetry(x, y, c8, fit=fit, key=None, candidates=[groups.cyclic_rotations(3)])
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_audit_regularizer_trains_on_the_screened_set(monkeypatch):
     """A soft screen (0 < t* < 1) trains jaxsym.bound_regularizer on the screen's own choice."""

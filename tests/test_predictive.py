@@ -133,6 +133,7 @@ def test_eps_star_and_distance_on_orbit_augmented_inputs():
     assert 0.0 < float(result.t_star) < 1.0  # an interior minimum: the clip did not decide
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize(("eta", "n"), [(0.1, 800), (0.3, 200)])
 def test_predicted_t_star_matches_best_t_on_fresh_data(eta, n, test_inputs):
@@ -154,6 +155,7 @@ def test_predicted_t_star_matches_best_t_on_fresh_data(eta, n, test_inputs):
     assert 0.1 < np.mean(best) < 0.99  # a level strictly between the two extremes
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_t_star_rises_with_n_and_eta():
     def mean_t_star(eta, n):

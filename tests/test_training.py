@@ -271,6 +271,7 @@ def test_report_matches_independent_measures(task, fit):
 # ----------------------------------------------------------------------------- benchmark path
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_benchmark_quick_settings_run_the_same_path(tmp_path):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "training.py"
