@@ -161,8 +161,14 @@ def run_audit(
     tolerances = [f * spread for f in TOLERANCE_FRACTIONS]
     with _timed(timings, "stabilizers"):
         stabs = analysis.stabilizers(rms, tolerances)
+    labels = groups.element_labels(group)
     results["stabilizers"] = [
-        {"tolerance": eps, "elements": members, "measure": measure}
+        {
+            "tolerance": eps,
+            "elements": members,
+            "labels": [labels[int(k)] for k in members],
+            "measure": measure,
+        }
         for eps, (members, measure) in zip(tolerances, stabs, strict=True)
     ]
     steps.update()

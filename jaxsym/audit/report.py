@@ -24,7 +24,7 @@ the order of the given group, element 0 being the identity):
 * ``profile`` — the kNN data profile (docs/theory.md §6) on the training split,
   per element: ``profile``, ``excess``, ``stderr``, ``matched_fraction``,
   ``rms``, ``rms_filled``; scalars ``baseline`` and ``radius``.
-* ``stabilizers`` — list of ``{tolerance, elements, measure}`` (docs/theory.md §2).
+* ``stabilizers`` — list of ``{tolerance, elements, labels, measure}`` (docs/theory.md §2).
 * ``screen`` — :func:`jaxsym.choose_symmetry` on the training split (§8, §9):
   ``symmetry``, ``elements``, ``t_star``, ``budget`` (``d_2`` units), ``distance``,
   ``risk``, ``stderr``, ``best`` (``{symmetry, t, risk, stderr}``), ``reason``,
@@ -114,10 +114,9 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _members(elements) -> str:
-    elements = [int(k) for k in elements]
-    text = "{" + ",".join(map(str, elements)) + "}"
-    return text if len(text) <= 40 else text[:37] + "…}"
+def _members(labels) -> str:
+    text = "{" + ", ".join(map(str, labels)) + "}"
+    return text if len(text) <= 60 else text[:57] + "…}"
 
 
 def _percent(delta) -> str:
@@ -197,7 +196,7 @@ def format_tables(results: dict[str, Any]) -> str:
         )
     )
     rows = [
-        [_num(s["tolerance"]), f"{s['measure']:.3f}", _members(s["elements"])]
+        [_num(s["tolerance"]), f"{s['measure']:.3f}", _members(s["labels"])]
         for s in results["stabilizers"]
     ]
     out.append(
