@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -33,11 +33,8 @@ from jaxsym.data import data_defect
 from jaxsym.defects import distance_to_equivariance, stabilizer
 from jaxsym.groups import TransformationSet, element_labels, orbit_augment
 from jaxsym.groups._base import _index_of
-from jaxsym.predictive import cross_fitting_folds, dial_risk
+from jaxsym.predictive import Fit, Model, cross_fitting_folds, dial_risk
 from jaxsym.subgroups import all_subgroups, subgroup_chain
-
-Model = Callable[[jax.Array], jax.Array]
-Fit = Callable[[jax.Array, jax.Array], Model]
 
 __all__ = [
     "HeldOutBound",

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -95,11 +95,8 @@ from jaxsym.decision import (
 )
 from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
 from jaxsym.groups import TransformationSet
-from jaxsym.predictive import cross_fitting_folds
+from jaxsym.predictive import Fit, Model, cross_fitting_folds
 from jaxsym.subgroups import all_subgroups
-
-Model = Callable[[jax.Array], jax.Array]
-Fit = Callable[[jax.Array, jax.Array], Model]
 
 __all__ = [
     "BoundRegularizer",
