@@ -161,6 +161,7 @@ def test_equinox_training_with_the_regularizer(reg, task, start):
 X = jax.random.normal(jax.random.key(7), (6, 2))
 
 
+@pytest.mark.slow
 def test_linen_adapters_match_symmetrize_and_dial():
     base = LinenMLP()
     sym = jlinen.Symmetrized(base, C4)
@@ -318,6 +319,7 @@ def _moved(a, b):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", [pytest.param("adam", marks=pytest.mark.slow), "adamw"])
 @pytest.mark.parametrize("case", CASES)
 def test_equinox_recipe_keeps_the_group_and_a_fixed_t(case, optimizer):

@@ -171,6 +171,7 @@ def _f_star(eta):
     return f
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eta", [0.1, 0.3])
 def test_risk_of_the_best_invariant_model_is_eta_squared_plus_noise(eta):
     sigma = 0.2

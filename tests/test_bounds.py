@@ -117,6 +117,7 @@ def test_chain_program_with_fewer_nodes_is_never_below_the_optimum():
     assert float(ten) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_rademacher_term_is_capped_at_the_class_radius(tables):
     """Tiny n: the continuous form exceeds B/2 = 2; discrete chaining never does."""
     x = gaussian(12, seed=3)
@@ -213,6 +214,7 @@ def test_eps_endpoints_are_the_equivariant_and_unconstrained_bounds(tables, chai
     assert float(equivariant) < float(unconstrained) - 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chaining", ["discrete", "dudley"])
 def test_gradient_in_eps_matches_finite_differences(tables, chaining):
     trivial, _, c8 = tables
@@ -388,6 +390,7 @@ def test_bad_inputs_raise_clear_errors(tables):
         generalization_bound_from_table(c8, trivial, constants=CONSTANTS).tightness(np.nan)
 
 
+@pytest.mark.slow
 def test_user_radii_are_sorted_with_zeros_and_repeats_dropped():
     x = 0.1 * gaussian(50, seed=5)
     clean = generalization_bound(x, C8, CONSTANTS, radii=[0.01, 0.05, 0.2])

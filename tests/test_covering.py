@@ -83,6 +83,7 @@ def test_orbit_distances_of_an_orbit_are_zero():
     assert np.all(d[~np.eye(4, dtype=bool)] > 1e-2)
 
 
+@pytest.mark.slow
 @settings(max_examples=12)
 @given(seed=st.integers(0, 10_000), n=st.sampled_from([4, 6, 8]), order=st.sampled_from([1, 2, 4]))
 def test_greedy_between_exact_minimum_and_half_radius_minimum(seed, n, order):
@@ -293,6 +294,7 @@ def test_streaming_prefix_counts_equal_the_matrix_counts(case, seed):
     np.testing.assert_array_equal(streaming, matrix)
 
 
+@pytest.mark.slow
 def test_streaming_is_used_past_the_threshold(monkeypatch):
     import jaxsym.covering as covering
 

@@ -154,6 +154,7 @@ def test_knn_estimates_the_mean_square_profile_held_out(group, target):
     _check_against_truth(target, group, 8000, 1, 0.05)
 
 
+@pytest.mark.slow
 def test_knn_estimates_the_mean_square_profile_small_n():
     """A fast version: n = 1500, C4, η = 0.5 (the neighbour bias is larger at small n)."""
     _check_against_truth(lambda z: planar_target(z, 0.5), groups.cyclic_rotations(4), 1500, 2, 0.1)
@@ -212,6 +213,7 @@ def test_knn_on_orbit_closed_invariant_data_is_zero(seed, block):
     np.testing.assert_allclose(result.matched_fraction, 1.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_knn_profile_is_the_rms_defect_profile_on_orbit_closed_data(seed):
@@ -361,6 +363,7 @@ def test_sinkhorn_profile_is_the_debiased_divergence():
         assert float(result.profile[index]) ** 2 == pytest.approx(divergence, rel=0.02, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_sinkhorn_is_zero_on_an_orbit_closed_invariant_sample():
     """A sample closed under G with invariant labels: g·z is a permutation of z, so the
     divergence is 0 for every element (the solver is run on the permuted sample)."""

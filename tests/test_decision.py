@@ -178,6 +178,7 @@ def _radial(x):
     return np.cos(np.linalg.norm(x, axis=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.0, 0.3])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_invariant_labels_get_the_full_group(noise, seed):
@@ -221,6 +222,7 @@ AGREEMENT_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
 )

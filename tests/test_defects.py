@@ -162,6 +162,7 @@ def _scaled_max_norm(s, z):
     return s * jnp.max(jnp.sum(z**2, -1), 1, keepdims=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "measure",
     [*(pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")), "d2"],
@@ -365,6 +366,7 @@ def test_integer_inputs_are_promoted_before_the_group_acts():
     assert jaxsym.equivariance_error(norms, x_int, group) < 1e-4 * float(norms(x_int).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)])
 def test_half_precision_defects_accumulate_in_float32(dtype):
     """A half-precision model's defect equals the float32 computation on its own outputs."""
@@ -399,6 +401,7 @@ def _float64_rotations(n):
     )
 
 
+@pytest.mark.slow
 def test_float64_invariant_model_has_defect_at_float64_rounding():
     with enable_x64():
         group = _float64_rotations(8)
@@ -648,6 +651,7 @@ def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk
     assert orbit_stats(g, x, group, **kw).ee2_sq == pytest.approx((brute**2).mean(), rel=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)])
 def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
     group, f, *_, x = _setup("D4", 8, batch=16, out_dim=8)
@@ -657,6 +661,7 @@ def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
     assert orbit_stats(half, x, group.subset([0])).ee2_sq == 0.0
 
 
+@pytest.mark.slow
 def test_identity_defect_is_exactly_zero_under_jit_vmap_and_grad():
     group, f, params, net, x = _setup("D4", 9, batch=4)
     g = _batch_dependent(f)
@@ -679,6 +684,7 @@ def test_identity_defect_is_exactly_zero_under_jit_vmap_and_grad():
     assert all(np.all(np.asarray(v) == 0.0) for v in jax.tree_util.tree_leaves(ee2_grad(params)))
 
 
+@pytest.mark.slow
 def test_an_element_fixing_the_input_keeps_its_output_defect():
     """A reflection fixing ``x_b`` still has ``e = ‖f(x_b) − ρ_Y(g) f(x_b)‖`` (not masked to 0)."""
     group = groups.dihedral(4).equivariant()  # element 4 is F = diag(1, −1)

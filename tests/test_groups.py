@@ -30,6 +30,7 @@ def test_identity_is_element_zero(finite_group):
     np.testing.assert_array_equal(_act(group, 0, x), x)
 
 
+@pytest.mark.slow
 def test_closure_inverse_and_associativity_through_actions(finite_group):
     group, shape = finite_group
     x = jax.random.normal(jax.random.key(1), shape)
@@ -243,6 +244,7 @@ def test_float_inputs_keep_their_precision():
         assert groups.transform_batch(group, group.elements, x).dtype == dtype
 
 
+@pytest.mark.slow
 def test_x64_gives_float64_elements_and_rounding_level_defects():
     from jaxsym.defects import pointwise_defects
 

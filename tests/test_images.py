@@ -109,6 +109,7 @@ def test_quarter_turns_from_composition_and_inverse_are_exact():
             np.testing.assert_allclose(composed, twice, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theta", [0.05, 0.4, -1.0, 2.5])
 def test_rotation_matches_independent_bilinear_reference(theta):
     x = jnp.asarray(np.random.default_rng(2).standard_normal((9, 9, 2)), jnp.float32)
@@ -167,6 +168,7 @@ def test_partial_set_grid_and_square_flag():
     np.testing.assert_array_equal(half.act_in(half.element(1), x[0]), x[0, ::-1, ::-1])
 
 
+@pytest.mark.slow
 def test_equivariant_outputs_for_image_to_image_models():
     """A pixelwise linear map commutes with bilinear interpolation at every angle."""
     rotations = groups.image_rotations(8).equivariant()
@@ -205,6 +207,7 @@ def test_integer_images_promote_and_identity_is_exact():
     np.testing.assert_array_equal(moved, x.astype(moved.dtype))
 
 
+@pytest.mark.slow
 def test_half_precision_images_keep_exact_quarter_turns():
     x = jnp.asarray(np.random.default_rng(8).standard_normal((40, 40)), jnp.bfloat16)
     moved = groups.image_rotations(4).act_in(jnp.float32(math.pi / 2), x)
@@ -242,6 +245,7 @@ def test_integer_shifts_are_exact_with_zero_padding():
         np.testing.assert_array_equal(shifts.act_in(shifts.element(index), x), expected)
 
 
+@pytest.mark.slow
 def test_sub_pixel_shift_matches_map_coordinates():
     x = jnp.asarray(np.random.default_rng(6).standard_normal((6, 9)), jnp.float32)
     shifts = groups.image_translations([[0.3, -1.7]])
@@ -275,6 +279,7 @@ def test_translation_errors_and_grid():
 # ----------------------------------------------------------------------------- floor
 
 
+@pytest.mark.slow
 def test_floor_against_brute_force_probe():
     x = jnp.stack([blob(12, (1.0, -2.0), 2.0, 2), blob(12, (-3.0, 0.5), 1.5, 2)])
     x = x.at[1, ..., 1].multiply(-1.0)  # a signed channel
@@ -299,6 +304,7 @@ def test_floor_against_brute_force_probe():
     assert np.all(floor[[1, 3, 5, 7]] > 1e-5)  # interpolation at 45°
 
 
+@pytest.mark.slow
 def test_floor_of_translations_is_zero_for_content_inside_the_grid():
     x = blob(16, (0.0, 0.0), 1.5)[None]
     floor = groups.interpolation_floor(x, groups.image_translations([[0.5, -0.25], [1.0, 1.0]]))

@@ -41,6 +41,7 @@ def _scale(x, t):
     return jax.vmap(lambda image: bilinear_sample(image, rows, cols))(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generator", ["rotation", "translate_x", "translate_y", "scale"])
 def test_image_generators_match_finite_differences(generator):
     f, _, _ = random_cnn(jax.random.key(0), size=12)
@@ -127,6 +128,7 @@ def test_dial_interpolates_the_lie_derivative():
     assert np.all(np.asarray(symmetric) > 0) and np.all(np.asarray(plain) > 0)
 
 
+@pytest.mark.slow
 def test_jit_vmap_and_grad_wrt_parameters():
     _, params, net = random_cnn(jax.random.key(4), size=12)
     x = _images()

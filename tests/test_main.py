@@ -37,6 +37,7 @@ def test_bad_flag_values_exit_2_before_computing(argv, flag, capsys, monkeypatch
     assert "usage: jaxsym" in err
 
 
+@pytest.mark.slow
 def test_a_good_call_prints_the_table(capsys):
     demo.main(["demo", "--order", "2", "--batch", "4", "--eps", "0.1"])
     out = capsys.readouterr().out

@@ -231,6 +231,7 @@ def test_bad_inputs_raise():
         random_features_ridge(10, 1e-3, jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_invariant_fit_gives_zero_level_with_plain_closure():
     """A closure (not a pytree) that is already invariant: no anti-symmetric part,
     so C = d_2 = 0 and the level is 0 (the 0/0 case is defined, not NaN)."""
@@ -269,6 +270,7 @@ def test_cross_fitting_folds_partition(n, k, seed):
             np.testing.assert_array_equal(fold, np.arange(j, n, k))
 
 
+@pytest.mark.slow
 def test_folds_are_the_ones_predictive_tradeoff_trains_on():
     """A recording fit: fit is called on the complement of each public fold, then on all."""
     task = planar_task(200, 0.3, key=jax.random.key(3))
@@ -349,6 +351,7 @@ def test_trained_model_arguments_are_checked():
         predictive_tradeoff("ridge", task.x, task.y, C8)
 
 
+@pytest.mark.slow
 def test_fold_evaluation_compiles_once():
     """Fold models of one structure are evaluated in one compiled call, reused across data."""
     from jaxsym import predictive as module

@@ -120,6 +120,7 @@ def test_builder_validates_its_arguments(task):
 # ----------------------------------------------------------------------------- the budget
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eps", [0.0, 0.05, 10.0])
 def test_budget_projection_closed_form(eps):
     f, _, _ = _mlp(jax.random.key(7))
@@ -137,6 +138,7 @@ def test_budget_projection_closed_form(eps):
         np.testing.assert_allclose(out, q(x), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_freeze_prediction_does_not_depend_on_the_batch(reg, task):
     f, _, _ = _mlp(jax.random.key(9))
     deployed = reg.freeze(f, task.x)
@@ -160,6 +162,7 @@ def test_freeze_prediction_does_not_depend_on_the_batch(reg, task):
     assert not np.allclose(training(jnp.concatenate([x, other]))[:6], training(x))
 
 
+@pytest.mark.slow
 def test_hinge_penalty_and_its_gradient_match_finite_differences(reg):
     hinge = BoundRegularizer(reg.budget, reg.group, constants=reg.constants, beta=30.0)
     f, params, net = _mlp(jax.random.key(12))
@@ -339,6 +342,7 @@ def test_budget_model_trained_as_a_pytree_keeps_group_and_budget(reg):
     assert d2 <= float(reg.budget) * (1 + 1e-4) + 1e-6
 
 
+@pytest.mark.slow
 def test_freeze_unwraps_a_budget_model(reg, task):
     f, _, _ = _mlp(jax.random.key(32))
     frozen = reg.freeze(reg.model(f), task.x)
@@ -366,6 +370,7 @@ def small():
     return x, y, {"fit": None, "fold_models": models, "full_model": models[0]}
 
 
+@pytest.mark.slow
 def test_candidates_are_passed_through_to_the_screen(small):
     x, y, prefit = small
     c2 = groups.cyclic_rotations(2)
@@ -415,6 +420,7 @@ def test_unclear_inputs_get_clear_errors(small):
         bound_regularizer(x, six, C4, constants=constants, key=None, **prefit)
 
 
+@pytest.mark.slow
 def test_report_flags_outputs_outside_the_box(small):
     x, y, prefit = small
     constants = BoundConstants(2.0, 2.0, squared_loss_constants(2.0, 1, 2.0), output_dim=1)
@@ -447,6 +453,7 @@ def _exact_regularizer(x, y, constants, candidates):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_report_certifies_only_an_exact_model_with_given_constants():
     """Certified: user constants, candidates fixed, ε = 0 by construction. Else an estimate."""
     x = jax.random.normal(jax.random.key(41), (60, 2))
