@@ -45,6 +45,7 @@ from jaxsym.bounds import (
     generalization_bound,
     generalization_bound_from_table,
 )
+from jaxsym.certificates import HeldOutBound, held_out_bound
 from jaxsym.constants import (
     BoundConstants,
     LossConstants,
@@ -62,7 +63,7 @@ from jaxsym.covering import (
     orbit_distances,
 )
 from jaxsym.data import DataDefect, data_defect
-from jaxsym.decision import HeldOutBound, SymmetryChoice, choose_symmetry, held_out_bound
+from jaxsym.decision import SymmetryChoice, choose_symmetry
 from jaxsym.defects import (
     OrbitStats,
     defect_profile,

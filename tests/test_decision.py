@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.decision import choose_symmetry, held_out_bound, kl_inverse, set_name
+from jaxsym.certificates import held_out_bound, kl_inverse
+from jaxsym.decision import choose_symmetry, set_name
 from jaxsym.models import random_features_ridge
 
 scipy_stats = pytest.importorskip("scipy.stats")
