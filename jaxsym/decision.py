@@ -31,7 +31,7 @@ from jaxsym._validation import check_callable, check_group, check_unit_interval,
 from jaxsym.data import data_defect
 from jaxsym.defects import distance_to_equivariance, stabilizer
 from jaxsym.groups import TransformationSet, element_labels, orbit_augment
-from jaxsym.groups._base import _index_of
+from jaxsym.groups import element_indices as _index_of
 from jaxsym.predictive import Fit, Model, cross_fitting_folds, dial_risk
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 

@@ -5,6 +5,7 @@ from jaxsym.groups._base import (
     MatrixAction,
     TransformationSet,
     cayley_table,
+    element_indices,
     element_labels,
     identity_elements,
     inverse_indices,
@@ -26,6 +27,12 @@ from jaxsym.groups.permutations import PermutationAction, permutations, random_p
 from jaxsym.groups.planar import cyclic_rotations, dihedral, rotation_range
 from jaxsym.groups.shifts import ShiftAction, cyclic_shifts
 from jaxsym.groups.spatial import so3
+from jaxsym.groups.subsets import (
+    element_magnitudes,
+    is_closed,
+    nested_ranges,
+    subset_of,
+)
 
 __all__ = [
     "Action",
@@ -40,19 +47,24 @@ __all__ = [
     "cyclic_rotations",
     "cyclic_shifts",
     "dihedral",
+    "element_indices",
     "element_labels",
+    "element_magnitudes",
     "flip_rot90",
     "identity_elements",
     "image_rotations",
     "image_translations",
     "interpolation_floor",
     "inverse_indices",
+    "is_closed",
+    "nested_ranges",
     "orbit_augment",
     "permutations",
     "random_permutations",
     "rot90",
     "rotation_range",
     "so3",
+    "subset_of",
     "transform_batch",
     "translation_grid",
 ]

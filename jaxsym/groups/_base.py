@@ -397,8 +397,17 @@ def _flat_elements(elements: Any, size: int) -> np.ndarray:
     )
 
 
-def _index_of(group: TransformationSet, elements: Any, tol: float = 1e-4) -> np.ndarray:
-    """Index in ``group`` of each element in ``elements`` (nearest match within tol)."""
+def element_indices(group: TransformationSet, elements: Any, tol: float = 1e-4) -> np.ndarray:
+    """Index in ``group`` of each element in ``elements`` (nearest match within ``tol``).
+
+    Args:
+        group: a concrete transformation set.
+        elements: a pytree of elements with a leading axis, like ``group.elements``.
+        tol: largest max-abs difference of a match.
+
+    Raises:
+        ValueError: if an element matches no element of ``group`` within ``tol``.
+    """
     reference = _flat_elements(group.elements, group.size)
     count = jax.tree_util.tree_leaves(elements)[0].shape[0]
     query = _flat_elements(elements, count)
@@ -420,7 +429,7 @@ def inverse_indices(group: TransformationSet) -> np.ndarray:
     """
     check_group(group)
     inverses = jax.vmap(group.inverse)(group.elements)
-    return _index_of(group, inverses)
+    return element_indices(group, inverses)
 
 
 MAX_TABLE_SIZE = 2048  # |G|² products on the device and |G|³ host comparisons
@@ -444,7 +453,7 @@ def cayley_table(group: TransformationSet) -> np.ndarray:
         group.elements, group.elements
     )
     flat = jax.tree_util.tree_map(lambda leaf: leaf.reshape(n * n, *leaf.shape[2:]), products)
-    return _index_of(group, flat).reshape(n, n)
+    return element_indices(group, flat).reshape(n, n)
 
 
 _SHORT_NAMES = (
