@@ -63,7 +63,15 @@ from jaxsym.covering import (
     orbit_distances,
 )
 from jaxsym.data import DataDefect, data_defect
-from jaxsym.decision import SymmetryChoice, choose_symmetry
+from jaxsym.decision import (
+    Symmetry,
+    SymmetryChoice,
+    SymmetryProblem,
+    choose_symmetry,
+    cross_fit,
+    post_hoc,
+    symmetry_problem,
+)
 from jaxsym.defects import (
     OrbitStats,
     defect_profile,
@@ -75,13 +83,11 @@ from jaxsym.defects import (
     stabilizer_measure,
 )
 from jaxsym.lie import lie_derivative
-from jaxsym.models import RandomFeaturesModel, random_features_ridge
+from jaxsym.models import RandomFeaturesModel, RandomFeaturesRidge, random_features_ridge
 from jaxsym.predictive import (
     DialRisk,
-    PredictiveTradeoff,
     cross_fitting_folds,
     dial_risk,
-    predictive_tradeoff,
 )
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 from jaxsym.testing import EquivarianceProfile, assert_equivariant
@@ -109,10 +115,12 @@ __all__ = [
     "LossConstants",
     "OptimalLevel",
     "OrbitStats",
-    "PredictiveTradeoff",
     "RandomFeaturesModel",
+    "RandomFeaturesRidge",
     "RegularizerReport",
+    "Symmetry",
     "SymmetryChoice",
+    "SymmetryProblem",
     "TradeOff",
     "absolute_loss_constants",
     "all_subgroups",
@@ -127,6 +135,7 @@ __all__ = [
     "covering",
     "covering_numbers",
     "covering_table",
+    "cross_fit",
     "cross_fitting_folds",
     "data",
     "data_defect",
@@ -151,8 +160,8 @@ __all__ = [
     "orbit_stats",
     "partial_average",
     "pointwise_defects",
+    "post_hoc",
     "predictive",
-    "predictive_tradeoff",
     "ramp_loss_constants",
     "random_features_ridge",
     "squared_loss_constants",
@@ -161,6 +170,7 @@ __all__ = [
     "subgroup_chain",
     "subgroups",
     "symmetrize",
+    "symmetry_problem",
     "tasks",
     "testing",
     "tradeoff",

@@ -1,67 +1,313 @@
-"""Which symmetry, and how much: one decision, screened within noise, certified on held-out data.
+"""Which symmetry, and how much: one problem, one cross-fit, one rule (docs/theory.md §8b, §9).
 
-docs/theory.md §9 (with §8). Two pieces:
+In the style of a solver: a :class:`SymmetryProblem` (data, group, candidate
+sets, dial levels, folds, loss: one constructor, :func:`symmetry_problem`), one
+cross-fit (:func:`cross_fit`: the held-out loss of a model **trained** at each
+option, fold by fold), and one rule (the one-standard-error rule) that turns the
+table into a :class:`SymmetryChoice`. :func:`choose_symmetry` runs the three.
 
-* :func:`choose_symmetry` **screens** (set, level) options by the cross-fitted
-  risk of the dial ``f_t = Q_H f̂ + t (f̂ − Q_H f̂)`` (§8) with fold-level standard
-  errors, and applies the one-standard-error rule: among the options whose risk
-  is within one standard error of the best, the most symmetric wins (largest
-  set, then smallest t). The screen is an *estimate*: it ranks options, it does
-  not certify them.
-* :func:`held_out_bound` **certifies** a trained model: an upper confidence
-  bound on its mean risk from losses on data used neither to train nor to
-  select it, with the union bound over the K options compared (exact binomial
-  tail for 0-1 losses, Chernoff's kl inversion for losses in ``[0, B]``).
+An option is a :class:`Symmetry`: a set ``H`` and a dial level ``t``; ``t = 0``
+is exact symmetry over ``H`` (the partial average ``Q_ν`` when ``H`` is not a
+group), ``t = 1`` none. The model of each option is trained *inside* its class
+(docs/theory.md §8b): ``fit(x, y, *, symmetry)`` receives the option. The
+screen is an *estimate*: it ranks options, it does not certify them; certify
+the trained models with :func:`jaxsym.held_out_bound` on data not used here.
 
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_callable, check_group, check_unit_interval, positive_int
+from jaxsym._validation import check_callable, check_group, check_key, positive_int
+from jaxsym.averaging import dial
 from jaxsym.data import data_defect
 from jaxsym.defects import distance_to_equivariance, stabilizer
-from jaxsym.groups import TransformationSet, element_labels, orbit_augment
-from jaxsym.groups import element_indices as _index_of
-from jaxsym.predictive import Fit, Model, cross_fitting_folds, dial_risk
+from jaxsym.groups import (
+    TransformationSet,
+    element_indices,
+    element_labels,
+    element_magnitudes,
+    nested_ranges,
+    orbit_augment,
+    subset_of,
+)
+from jaxsym.losses import LOSSES, example_losses
+from jaxsym.predictive import cross_fitting_folds
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 
 __all__ = [
+    "DEFAULT_LEVELS",
+    "Symmetry",
     "SymmetryChoice",
+    "SymmetryProblem",
     "candidate_sets",
     "choose_symmetry",
+    "cross_fit",
+    "decide",
+    "post_hoc",
     "set_name",
+    "symmetry_problem",
 ]
 
+Model = Callable[[jax.Array], jax.Array]
+#: ``fit(x, y, *, symmetry)`` trains a model at one option and returns a batched predictor.
+Fit = Callable[..., Model]
+
+#: The dial levels screened by default (0 exact, 1 none).
+DEFAULT_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: All subgroups are screened when a group has at most this many; else the profile chain.
 MAX_SCREENED_SUBGROUPS = 64
-#: ε-stabilizer tolerances for a set that is not a group, as fractions of the label spread.
+#: ε-stabilizer tolerances for a set that is neither a group nor a range, / the label spread.
 TOLERANCE_FRACTIONS = (0.05, 0.1, 0.25, 0.5)
+#: Risks closer than this fraction of the label energy are ties (float32 rounding).
+ROUNDING = 1e-6
+#: Rows of the training inputs on which the chosen model's ``d_2`` (the budget) is measured.
+BUDGET_ROWS = 1024
+
+
+# ============================================================================ the problem
+
+
+class Symmetry(NamedTuple):
+    """One option of the decision: a set ``H`` at dial level ``t`` (docs/theory.md §3, §8b).
+
+    A model trained at this option is ``Q_H f + t (f − Q_H f)`` for a network
+    ``f`` (e.g. :func:`jaxsym.dial` of it), or any model of that class.
+
+    Attributes:
+        group: the set ``H`` (``{e}`` for no symmetry), flagged a group only if closed.
+        t: the dial level in ``[0, 1]``: 0 exact (``Q_H f``), 1 none (``f``).
+        elements: ``H``'s element indices in the problem's group (sorted).
+        name: the set's name (:func:`set_name`).
+    """
+
+    group: TransformationSet
+    t: float
+    elements: tuple[int, ...]
+    name: str
+
+
+class SymmetryProblem(NamedTuple):
+    """What to decide, on which data (docs/theory.md §9); build it with :func:`symmetry_problem`.
+
+    Attributes:
+        x: ``(n, *input)`` inputs.
+        y: ``(n, d)`` float labels.
+        group: the group or set the candidates are drawn from.
+        candidates: candidate sets (sorted element indices), ``[0]`` first.
+        levels: dial levels, sorted, 0 and 1 included.
+        folds: the cross-fitting folds (held-out index sets).
+        loss: ``"squared"`` or ``"zero_one"``, the loss the options are ranked by.
+        candidates_fixed: whether the candidates were fixed before seeing the
+            data (given by the caller, every subgroup, or the nested ranges of a
+            range), rather than read off the data's profile.
+    """
+
+    x: jax.Array
+    y: jax.Array
+    group: TransformationSet
+    candidates: tuple[np.ndarray, ...]
+    levels: np.ndarray
+    folds: tuple[np.ndarray, ...]
+    loss: str
+    candidates_fixed: bool
+
+    @property
+    def options(self) -> tuple[Symmetry, ...]:
+        """No symmetry first, then each set of more than one element at each level ``t < 1``."""
+        identity = subset_of(self.group, [0], name="none")
+        out = [Symmetry(identity, 1.0, (0,), "none")]
+        for members in self.candidates:
+            if len(members) == 1:
+                continue
+            name = set_name(self.group, members)
+            subset = subset_of(self.group, members, name=name)
+            for t in self.levels[self.levels < 1.0]:
+                out.append(Symmetry(subset, float(t), tuple(int(k) for k in members), name))
+        return tuple(out)
+
+
+def _labels(y, n: int, loss: str) -> jax.Array:
+    """The one label rule: real numbers, one row per example; class indices are refused."""
+    if y is None or isinstance(y, str):
+        raise TypeError(f"y must be an array of labels; got {y!r:.60}.")
+    array = np.asarray(y) if not isinstance(y, jax.Array) else y
+    dtype = array.dtype
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)) or (
+        dtype == np.bool_
+    ):
+        raise TypeError(
+            f"y must hold real numbers (float, or one-hot integers); got dtype {dtype}."
+        )
+    if array.ndim < 1 or array.shape[0] != n:
+        raise ValueError(
+            f"y must have a leading axis of length {n} (one label per input); got {array.shape}."
+        )
+    if array.ndim == 1 and jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(
+            "y is 1-D integer: class indices are not numbers to regress. Pass one-hot labels "
+            "(jax.nn.one_hot(y, num_classes)) with loss='zero_one' (or 'squared')."
+        )
+    labels = jnp.asarray(array).astype(
+        dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
+    )
+    if not bool(jnp.all(jnp.isfinite(labels))):
+        raise ValueError("y holds NaN or infinite values.")
+    labels = labels.reshape(n, -1)
+    if loss == "zero_one" and labels.shape[1] < 2:
+        raise ValueError(
+            f"loss='zero_one' needs one column per class (one-hot labels); y has "
+            f"{labels.shape[1]} column."
+        )
+    return labels
+
+
+def _levels(t_grid) -> np.ndarray:
+    """The one grid rule: levels in [0, 1], with 0 and 1 always included."""
+    if t_grid is None:
+        return np.asarray(DEFAULT_LEVELS)
+    if isinstance(t_grid, str):
+        raise TypeError(f"t_grid must be a sequence of levels in [0, 1]; got {t_grid!r}.")
+    try:
+        levels = np.asarray(t_grid, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_grid must hold numbers in [0, 1]; got {t_grid!r:.60}.") from None
+    if levels.size == 0 or not np.all(np.isfinite(levels)):
+        raise ValueError(f"t_grid must hold finite levels in [0, 1]; got {levels.tolist()}.")
+    if levels.min() < 0.0 or levels.max() > 1.0:
+        raise ValueError(f"t_grid must lie in [0, 1]; got {levels.tolist()}.")
+    return np.union1d(levels, [0.0, 1.0])
+
+
+def _members_of(group: TransformationSet, subset: TransformationSet, k: int) -> np.ndarray:
+    try:
+        return element_indices(group, subset.elements)
+    except (ValueError, IndexError, TypeError):
+        raise ValueError(
+            f"candidates[{k}] ({subset.name}) must be a subset of {group.name}: one of its "
+            "elements is not an element of group."
+        ) from None
+
+
+def _check_candidates(group, candidates) -> list[np.ndarray]:
+    if isinstance(candidates, TransformationSet) or not isinstance(candidates, Sequence):
+        raise TypeError(
+            "candidates must be a list of element-index arrays of group (e.g. "
+            "[[0], [0, 2], [0, 1, 2, 3]]) or of subsets of group (TransformationSets); "
+            f"got {type(candidates).__name__}."
+        )
+    out = []
+    for k, members in enumerate(candidates):
+        if isinstance(members, TransformationSet):
+            members = _members_of(group, members, k)
+        members = np.unique(np.asarray(members).reshape(-1))
+        if members.size == 0 or not np.issubdtype(members.dtype, np.integer):
+            raise ValueError(f"candidates[{k}] must be a non-empty array of element indices.")
+        if members.min() < 0 or members.max() >= group.size:
+            raise ValueError(
+                f"candidates[{k}] holds indices outside [0, {group.size}): {members.tolist()}."
+            )
+        members = np.union1d(members, [0]).astype(np.int64)
+        if not any(np.array_equal(members, earlier) for earlier in out):
+            out.append(members)
+    if not any(len(m) == 1 for m in out):
+        out.insert(0, np.zeros(1, np.int64))
+    return sorted(out, key=len)
+
+
+def symmetry_problem(
+    x,
+    y,
+    group: TransformationSet,
+    *,
+    key: jax.Array | None,
+    candidates: Sequence | None = None,
+    t_grid=None,
+    num_folds: int = 5,
+    profile=None,
+    loss: str = "squared",
+) -> SymmetryProblem:
+    """Check the data and fix the options and folds of a decision (docs/theory.md §9).
+
+    One label rule (real labels, one row per example; 1-D integer class indices
+    are refused: pass one-hot labels), one grid rule (levels in ``[0, 1]``,
+    default :data:`DEFAULT_LEVELS`, 0 and 1 always added), folds from
+    :func:`jaxsym.cross_fitting_folds` with ``key``.
+
+    Args:
+        x: ``(n, *input)`` inputs, ``n ≥ 2``.
+        y: ``(n, *output)`` labels.
+        group: the symmetry group or set (element 0 the identity).
+        key: PRNG key for the folds (keyword-only; ``None``: every K-th example).
+        candidates: optional candidate sets (element-index arrays of ``group`` or
+            subsets of it); ``{e}`` is added; default :func:`candidate_sets`.
+        t_grid: dial levels in ``[0, 1]``.
+        num_folds: K with ``2 ≤ K ≤ n``.
+        profile: optional RMS data profile for :func:`candidate_sets`.
+        loss: ``"squared"`` or ``"zero_one"`` (one-hot labels; what a classifier's
+            certificate counts).
+
+    Raises:
+        TypeError, ValueError: naming the argument, before any fitting.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> x = jax.random.normal(jax.random.key(0), (40, 2))
+    >>> problem = symmetry_problem(x, jnp.sin(x[:, :1]), groups.cyclic_rotations(4), key=None)
+    >>> [o.name for o in problem.options][:3], len(problem.folds)
+    (['none', '{e, rot 180°}', '{e, rot 180°}'], 5)
+    """
+    check_group(group)
+    if isinstance(x, TransformationSet):
+        raise TypeError("symmetry_problem(x, y, group): the group comes after the data.")
+    x = jnp.asarray(x)
+    if x.ndim == 0 or x.shape[0] < 2:
+        raise ValueError(f"x must hold at least 2 examples; got shape {x.shape}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    group.check_inputs(x[:1])
+    n = int(x.shape[0])
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}.")
+    labels = _labels(y, n, loss)
+    num_folds = positive_int("num_folds", num_folds, minimum=2, maximum=n)
+    levels = _levels(t_grid)
+    if key is not None:
+        check_key(key)
+    fixed = candidates is not None or _fixed_by_the_set(group)
+    if candidates is None:
+        candidates = candidate_sets(x, labels, group, profile=profile)
+    else:
+        candidates = _check_candidates(group, candidates)
+    folds = cross_fitting_folds(n, num_folds, key=key)
+    return SymmetryProblem(
+        x=x, y=labels, group=group, candidates=tuple(candidates), levels=levels,
+        folds=tuple(folds), loss=loss, candidates_fixed=fixed,
+    )  # fmt: skip
+
+
+def _fixed_by_the_set(group: TransformationSet) -> bool:
+    """Whether :func:`candidate_sets` depends on the set alone (not on the data's profile)."""
+    if not group.is_group:
+        return element_magnitudes(group) is not None
+    try:
+        all_subgroups(group, limit=MAX_SCREENED_SUBGROUPS)
+    except ValueError:
+        return False
+    return True
 
 
 # ============================================================================ candidates
-
-
-def _labels(y, n: int) -> jax.Array:
-    y = jnp.asarray(y)
-    if y.ndim < 1 or y.shape[0] != n:
-        raise ValueError(
-            f"y must have a leading axis of length {n} (one label per input); got {y.shape}."
-        )
-    if not jnp.issubdtype(y.dtype, jnp.floating):
-        y = y.astype(jnp.float32)
-    if not bool(jnp.all(jnp.isfinite(y))):
-        raise ValueError("y holds NaN or infinite values.")
-    return y.reshape(n, -1) if y.ndim == 1 else y
 
 
 def _rms_profile(x, y, group: TransformationSet) -> np.ndarray:
@@ -80,8 +326,13 @@ def candidate_sets(x, y, group: TransformationSet, *, profile=None) -> list[np.n
       a noisy ordering of the elements.
     * A larger group: the nested chain :func:`jaxsym.subgroup_chain` in the
       order of the data's profile.
-    * A set that is not a group: the nested ε-stabilizers ``{g : E_2(g) ≤ ε}``
-      (§2) at ε = 5%, 10%, 25%, 50% of the labels' RMS spread, then the whole set.
+    * A range of transformations that is not a group (rotations within ±θ,
+      sub-pixel shifts, a sample of SO(3)): the nested sub-ranges
+      ``{g : |g| ≤ r}`` (:func:`jaxsym.groups.nested_ranges`), fixed by the set
+      alone, so they do not depend on the data.
+    * Another set that is not a group: the nested ε-stabilizers
+      ``{g : E_2(g) ≤ ε}`` (§2) at ε = 5%, 10%, 25%, 50% of the labels' RMS
+      spread, then the whole set.
 
     Args:
         x: ``(n, *input)`` inputs.
@@ -93,11 +344,15 @@ def candidate_sets(x, y, group: TransformationSet, *, profile=None) -> list[np.n
     check_group(group)
     if group.is_group:
         try:
-            return [np.asarray(h, np.int64) for h in all_subgroups(group, limit=64)]
+            subgroups = all_subgroups(group, limit=MAX_SCREENED_SUBGROUPS)
+            return [np.asarray(h, np.int64) for h in subgroups]
         except ValueError:
             pass
+    elif element_magnitudes(group) is not None:
+        return nested_ranges(group)
     if profile is None:
-        profile = _rms_profile(jnp.asarray(x), _labels(y, len(x)), group)
+        labels = jnp.asarray(y, jnp.float32).reshape(len(y), -1)
+        profile = _rms_profile(jnp.asarray(x), labels, group)
     profile = np.asarray(profile, np.float64).reshape(-1)
     if profile.shape != (group.size,):
         raise ValueError(f"profile must have shape ({group.size},); got {profile.shape}.")
@@ -143,41 +398,149 @@ def set_name(group: TransformationSet, members) -> str:
     return f"{{{shown}, … ({len(members)} of {group.size})}}"
 
 
-def _as_set(group: TransformationSet, members: np.ndarray) -> TransformationSet:
-    """The elements ``members`` of ``group``; a subgroup of a group is flagged a group."""
-    if len(members) == group.size:
-        return group
-    subset = group.subset(np.asarray(members), name=set_name(group, members))
-    return dataclasses.replace(subset, is_group=group.is_group)
+# ============================================================================ the cross-fit
 
 
-# ============================================================================ the choice
+def _accepts_symmetry(fit) -> bool:
+    try:
+        parameters = inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return True  # a builtin or C callable: let the call say
+    return "symmetry" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def cross_fit(problem: SymmetryProblem, fit: Fit) -> np.ndarray:
+    """Held-out loss of a model **trained** at each option, for every example (§8b, §9).
+
+    For each fold ``k`` and option ``j`` (:attr:`SymmetryProblem.options`),
+    ``f_{j,k} = fit(x without fold k, y without fold k, symmetry=option_j)`` and
+    ``L[j, i] = loss(f_{j,k}(x_i), y_i)`` for ``i`` in fold ``k``: every example's
+    loss under a model that did not see it, trained inside the option's class.
+    That is ``K · J`` fits; a ``fit`` with a ``cross_fit_losses(problem)`` method
+    (:func:`jaxsym.random_features_ridge`, in closed form) computes the same
+    table itself.
+
+    Args:
+        problem: the :class:`SymmetryProblem`.
+        fit: ``fit(x, y, *, symmetry)`` returning a batched predictor.
+
+    Returns:
+        ``(J, n)`` float64 losses.
+
+    Raises:
+        TypeError: if ``fit`` takes no ``symmetry`` keyword (wrap a plain
+            ``fit(x, y)`` with :func:`post_hoc`).
+    """
+    check_callable("fit", fit)
+    if hasattr(fit, "cross_fit_losses"):
+        return np.asarray(fit.cross_fit_losses(problem), np.float64)
+    if not _accepts_symmetry(fit):
+        raise TypeError(
+            "fit must accept the option it trains at: fit(x, y, *, symmetry) (a "
+            "jaxsym.Symmetry with .group and .t; e.g. train jaxsym.dial(net, symmetry.group, "
+            "symmetry.t)). To rank post-hoc averages of one unconstrained fit instead, pass "
+            "jaxsym.post_hoc(fit) (docs/theory.md §8b says why that underrates symmetry)."
+        )
+    x, y, n = problem.x, problem.y, problem.x.shape[0]
+    options = problem.options
+    table = np.zeros((len(options), n))
+    for fold in problem.folds:
+        train = np.setdiff1d(np.arange(n), fold)
+        for j, option in enumerate(options):
+            model = fit(x[train], y[train], symmetry=option)
+            predictions = jnp.asarray(model(x[fold])).reshape(len(fold), -1)
+            if predictions.shape[1] != y.shape[1]:
+                raise ValueError(
+                    f"fit's model at {option.name} returns {predictions.shape[1]} outputs per "
+                    f"example; the labels have {y.shape[1]}."
+                )
+            table[j, fold] = np.asarray(example_losses(predictions, y[fold], problem.loss))
+    if not np.all(np.isfinite(table)):
+        raise FloatingPointError("cross_fit: a trained model returned NaN or infinite outputs.")
+    return table
+
+
+def _digest(*arrays) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.asarray(array)
+        digest.update(repr((array.shape, array.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.digest()
+
+
+def post_hoc(fit: Callable[[jax.Array, jax.Array], Model]) -> Fit:
+    """Adapt a plain ``fit(x, y)``: train once without symmetry, then dial (docs/theory.md §8b).
+
+    ``post_hoc(fit)(x, y, symmetry=(H, t))`` returns ``dial(fit(x, y), H, t)``,
+    fitting ``fit`` once per training set (memoized on the data), so a cross-fit
+    costs K fits instead of ``K · J``. It ranks post-hoc averages of an
+    unconstrained model, which is *not* what training inside each class gives:
+    on real data it underrates symmetry (§8b). Use it when training per option
+    is too expensive, and say so.
+
+    Args:
+        fit: ``fit(x, y)`` returning a batched predictor.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> from jaxsym.models import random_features_ridge
+    >>> ridge = random_features_ridge(32, 1e-3, key=jax.random.key(0))
+    >>> fit = post_hoc(lambda x, y: ridge(x, y))
+    >>> x = jax.random.normal(jax.random.key(1), (30, 2))
+    >>> choice = choose_symmetry(x, x[:, :1] ** 2, groups.cyclic_rotations(2), fit=fit, key=None)
+    >>> choice.name in ("none", "C2")
+    True
+    """
+    check_callable("fit", fit)
+    cache: dict[bytes, Model] = {}
+
+    def fit_then_dial(x, y, *, symmetry=None) -> Model:
+        digest = _digest(x, y)
+        if digest not in cache:
+            cache.clear()
+            cache[digest] = fit(x, y)
+        model = cache[digest]
+        if symmetry is None or symmetry.group.size == 1 or symmetry.t >= 1.0:
+            return model
+        return dial(model, symmetry.group, symmetry.t)
+
+    return fit_then_dial
+
+
+# ============================================================================ the rule
 
 
 class SymmetryChoice(NamedTuple):
-    """Which symmetry set to keep and how strictly, with the evidence (docs/theory.md §8, §9).
+    """Which symmetry set to keep and how strictly, with the evidence (docs/theory.md §8b, §9).
 
-    The options are (set, level) pairs: ``t = 0`` is exact symmetry ``Q_H f̂``,
+    The options are (set, level) pairs: ``t = 0`` is exact symmetry over ``H``,
     ``t = 1`` the unconstrained model (one option, named ``"none"``, set ``{e}``).
+    Row ``j`` of the table is option ``j`` of :attr:`problem`.
 
     Attributes:
         group: the chosen set as a :class:`TransformationSet` (``{e}`` for none).
         elements: its element indices in the given group (sorted).
         name: its name (:func:`set_name`: the group's name, ``"none"``, or its elements).
         t_star: the chosen dial level (0 exact, 1 none).
-        budget: ``ε̂* = t* · d_2(f̂)`` in ``d_2`` units (RMS equivariance error of
-            the model, §2, §8), with ``f̂`` fitted on all the data and ``d_2``
-            measured on the orbit-augmented inputs; 0 for exact symmetry or none.
-        distance: ``d_2(f̂)`` on the chosen set (0 for none).
+        budget: ``d_2`` of the model trained at the chosen option on all the data,
+            measured on its orbit-augmented inputs (§2, §8): the budget
+            :func:`jaxsym.bound_regularizer` trains to; 0 for exact symmetry or none.
+        model: the model trained at the chosen option on all the data.
         index: the chosen option's row in the table below.
         best: the row with the lowest cross-fitted risk.
         names: ``(J,)`` option names (set name).
         sizes: ``(J,)`` the sets' sizes.
         levels: ``(J,)`` the options' dial levels ``t``.
-        risks: ``(J,)`` cross-fitted risk ``mean ‖y − f_t(x)‖²`` (an estimate).
-        stderrs: ``(J,)`` fold-level standard errors ``std_k(risk_k) / √K``.
+        risks: ``(J,)`` cross-fitted risk (mean held-out loss of the models trained
+            at each option: an estimate).
+        stderrs: ``(J,)`` fold-level standard errors ``std_k(risk_k) / √K``, at
+            least the rounding scale :data:`ROUNDING` of the label energy.
         fold_risks: ``(J, K)`` held-out risk on each fold.
         candidates: the candidate sets (element indices), smallest first.
+        problem: the :class:`SymmetryProblem` decided.
         reason: why the winner won, in words, with the numbers.
     """
 
@@ -186,7 +549,7 @@ class SymmetryChoice(NamedTuple):
     name: str
     t_star: float
     budget: float
-    distance: float
+    model: Model
     index: int
     best: int
     names: tuple[str, ...]
@@ -196,64 +559,16 @@ class SymmetryChoice(NamedTuple):
     stderrs: np.ndarray
     fold_risks: np.ndarray
     candidates: tuple[np.ndarray, ...]
+    problem: SymmetryProblem
     reason: str
 
-
-def _check_t_grid(t_grid) -> np.ndarray:
-    levels = np.asarray(t_grid, np.float64).reshape(-1)
-    if levels.size == 0:
-        raise ValueError("t_grid must hold at least one level in [0, 1].")
-    check_unit_interval("t_grid", levels)
-    return np.union1d(levels, [0.0, 1.0])
+    @property
+    def num_options(self) -> int:
+        """How many options the screen compared (``J``)."""
+        return len(self.names)
 
 
-def _members_of(group: TransformationSet, subset: TransformationSet, k: int) -> np.ndarray:
-    """Indices in ``group`` of the elements of a candidate set given as a TransformationSet."""
-    try:
-        return _index_of(group, subset.elements)
-    except (ValueError, IndexError, TypeError):
-        raise ValueError(
-            f"candidates[{k}] ({subset.name}) must be a subset of {group.name}: one of its "
-            "elements is not an element of group."
-        ) from None
-
-
-def _check_candidates(group, candidates) -> list[np.ndarray]:
-    if isinstance(candidates, TransformationSet) or not isinstance(candidates, Sequence):
-        raise TypeError(
-            "candidates must be a list of element-index arrays of group (e.g. "
-            "[[0], [0, 2], [0, 1, 2, 3]]) or of subsets of group (TransformationSets); "
-            f"got {type(candidates).__name__}."
-        )
-    out = []
-    for k, members in enumerate(candidates):
-        if isinstance(members, TransformationSet):
-            members = _members_of(group, members, k)
-        members = np.unique(np.asarray(members).reshape(-1))
-        if members.size == 0 or not np.issubdtype(members.dtype, np.integer):
-            raise ValueError(f"candidates[{k}] must be a non-empty array of element indices.")
-        if members.min() < 0 or members.max() >= group.size:
-            raise ValueError(
-                f"candidates[{k}] holds indices outside [0, {group.size}): {members.tolist()}."
-            )
-        out.append(np.union1d(members, [0]).astype(np.int64))
-    if not any(len(m) == 1 for m in out):
-        out.insert(0, np.zeros(1, np.int64))
-    return out
-
-
-def _fold_risks(models, x, y, folds, sets, levels) -> np.ndarray:
-    """``(S, T, K)`` held-out risk of the dial of fold model k on fold k, per set and level."""
-    out = np.empty((len(sets), len(levels), len(folds)))
-    grid = jnp.asarray(levels, jnp.float32)
-    for s, subset in enumerate(sets):
-        for k, (model, rows) in enumerate(zip(models, folds, strict=True)):
-            risk = dial_risk(model, x[rows], y[rows], subset, grid).risk
-            out[s, :, k] = np.asarray(risk, np.float64)
-    return out
-
-
-def _pick(sizes, levels, risks, stderrs, none: int) -> tuple[int, int, str]:
+def _pick(sizes, levels, risks, stderrs, none: int = 0) -> tuple[int, int, float]:
     """The one-standard-error rule with the soft-level check (docs/theory.md §9)."""
     best = int(np.argmin(risks))
     ceiling = risks[best] + stderrs[best]
@@ -270,162 +585,161 @@ def _pick(sizes, levels, risks, stderrs, none: int) -> tuple[int, int, str]:
     return none, best, ceiling
 
 
+def decide(problem: SymmetryProblem, losses, fit: Fit) -> SymmetryChoice:
+    """Apply the one-standard-error rule to a cross-fitted loss table (docs/theory.md §9).
+
+    With ``r̂_j`` the mean held-out loss of option ``j`` and ``s_j`` its fold-level
+    standard error (floored at :data:`ROUNDING` times the label energy, so that
+    rounding never decides), the most symmetric option with
+    ``r̂_j ≤ r̂_{j*} + s_{j*}`` wins (``j* = argmin r̂``): the largest set, then the
+    smallest t. A soft level ``0 < t < 1`` is taken only if it beats both ends
+    (``t = 0`` on its set, and none) by more than ``s_{j*}``. The model of the
+    chosen option is then trained on all the data (``fit`` once more).
+
+    Args:
+        problem: the :class:`SymmetryProblem`.
+        losses: ``(J, n)`` held-out losses (:func:`cross_fit`).
+        fit: ``fit(x, y, *, symmetry)``, to train the chosen option on all the data.
+
+    Returns:
+        :class:`SymmetryChoice`.
+    """
+    options = problem.options
+    losses = np.asarray(losses, np.float64)
+    if losses.shape != (len(options), problem.x.shape[0]):
+        raise ValueError(
+            f"losses must have shape ({len(options)}, {problem.x.shape[0]}) (options × "
+            f"examples); got {losses.shape}."
+        )
+    folds = problem.folds
+    fold_risks = np.stack([losses[:, fold].mean(axis=1) for fold in folds], axis=1)
+    risks = losses.mean(axis=1)
+    energy = float(np.mean(np.sum(np.asarray(problem.y, np.float64) ** 2, axis=1)))
+    floor = ROUNDING * max(energy, float(np.max(np.abs(risks))), 1e-30)
+    stderrs = np.maximum(fold_risks.std(axis=1, ddof=1) / math.sqrt(len(folds)), floor)
+    names = tuple(option.name for option in options)
+    sizes = np.array([len(option.elements) for option in options])
+    levels = np.array([option.t for option in options])
+    index, best, ceiling = _pick(sizes, levels, risks, stderrs)
+    chosen = options[index]
+    model = fit(problem.x, problem.y, symmetry=chosen)
+    budget = 0.0
+    if 0.0 < chosen.t < 1.0:
+        rows = problem.x[:BUDGET_ROWS]
+        budget = float(
+            distance_to_equivariance(model, orbit_augment(rows, chosen.group), chosen.group)
+        )
+    return SymmetryChoice(
+        group=chosen.group,
+        elements=np.asarray(chosen.elements, np.int64),
+        name=chosen.name,
+        t_star=float(chosen.t),
+        budget=budget,
+        model=model,
+        index=index,
+        best=best,
+        names=names,
+        sizes=sizes,
+        levels=levels,
+        risks=risks,
+        stderrs=stderrs,
+        fold_risks=fold_risks,
+        candidates=problem.candidates,
+        problem=problem,
+        reason=_reason(names, levels, risks, stderrs, index, best, ceiling, problem.loss),
+    )
+
+
 def choose_symmetry(
     x: jax.Array,
     y: jax.Array,
     group: TransformationSet,
     *,
-    fit: Fit | None,
+    fit: Fit,
     key: jax.Array | None,
     candidates: Sequence | None = None,
     t_grid=None,
     num_folds: int = 5,
     profile=None,
-    fold_models: Sequence[Model] | None = None,
-    full_model: Model | None = None,
+    loss: str = "squared",
 ) -> SymmetryChoice:
-    """Choose which symmetry set to keep and how strictly, within noise (docs/theory.md §8, §9).
+    """Choose which symmetry set to keep and how strictly, from models trained in each class.
 
-    1. **Options**: each candidate set ``H`` (:func:`candidate_sets`) at each dial
-       level ``t`` of ``t_grid`` (0 and 1 always included), the dial being
-       ``f_t = Q_H f̂ + t (f̂ − Q_H f̂)``; ``t = 1`` is the same unconstrained model
-       for every ``H`` and appears once, as ``"none"``.
-    2. **Screen**: K-fold cross-fitting (:func:`jaxsym.cross_fitting_folds` with
-       ``key``): ``f̂_k = fit(x without fold k)``; on fold k the exact dial risk
-       ``mean ‖y − f_t‖² = A − 2tB + t²C`` (:func:`jaxsym.dial_risk`). The risk
-       ``r̂_j`` pools all n held-out points; its standard error is fold-level,
-       ``s_j = std_k(r̂_{j,k}) / √K``.
-    3. **Rule** (one standard error, §9): with ``j* = argmin r̂``, the most
-       symmetric option with ``r̂_j ≤ r̂_{j*} + s_{j*}`` wins: the largest set, then
-       the smallest t, then the lower risk. A soft level ``0 < t < 1`` is taken
-       only if it beats both ends (``t = 0`` on its set, and none) by more than
-       ``s_{j*}``; otherwise the next option in that order is tried (none, if
-       no option passes).
-    4. **Budget**: ``ε̂* = t* · d_2(f̂)`` on the chosen set, with ``f̂ = fit(x, y)``
-       (or ``full_model``) and ``d_2`` on the orbit-augmented inputs (§8), the
-       budget :func:`jaxsym.bound_regularizer` trains to.
+    docs/theory.md §8b, §9. The three steps, each public:
 
-    The risks are cross-fitted *estimates* for a model fitted on ``(K−1)/K`` of
-    the data; nothing here is a certificate. Certify the trained models with
-    :func:`held_out_bound` on data not used here.
+    1. **Problem** (:func:`symmetry_problem`): candidate sets ``H``
+       (:func:`candidate_sets`: every subgroup of a small group, nested
+       sub-ranges of a rotation or shift range) at each dial level ``t`` of
+       ``t_grid``; ``t = 1`` is one option, ``"none"``.
+    2. **Cross-fit** (:func:`cross_fit`): for each of K folds and each option, a
+       model trained at that option on the other folds, ``fit(x, y, symmetry=…)``,
+       scored on the held-out fold by ``loss``. Cost: ``K · J`` fits (``J``
+       options), in closed form for :func:`jaxsym.random_features_ridge`.
+    3. **Rule** (:func:`decide`): the one-standard-error rule (most symmetric
+       option within one fold-level standard error of the best; a soft level
+       must beat both ends by more than that), then one more fit of the chosen
+       option on all the data (``choice.model``, and ``choice.budget`` its
+       ``d_2``).
+
+    The risks are cross-fitted *estimates*; nothing here is a certificate.
+    Certify trained models with :func:`jaxsym.held_out_bound` on data not used here.
 
     Args:
         x: ``(n, *input)`` training inputs.
-        y: ``(n, *output)`` training labels (squared loss; one-hot for classes).
-        group: the symmetry group or set (element 0 the identity). For a set
-            that is not a group the average ``Q_ν`` is not a projection; the dial
-            risk is still exact.
-        fit: ``fit(x, y)`` returns a batched predictor (called K + 1 times, fewer
-            when models are passed in); may be ``None`` when both model
-            arguments are given.
+        y: ``(n, *output)`` labels (one-hot for classes).
+        group: the symmetry group or set (element 0 the identity).
+        fit: ``fit(x, y, *, symmetry)`` trains a model at a :class:`Symmetry`
+            and returns a batched predictor (:func:`post_hoc` adapts a plain
+            ``fit(x, y)``).
         key: PRNG key for the folds (keyword-only; ``None``: every K-th example).
         candidates: optional candidate sets: element-index arrays of ``group``, or
-            subsets of it as :class:`TransformationSet` (e.g. ``[C2, C4, C8]`` for
-            ``group = C8``); ``{e}`` is added; default :func:`candidate_sets`.
-        t_grid: dial levels in ``[0, 1]``; default ``0, 0.1, …, 1``.
+            subsets of it as :class:`TransformationSet`; ``{e}`` is added.
+        t_grid: dial levels in ``[0, 1]``; default :data:`DEFAULT_LEVELS`.
         num_folds: K with ``2 ≤ K ≤ n``.
         profile: optional RMS data profile for :func:`candidate_sets`.
-        fold_models: optional K predictors, model k fitted without fold k.
-        full_model: optional predictor fitted on all of ``(x, y)``.
+        loss: ``"squared"`` or ``"zero_one"`` (rank classifiers by the error their
+            certificate counts).
 
     Returns:
         :class:`SymmetryChoice`.
 
     Raises:
         TypeError, ValueError: on a malformed argument, before any fitting.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> from jaxsym.models import random_features_ridge
+    >>> x = jax.random.normal(jax.random.key(0), (200, 2))
+    >>> y = jnp.cos(2 * jnp.linalg.norm(x, axis=1, keepdims=True))  # rotation invariant
+    >>> fit = random_features_ridge(128, 1e-3, key=jax.random.key(1))
+    >>> choose_symmetry(x, y, groups.cyclic_rotations(8), fit=fit, key=jax.random.key(2)).name
+    'C8'
     """
-    check_group(group)
-    x = jnp.asarray(x)
-    if x.ndim == 0 or x.shape[0] < 2:
-        raise ValueError(f"x must hold at least 2 examples; got shape {x.shape}.")
-    group.check_inputs(x[:1])
-    n = int(x.shape[0])
-    y = _labels(y, n)
-    num_folds = positive_int("num_folds", num_folds, minimum=2, maximum=n)
-    levels = _check_t_grid(np.linspace(0.0, 1.0, 11) if t_grid is None else t_grid)
-    if fit is not None:
-        check_callable("fit", fit)
-    elif fold_models is None or full_model is None:
-        raise ValueError("fit=None needs both fold_models and full_model.")
-    if candidates is None:
-        candidates = candidate_sets(x, y, group, profile=profile)
-    else:
-        candidates = _check_candidates(group, candidates)
-    folds = cross_fitting_folds(n, num_folds, key=key)
-    if fold_models is None:
-        everything = np.arange(n)
-        fold_models = [fit(x[np.setdiff1d(everything, f)], y[np.setdiff1d(everything, f)])
-                       for f in folds]  # fmt: skip
-    elif len(fold_models) != num_folds:
-        raise ValueError(f"fold_models must hold num_folds={num_folds} models.")
-
-    sets = [_as_set(group, m) for m in candidates]
-    table = _fold_risks(fold_models, x, y, folds, sets, levels)  # (S, T, K)
-    weights = np.array([len(f) for f in folds], np.float64) / n
-    names, sizes, ts, fold_rows = [], [], [], []
-    trivial = next(s for s, m in enumerate(candidates) if len(m) == 1)
-    names.append("none"), sizes.append(1), ts.append(1.0), fold_rows.append(table[trivial, -1])
-    origin = [trivial]
-    for s, members in enumerate(candidates):
-        if len(members) == 1:
-            continue
-        for j, t in enumerate(levels[:-1]):
-            names.append(set_name(group, members))
-            sizes.append(len(members))
-            ts.append(float(t))
-            fold_rows.append(table[s, j])
-            origin.append(s)
-    fold_risks = np.stack(fold_rows)
-    risks = fold_risks @ weights
-    stderrs = fold_risks.std(axis=1, ddof=1) / math.sqrt(num_folds)
-    sizes, ts = np.asarray(sizes), np.asarray(ts)
-    index, best, ceiling = _pick(sizes, ts, risks, stderrs, none=0)
-
-    members = candidates[origin[index]] if index else np.zeros(1, np.int64)
-    chosen = sets[origin[index]] if index else _as_set(group, members)
-    t_star = float(ts[index])
-    distance = 0.0
-    if index and t_star > 0.0:
-        model = full_model if full_model is not None else fit(x, y)
-        distance = float(distance_to_equivariance(model, orbit_augment(x, chosen), chosen))
-    budget = t_star * distance if index else 0.0
-    reason = _reason(names, ts, risks, stderrs, index, best, ceiling)
-    return SymmetryChoice(
-        group=chosen,
-        elements=np.asarray(members, np.int64),
-        name=names[index],
-        t_star=t_star,
-        budget=budget,
-        distance=distance,
-        index=index,
-        best=best,
-        names=tuple(names),
-        sizes=sizes,
-        levels=ts,
-        risks=risks,
-        stderrs=stderrs,
-        fold_risks=fold_risks,
-        candidates=tuple(candidates),
-        reason=reason,
-    )
+    problem = symmetry_problem(
+        x, y, group, key=key, candidates=candidates, t_grid=t_grid, num_folds=num_folds,
+        profile=profile, loss=loss,
+    )  # fmt: skip
+    return decide(problem, cross_fit(problem, fit), fit)
 
 
 def _label(names, ts, j) -> str:
     return "no symmetry" if names[j] == "none" else f"{names[j]} at t = {ts[j]:.2g}"
 
 
-def _reason(names, ts, risks, stderrs, index, best, ceiling) -> str:
+def _reason(names, ts, risks, stderrs, index, best, ceiling, loss) -> str:
     chosen, top = _label(names, ts, index), _label(names, ts, best)
+    what = "error rate" if loss == "zero_one" else "risk"
     text = (
-        f"{chosen}: cross-fitted risk {risks[index]:.4g} ± {stderrs[index]:.2g} (fold standard "
-        f"error). The lowest risk is {top}'s {risks[best]:.4g} ± {stderrs[best]:.2g}; "
+        f"{chosen}: cross-fitted {what} {risks[index]:.4g} ± {stderrs[index]:.2g} (fold "
+        f"standard error) of models trained at each option. The lowest is {top}'s "
+        f"{risks[best]:.4g} ± {stderrs[best]:.2g}; "
     )
     if index == best:
         text += "no more symmetric option is within one standard error of it"
     else:
         text += (
             f"{chosen} is the most symmetric option within one standard error of it "
-            f"(risk ≤ {ceiling:.4g})"
+            f"(≤ {ceiling:.4g})"
         )
     if names[index] != "none":
         text += f"; no symmetry has {risks[0]:.4g}"

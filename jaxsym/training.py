@@ -73,36 +73,24 @@ import numpy as np
 
 from jaxsym._static import Fixed
 from jaxsym._validation import (
-    check_batch,
     check_callable,
     check_chunk_size,
-    check_finite,
     check_group,
-    check_key,
     check_positive,
     is_concrete,
-    positive_int,
 )
 from jaxsym.bounds import generalization_bound
 from jaxsym.constants import BoundConstants, squared_loss_constants
-from jaxsym.decision import (
-    MAX_SCREENED_SUBGROUPS,
-    SymmetryChoice,
-    _as_set,
-    _check_candidates,
-    _check_t_grid,
-    choose_symmetry,
-)
+from jaxsym.decision import Model, SymmetryChoice, set_name
 from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
-from jaxsym.groups import TransformationSet
-from jaxsym.predictive import Fit, Model, cross_fitting_folds
-from jaxsym.subgroups import all_subgroups
+from jaxsym.groups import TransformationSet, element_indices, subset_of
 
 __all__ = [
     "BoundRegularizer",
     "BudgetModel",
     "RegularizerReport",
     "bound_regularizer",
+    "lipschitz_estimate",
 ]
 
 
@@ -123,6 +111,15 @@ def _squared_loss_constants(lipschitz, label_bound, output_dim) -> BoundConstant
 
 
 # ============================================================================ results
+
+
+class _Held:
+    """A static holder compared by identity: the decision a regularizer was built from."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw):
+        self.raw = raw
 
 
 class RegularizerReport(NamedTuple):
@@ -300,7 +297,7 @@ class BoundRegularizer(eqx.Module):
     group: TransformationSet
     candidates: tuple[TransformationSet, ...]
     constants: BoundConstants | None
-    fixed_choice: Fixed | None = eqx.field(static=True)
+    fixed_choice: _Held | None = eqx.field(static=True)
     constants_given: bool = eqx.field(static=True)
     candidates_fixed: bool = eqx.field(static=True)
     beta: float = eqx.field(static=True)
@@ -325,7 +322,7 @@ class BoundRegularizer(eqx.Module):
         self.group = group
         self.candidates = (group,) if candidates is None else tuple(candidates)
         self.constants = constants
-        self.fixed_choice = None if choice is None else Fixed(choice)
+        self.fixed_choice = None if choice is None else _Held(choice)
         self.constants_given = bool(constants_given and constants is not None)
         self.candidates_fixed = bool(candidates_fixed)
         self.beta = _check_beta(beta)
@@ -428,8 +425,10 @@ class BoundRegularizer(eqx.Module):
         sup = jnp.stack([_sup_defect(model, x, s) for s in self.candidates])
         index = _position(self.candidates, self.group)
         exact = _exact_by_construction(f, self.group)
+        if exact and float(sup[index]) > _ROUNDING * max(max_output, 1e-30):
+            exact = False  # the sample says otherwise: never certify ε = 0 with a defect
         level = 0.0 if exact else float(sup[index])
-        options = len(self.choice.names) if self.choice is not None else len(self.candidates)
+        options = self.choice.num_options if self.choice is not None else len(self.candidates)
         loss_range = float(self.constants.loss.loss_range)
         if in_box:
             bound = float(
@@ -464,18 +463,36 @@ class BoundRegularizer(eqx.Module):
         )
 
 
+def _same_elements(a: TransformationSet, b: TransformationSet) -> bool:
+    """Whether two sets hold the same elements (any order), compared element by element."""
+    if a is b:
+        return True
+    if a.size != b.size or type(a.action) is not type(b.action):
+        return False
+    try:
+        return len(np.unique(element_indices(a, b.elements))) == a.size
+    except (ValueError, TypeError):
+        return False
+
+
 def _position(candidates, group) -> int:
+    """The active set's row among the candidates, matched by elements; never a guess."""
     for k, candidate in enumerate(candidates):
-        if candidate is group or candidate.name == group.name:
+        if _same_elements(candidate, group):
             return k
-    return len(candidates) - 1
+    raise ValueError(
+        f"the active set {group.name} is not among the candidate sets "
+        f"({', '.join(c.name for c in candidates)}): pass it in candidates."
+    )
 
 
 def _exact_by_construction(f: Model, group: TransformationSet) -> bool:
-    """Whether ``f`` is ``Q_S g`` for a group ``S`` by construction (sup defect exactly 0)."""
+    """Whether ``f`` is ``Q_S g`` over the active group ``S`` itself (same elements), at s = 0."""
     if group.size == 1:
         return True  # e_f(x, e) = 0 for every f
-    if not (isinstance(f, BudgetModel) and group.is_group and f.group.size == group.size):
+    if not (isinstance(f, BudgetModel) and group.is_group and f.group.is_group):
+        return False
+    if not _same_elements(f.group, group):
         return False
     scale = f.scale if f.scale is not None else f.budget
     return bool(is_concrete(scale) and float(jnp.max(jnp.abs(scale))) == 0.0)
@@ -502,6 +519,8 @@ def _summary(bound, certified, vacuous, in_box, exact, reg, loss_range, level) -
         text += f" ({', '.join(reasons)})" if reasons else ""
     return text + "."
 
+
+_ROUNDING = 1e-5  # a sup defect this small relative to the outputs is float32 rounding
 
 _REPORT_UNDER_JIT = (
     "BoundRegularizer.report(f, x) runs eagerly: it computes the bound's covering numbers "
@@ -553,25 +572,7 @@ def _check_beta(beta) -> float:
     return float(beta)
 
 
-def _check_labels(y, n: int, dtype) -> jax.Array:
-    """``y`` with ``n`` rows, finite, as floats; 1-D integer class labels refused."""
-    y = jnp.asarray(y)
-    if y.ndim < 1 or y.shape[0] != n:
-        raise ValueError(f"y must have a leading axis of length {n}; got shape {y.shape}.")
-    if not jnp.issubdtype(y.dtype, jnp.inexact):
-        if y.ndim == 1:
-            raise ValueError(
-                f"y is a 1-D array of {y.dtype} labels (shape {y.shape}): bound_regularizer "
-                "regresses y with the squared loss, so class labels would be treated as "
-                "numbers. For classes pass one-hot rows, jax.nn.one_hot(y, num_classes), and "
-                "a model with num_classes outputs; for numeric targets pass y.astype(float)."
-            )
-        y = y.astype(dtype)
-    check_finite(f"y (all {n} labels)", y)
-    return y
-
-
-def _lipschitz_estimate(model: Model, x: jax.Array, max_points: int = 256) -> float:
+def lipschitz_estimate(model: Model, x: jax.Array, max_points: int = 256) -> float:
     """Largest Jacobian Frobenius norm of ``model`` over (a subsample of) ``x``.
 
     An estimate, not a certificate (docs/theory.md §4: ``L`` must be certified for a
@@ -587,155 +588,84 @@ def _lipschitz_estimate(model: Model, x: jax.Array, max_points: int = 256) -> fl
     return float(jnp.max(norms))
 
 
-def _subgroups_fixed(group: TransformationSet) -> bool:
-    """Whether the default candidates are every subgroup (a list fixed before the data)."""
-    if not group.is_group:
-        return False
-    try:
-        all_subgroups(group, limit=MAX_SCREENED_SUBGROUPS)
-    except ValueError:
-        return False
-    return True
-
-
 def bound_regularizer(
-    x: jax.Array,
-    y: jax.Array,
-    group: TransformationSet,
+    choice: SymmetryChoice,
     *,
-    fit: Fit | None,
-    key: jax.Array | None,
-    candidates: Sequence | None = None,
-    t_grid=None,
-    profile=None,
     beta: float | None = None,
-    num_folds: int = 5,
-    fold_models: Sequence[Model] | None = None,
-    full_model: Model | None = None,
     constants: BoundConstants | None = None,
     chunk_size: int | None = None,
 ) -> BoundRegularizer:
-    """Build the bound regularizer from the training data (docs/theory.md §7, §8, §9).
+    """The bound regularizer of a decision: its set, at its budget (docs/theory.md §7, §8b, §9).
 
-    1. **Fits.** ``fit`` trains the user's model class without a regularizer on
-       each cross-fitting split (:func:`jaxsym.cross_fitting_folds` with
-       ``key``) and, when needed, on all the data: K (+ 1) calls, unless
-       ``fold_models`` (in fold order) and ``full_model`` are given.
-    2. **Which set, how much.** :func:`jaxsym.choose_symmetry` on the same
-       ``x, y, group, key, candidates, t_grid, num_folds, profile``, reusing the
-       fits above (nothing is fitted twice): the one-standard-error rule on the
-       cross-fitted dial risk picks the set ``H`` and level ``t*``. The budget is
-       its ``ε̂* = t* · d_2(f̂)`` (``d_2`` units). So on the same data the
-       regularizer keeps the same set at the same level as ``choose_symmetry``
-       (and as the audit, which screens with it).
-    3. **Training.** ``beta=None`` (default) trains through the budget projection
-       ``f ↦ Q_H f + min(1, ε̂*/d_2(f)) (f − Q_H f)`` and needs no tuning; a
-       finite ``beta`` uses the hinge penalty ``β (d_2(f) − ε̂*)_+²`` instead (see
-       the module docstring). ``t* = 0`` trains ``Q_H f`` exactly; no symmetry
-       (``H = {e}``) trains ``f`` itself.
+    The decision is :func:`jaxsym.choose_symmetry`'s (one cross-fit of models
+    trained at each option); the regularizer makes none of its own. It holds a
+    user's network to the chosen set ``H`` at the budget ``ε̂* = choice.budget``
+    (``d_2`` units: the ``d_2`` of the model trained at the chosen level).
 
-    The choice is an estimate (§9); certify the trained model on held-out data
-    with :func:`jaxsym.held_out_bound`. :meth:`BoundRegularizer.report` quotes
-    the theory bound (§4), as an estimate unless the conditions it lists hold.
+    ``beta=None`` (default) trains through the budget projection
+    ``f ↦ Q_H f + min(1, ε̂*/d_2(f)) (f − Q_H f)`` and needs no tuning; a finite
+    ``beta`` uses the hinge penalty ``β (d_2(f) − ε̂*)_+²`` instead (module
+    docstring). ``t* = 0`` trains ``Q_H f`` exactly; no symmetry trains ``f``.
+    ``H`` need not be a group: ``Q_H`` is then the partial average ``Q_ν``.
 
     Args:
-        x: ``(n, *input)`` training inputs.
-        y: ``(n, *output)`` training labels, the model's output shape (squared
-            loss; one-hot labels for a classifier that outputs probabilities).
-            1-D integer labels are refused (class indices are not numbers to
-            regress); integer arrays of higher rank are cast to floats.
-        group: the symmetry group or set (element 0 the identity).
-        fit: ``fit(x, y)`` returns a batched predictor (unregularized); may be
-            ``None`` when ``fold_models`` and ``full_model`` are given.
-        key: PRNG key for the fold split, e.g. ``jax.random.key(0)``
-            (keyword-only; ``None`` takes every K-th example).
-        candidates: candidate sets, as for :func:`jaxsym.choose_symmetry`
-            (element-index arrays of ``group`` or subsets of it); default
-            :func:`jaxsym.decision.candidate_sets` (every subgroup of a small
-            group). Sets passed here are taken as fixed before the data (for
-            the certification conditions of :meth:`BoundRegularizer.report`);
-            do not rely on a certified report with sets derived from this sample.
-        t_grid: dial levels, as for :func:`jaxsym.choose_symmetry`.
-        profile: optional RMS data profile, as for :func:`jaxsym.choose_symmetry`.
-        beta: ``None`` for the projection; else the hinge weight, a real,
-            finite ``β > 0`` (not a bool or a string).
-        num_folds: K ≥ 2 cross-fitting folds.
-        fold_models: optional K predictors already fitted on the folds of
-            ``cross_fitting_folds(n, K, key=key)`` (model k trained without fold k).
-        full_model: optional predictor fitted on all the data.
-        constants: the theory bound's constants, fixed before the data;
-            ``None`` estimates them for :meth:`~BoundRegularizer.report`
-            (squared loss, ``M = Y = max ‖y‖``, ``L`` = the full fit's largest
-            Jacobian Frobenius norm on 256 inputs), whose bound is then an
-            estimate. Given constants must have ``output_dim`` equal to the
-            labels' size per example.
+        choice: a :class:`jaxsym.SymmetryChoice`.
+        beta: ``None`` for the projection; else the hinge weight, a real, finite ``β > 0``.
+        constants: the theory bound's constants, fixed before the data; ``None``
+            estimates them for :meth:`~BoundRegularizer.report` (squared loss,
+            ``M = Y = max ‖y‖``, ``L`` = the chosen model's largest Jacobian
+            Frobenius norm on 256 inputs), whose bound is then an estimate.
         chunk_size: group elements per model call (``None``: automatic).
 
     Returns:
-        A :class:`BoundRegularizer` with its budget ``ε̂*`` in ``d_2`` units and
-        the :class:`jaxsym.SymmetryChoice` as ``.choice``.
+        A :class:`BoundRegularizer` whose ``.choice`` is ``choice``.
 
     Raises:
-        ValueError / TypeError: on a malformed argument, named in the message,
-            before any fit.
+        TypeError, ValueError: naming the argument at fault.
+
+    >>> import jax, jax.numpy as jnp
+    >>> import jaxsym
+    >>> from jaxsym import groups
+    >>> x = jax.random.normal(jax.random.key(0), (120, 2))
+    >>> y = jnp.cos(2 * jnp.linalg.norm(x, axis=1, keepdims=True))
+    >>> fit = jaxsym.random_features_ridge(64, 1e-3, key=jax.random.key(1))
+    >>> choice = jaxsym.choose_symmetry(x, y, groups.cyclic_rotations(4), fit=fit, key=None)
+    >>> reg = bound_regularizer(choice)
+    >>> reg.group.name == choice.name
+    True
     """
-    check_group(group)
-    x = check_batch(group, x)
-    n = x.shape[0]
-    y = _check_labels(y, n, x.dtype)
-    num_folds = positive_int("num_folds", num_folds, minimum=2, maximum=n)
+    if not isinstance(choice, SymmetryChoice):
+        raise TypeError(
+            "bound_regularizer takes the decision: bound_regularizer(choose_symmetry(x, y, "
+            f"group, fit=fit, key=key)); got {type(choice).__name__}."
+        )
     check_chunk_size(chunk_size)
     _check_beta(beta)
-    if key is not None:
-        check_key(key)
+    problem = choice.problem
+    x, y = problem.x, problem.y
+    n = x.shape[0]
     if constants is not None:
         _check_output_dim("the labels y", y.shape[1:], constants)
-    if (fold_models is None) != (full_model is None):
-        raise ValueError("pass both fold_models and full_model, or neither.")
-    if fold_models is None:
-        check_callable("fit", fit)
-    if candidates is not None:
-        _check_candidates(group, candidates)
-    if t_grid is not None:
-        _check_t_grid(t_grid)
-    if fold_models is None:
-        folds = cross_fitting_folds(n, num_folds, key=key)
-        fold_models = []
-        for held_out in folds:
-            train = np.setdiff1d(np.arange(n), held_out)
-            fold_models.append(fit(x[train], y[train]))
-        if constants is None:  # the Lipschitz estimate needs the full fit
-            full_model = fit(x, y)
-    elif len(fold_models) != num_folds:
-        raise ValueError(
-            f"fold_models must hold num_folds={num_folds} models; got {len(fold_models)}."
-        )
-    choice = choose_symmetry(
-        x, y, group, fit=fit, key=key, candidates=candidates, t_grid=t_grid,
-        num_folds=num_folds, profile=profile, fold_models=fold_models, full_model=full_model,
-    )  # fmt: skip
     constants_given = constants is not None
     if constants is None:
         label_bound = float(jnp.max(jnp.sqrt(jnp.sum(y.reshape(n, -1) ** 2, axis=-1))))
         constants = _squared_loss_constants(
-            _lipschitz_estimate(full_model, x),
+            lipschitz_estimate(choice.model, x),
             max(label_bound, 1e-6),
             int(np.prod(y.shape[1:], dtype=np.int64)),
         )
-    sets = tuple(_as_set(group, members) for members in choice.candidates)
-    active = next(
-        (s for s, m in zip(sets, choice.candidates, strict=True)
-         if np.array_equal(m, choice.elements)),
-        choice.group,
-    )  # fmt: skip
+    sets = tuple(
+        subset_of(problem.group, members, name=set_name(problem.group, members))
+        for members in choice.candidates
+    )
     return BoundRegularizer(
         budget=choice.budget,
-        group=active,
+        group=choice.group,
         candidates=sets,
         choice=choice,
         constants=constants,
         constants_given=constants_given,
-        candidates_fixed=candidates is not None or _subgroups_fixed(group),
+        candidates_fixed=problem.candidates_fixed,
         beta=beta,
         chunk_size=chunk_size,
     )
