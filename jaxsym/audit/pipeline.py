@@ -10,14 +10,16 @@ draws. Every number comes from the library through :mod:`jaxsym.audit.analysis`
 * **splits**: the training data is split into *train* and *certify*
   (:data:`CERTIFY_FRACTION`); the test split, if any, only measures;
 * **screen** (train split): :func:`jaxsym.choose_symmetry` ranks every
-  (set, level) option by its cross-fitted risk and keeps the most symmetric
-  option within one standard error of the best;
-* **train** (train split): no symmetry, the full group, the screened set exactly,
-  and, when the screen chose a soft level (0 < t* < 1), the bound regularizer on
-  the screened set (:func:`jaxsym.bound_regularizer` with
-  ``candidates=[screened set]``);
-* **certify** (certify split): :func:`jaxsym.held_out_bound` for every trained
-  model, with the union bound over all of them;
+  (set, level) option by the cross-fitted loss of the reference model *trained*
+  at that option (docs/theory.md §8b; the certified loss: 0-1 error for
+  classes) and keeps the most symmetric option within one standard error of
+  the best;
+* **train** (train split): the reference model (random features + ridge) in the
+  class of every candidate set exactly (t = 0), without symmetry, and at the
+  screened soft level when the screen chose one (0 < t* < 1), on groups and
+  on partial sets alike;
+* **certify** (certify split, every example): :func:`jaxsym.held_out_bound` for
+  every trained model, with the union bound over all of them, at :data:`DELTA`;
 * **recommend**: the model with the lowest certificate; ties go to the more
   symmetric one. A recommendation is therefore never worse, on its certificate,
   than another model the same report trained.
@@ -40,14 +42,14 @@ import numpy as np
 from jaxsym import groups
 from jaxsym.audit import analysis, sweep
 from jaxsym.audit.inputs import Dataset
-from jaxsym.decision import set_name
+from jaxsym.decision import TOLERANCE_FRACTIONS, Symmetry, set_name
 from jaxsym.groups import TransformationSet
 
 __all__ = ["CERTIFY_FRACTION", "DELTA", "AuditSettings", "run_audit", "settings"]
 
 CERTIFY_FRACTION = 1 / 3  # of the training data, held out for the certificates
 DELTA = 0.05  # the certificates' failure probability (all trained models together)
-TOLERANCE_FRACTIONS = (0.05, 0.1, 0.25, 0.5)  # ε-stabilizer tolerances / label spread
+NUM_FOLDS = 5  # the screen's cross-fitting folds
 
 
 class AuditSettings(NamedTuple):
@@ -57,19 +59,21 @@ class AuditSettings(NamedTuple):
     max_test: int
     num_features: int
     ridge: float
-    hidden: int
-    steps: int
+    num_folds: int
+    delta: float
 
 
 def settings(quick: bool) -> AuditSettings:
-    """The default or the ``--quick`` sizes (both train the sweep to convergence)."""
+    """The default or the ``--quick`` sizes of the reference model and the data."""
     if quick:
         return AuditSettings(
-            max_train=1200, max_test=400, num_features=256, ridge=1e-3, hidden=32, steps=1000
-        )
+            max_train=1200, max_test=400, num_features=512, ridge=1e-3, num_folds=NUM_FOLDS,
+            delta=DELTA,
+        )  # fmt: skip
     return AuditSettings(
-        max_train=4000, max_test=2000, num_features=1024, ridge=1e-3, hidden=64, steps=2000
-    )
+        max_train=4000, max_test=2000, num_features=1024, ridge=1e-3, num_folds=NUM_FOLDS,
+        delta=DELTA,
+    )  # fmt: skip
 
 
 class _Progress:
@@ -120,7 +124,7 @@ def run_audit(
     train, x_certify, y_certify = _split(data, seed)
     progress = _Progress(quiet)
     timings: dict[str, float] = {}
-    key_fit, key_folds, key_init = jax.random.split(jax.random.key(seed), 3)
+    key_fit, key_folds = jax.random.split(jax.random.key(seed), 2)
     targets = train.targets()
     results: dict[str, Any] = {
         "data": {
@@ -141,7 +145,7 @@ def run_audit(
             "is_group": bool(group.is_group),
             "elements": groups.element_labels(group),
         },
-        "settings": {**config._asdict(), "certify_fraction": CERTIFY_FRACTION, "delta": DELTA},
+        "settings": {**config._asdict(), "certify_fraction": CERTIFY_FRACTION},
         "seed": seed,
         "quick": quick,
     }
@@ -173,26 +177,36 @@ def run_audit(
     ]
     steps.update()
 
-    # 3. the screen: which set and how strictly (docs/theory.md §8, §9), training split
+    # 3. the screen: which set and how strictly (docs/theory.md §8b, §9), training split
     steps.set_description("audit: screen")
+    spec = sweep.loss_spec(data.task, targets if data.task == "regression" else train.y)
     with _timed(timings, "screen"):
         fit = analysis.make_fit(
             config.num_features, config.ridge, analysis.median_distance(train.x, seed=seed), key_fit
         )
-        choice = analysis.screen(fit, train.x, targets, group, key_folds, rms)
+        choice = analysis.screen(
+            fit, train.x, targets, group, key_folds, rms,
+            loss="zero_one" if data.task == "classification" else "squared",
+            num_folds=config.num_folds,
+        )  # fmt: skip
     results["screen"] = _screen_results(group, choice)
     steps.update()
 
-    # 4. train the screened options; 5. certify each on the certify split (§9)
-    steps.set_description("audit: training sweep")
+    # 4. train the reference model in each candidate's class; 5. certify each (§9)
+    steps.set_description("audit: training")
     with _timed(timings, "training"):
-        rows, predictors = _training(
-            train, group, choice, fit, config, key_init, key_folds, progress
-        )
+        rows, predictors = _training(train, group, choice, fit)
     with _timed(timings, "certify"):
-        spec = sweep.loss_spec(data.task, targets if data.task == "regression" else train.y)
-        _certify(rows, predictors, spec, (x_certify, y_certify), data)
+        _certify(rows, predictors, spec, (x_certify, y_certify), data, config.delta)
     results["loss"] = {"name": spec.name, "loss_range": spec.loss_range}
+    results["model"] = {
+        "name": "random-features network",
+        "description": (
+            f"{config.num_features} random Fourier features of the inputs (averaged over the "
+            f"set H and dialed at t), ridge λ = {config.ridge:g} on "
+            f"{'one-hot labels' if data.task == 'classification' else 'the targets'}"
+        ),
+    }
     results["training"] = rows
     steps.update()
 
@@ -231,7 +245,6 @@ def _screen_results(group: TransformationSet, choice) -> dict[str, Any]:
         "elements": choice.elements,
         "t_star": choice.t_star,
         "budget": choice.budget,
-        "distance": choice.distance,
         "risk": choice.risks[choice.index],
         "stderr": choice.stderrs[choice.index],
         "best": {
@@ -241,109 +254,68 @@ def _screen_results(group: TransformationSet, choice) -> dict[str, Any]:
             "stderr": choice.stderrs[choice.best],
         },
         "reason": choice.reason,
-        "num_options": len(choice.names),
+        "num_options": choice.num_options,
+        "loss": choice.problem.loss,
         "sets": sets,
     }
 
 
-def _budget(regularizer) -> float:
-    """The regularizer's budget ``ε*`` (``d_2`` units)."""
-    return float(regularizer.budget)
+def _training(train, group: TransformationSet, choice, fit):
+    """The reference model trained in each candidate's class on the training split.
 
-
-def _training(train, group, choice, fit, config, key_init, key_reg, progress):
-    """Train every screened option on the training split; ``(rows, predictors)``."""
-    chosen, members = choice.group, np.asarray(choice.elements)
-    planned = [
-        ("no symmetry", np.zeros(1, np.int64), 1.0, lambda f: f, "f", None),
-        (
-            f"full symmetry ({group.name})",
-            np.arange(group.size),
-            0.0,
-            lambda f: analysis.symmetric_model(f, group),
-            "Q_G f" if group.is_group else "Q_ν f (partial average)",
-            None,
-        ),
-    ]
-    if 1 < len(members) < group.size:
-        planned.append(
-            (
-                f"screened set exactly ({choice.name})",
-                members,
-                0.0,
-                lambda f: analysis.symmetric_model(f, chosen),
-                "Q_H f",
-                None,
-            )
-        )
-    skipped = None
-    if len(members) == 1:
-        skipped = "the screen kept no symmetry: nothing to regularize"
-    elif choice.t_star == 0.0:
-        skipped = f"the screen chose {choice.name} exactly (t* = 0): no soft level to train"
-    elif not chosen.is_group:
-        skipped = "needs a group (the screened set is not one)"
-    else:
-        reg = analysis.bound_regularizer(train.x, train.targets(), group, choice, fit, key_reg)
-        budget = _budget(reg)
-        level = float(reg.choice.t_star)
-        planned.append(
-            (
-                "bound regularizer",
-                members,
-                level,
-                reg,
-                f"set {choice.name}, budget ε* = {budget:.3g} (d_2 units)",
-                budget,
-            )
-        )
-    in_dim = int(np.prod(train.x.shape[1:]))
-    params = sweep.init_mlp(key_init, in_dim, config.hidden, train.output_dim)
-    bar = progress.bar(config.steps * len(planned), "training sweep")
+    Every candidate set exactly (t = 0), no symmetry, and the screened option when
+    it is soft (its model is the screen's own ``choice.model``). ``(rows, predictors)``.
+    """
+    targets = train.targets()
+    planned = [(np.zeros(1, np.int64), 1.0)]
+    planned += [(np.asarray(m, np.int64), 0.0) for m in choice.candidates if len(m) > 1]
+    if 0.0 < choice.t_star < 1.0:
+        planned.append((np.asarray(choice.elements, np.int64), choice.t_star))
     rows, predictors = [], []
-    for method, elements, level, wrap, note, budget in planned:
-        if method == "bound regularizer":
-            predictor = sweep.train_model(
-                wrap.model, params, train.x, train.y, train.task, steps=config.steps,
-                penalty=lambda model, x, reg=wrap: reg(model, x), deploy=wrap.freeze,
-                progress=bar.update,
-            )  # fmt: skip
+    for members, t in planned:
+        name = set_name(group, members)
+        subset = choice.group if (t == choice.t_star and name == choice.name) else None
+        if subset is None:
+            subset = groups.subset_of(group, members, name=name)
+        option = Symmetry(subset, t, tuple(int(k) for k in members), name)
+        if name == choice.name and t == choice.t_star:
+            predictor = choice.model
         else:
-            predictor = sweep.train_model(
-                wrap, params, train.x, train.y, train.task, steps=config.steps, progress=bar.update
-            )
+            predictor = fit(train.x, targets, symmetry=option)
+        exact = "Q_H f" if subset.is_group else "Q_ν f (partial average)"
+        if len(members) == 1:
+            method, note = "no symmetry", "f"
+        elif t == 0.0:
+            method, note = f"{name} exactly", exact
+        else:
+            method, note = f"{name} at t = {t:.2g}", f"the dial {exact.split()[0]} + t (f − …)"
         rows.append(
             {
                 "method": method,
                 "available": True,
-                "elements": np.asarray(elements, np.int64),
-                "size": len(elements),
-                "t": float(level),
-                "budget": 0.0 if budget is None else budget,
+                "elements": members,
+                "size": len(members),
+                "t": float(t),
+                "budget": choice.budget if (0.0 < t < 1.0) else 0.0,
                 "note": note,
+                "screened": bool(name == choice.name and t == choice.t_star),
             }
         )
         predictors.append(predictor)
-    bar.close()
-    if skipped is not None:
-        rows.append(
-            {"method": "bound regularizer", "available": False, "elements": members,
-             "size": len(members), "t": None, "budget": None, "note": skipped}
-        )  # fmt: skip
     return rows, predictors
 
 
-def _certify(rows, predictors, spec, certify_split, data) -> None:
-    """Held-out certificate (union over every trained model) and test metrics, in place."""
+def _certify(rows, predictors, spec, certify_split, data, delta: float) -> None:
+    """Held-out certificate on every certify example (union over every trained model) and
+    test metrics, in place."""
     x_certify, y_certify = certify_split
     trained = [row for row in rows if row["available"]]
     for row, predictor in zip(trained, predictors, strict=True):
         losses = sweep.losses(predictor, x_certify, y_certify, spec)
-        row["certificate"] = analysis.certify(losses, spec.loss_range, len(trained))._asdict()
+        row["certificate"] = analysis.certify(
+            losses, spec.loss_range, len(trained), delta
+        )._asdict()
         row.update(sweep.metrics(predictor, data.x_test, data.y_test, data.task, spec))
-    for row in rows:
-        if not row["available"]:
-            row.update(certificate=None, accuracy=None, ece=None, error=None, mse=None)
 
 
 def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
@@ -362,7 +334,7 @@ def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
         fit(train.x, targets), train.x, max(output_bound, 1e-6), label_bound, flat.shape[1]
     )
     total = analysis.theory_bound(
-        radii, counts, [len(c) for c in chain], len(train.x), constants, len(choice.candidates)
+        radii, counts, [len(c) for c in chain], len(train.x), constants, len(chain)
     )
     loss_range = float(constants.loss.loss_range)
     return {
@@ -387,7 +359,7 @@ def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
             "eps": [0.0] * len(chain),
             "generalization": total,
             "total": total,
-            "num_levels": len(choice.candidates),
+            "num_levels": len(chain),
             "n": len(train.x),
             "vacuous": bool(np.min(total) >= loss_range),
         },
@@ -418,4 +390,5 @@ def _recommendation(group, rows, choice) -> dict[str, Any]:
         "certificate": row["certificate"],
         "test_error": row.get("error"),
         "screened": {"symmetry": choice.name, "t_star": choice.t_star, "budget": choice.budget},
+        "agrees_with_screen": bool(row.get("screened", False)),
     }

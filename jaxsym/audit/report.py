@@ -16,22 +16,24 @@ the order of the given group, element 0 being the identity):
   probability ≥ 1 − delta the model's mean loss on new data is at most
   ``bound``; ``options`` = K, the number of models the union bound covers),
   ``test_error`` (the test split's error or MSE, or null), ``screened``
-  (``{symmetry, t_star, budget}`` from the screen), ``text`` (str: the paragraph).
+  (``{symmetry, t_star, budget}`` from the screen), ``agrees_with_screen`` (bool),
+  ``text`` (str: the paragraph).
 * ``data`` — ``source``, ``task``, ``num_train``, ``num_certify``, ``num_test``,
   ``test_source`` (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``,
   ``classes``, ``input_scale``.
+* ``model`` — the reference model: ``name``, ``description``.
 * ``group`` — ``name``, ``size``, ``is_group``, ``elements`` (labels).
 * ``profile`` — the kNN data profile (docs/theory.md §6) on the training split,
   per element: ``profile``, ``excess``, ``stderr``, ``matched_fraction``,
   ``rms``, ``rms_filled``; scalars ``baseline`` and ``radius``.
 * ``stabilizers`` — list of ``{tolerance, elements, labels, measure}`` (docs/theory.md §2).
 * ``screen`` — :func:`jaxsym.choose_symmetry` on the training split (§8, §9):
-  ``symmetry``, ``elements``, ``t_star``, ``budget`` (``d_2`` units), ``distance``,
+  ``symmetry``, ``elements``, ``t_star``, ``budget`` (``d_2`` units),
   ``risk``, ``stderr``, ``best`` (``{symmetry, t, risk, stderr}``), ``reason``,
-  ``num_options``, ``sets`` (one per candidate set: ``symmetry``, ``elements``,
-  ``size``, ``t``, ``risk``, ``stderr``: the cross-fitted curve, estimates).
+  ``num_options``, ``loss`` (``"zero_one"`` or ``"squared"``), ``sets`` (one per
+  candidate set: ``symmetry``, ``elements``, ``size``, ``t``, ``risk``, ``stderr``: the cross-fitted curve, estimates).
 * ``training`` — one entry per option: ``method``, ``available``, ``elements``,
-  ``size``, ``t``, ``budget``, ``note``, ``certificate`` (as above, or null),
+  ``size``, ``t``, ``budget``, ``note``, ``screened`` (bool), ``certificate`` (as above, or null),
   ``accuracy``, ``ece``, ``error`` (1 − accuracy, or the MSE), ``mse``.
 * ``loss`` — the certified loss: ``name`` and ``loss_range`` B.
 * ``candidates`` — ``{name, elements, size}`` of ``{e} ⊂ screened set ⊂ G``.
@@ -65,7 +67,7 @@ __all__ = [
     "to_json",
 ]
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "3.0"
 
 
 def _plain(value: Any) -> Any:
@@ -219,8 +221,10 @@ def format_tables(results: dict[str, Any]) -> str:
         )  # fmt: skip
     out.append(
         _table(
-            "\n3. Screen: cross-fitted risk of the dial Q_H f̂ + t (f̂ − Q_H f̂) on the training "
-            f"split (estimates, docs/theory.md §8–9; {screen['num_options']} options; "
+            "\n3. Screen: cross-fitted "
+            f"{'error rate' if screen['loss'] == 'zero_one' else 'squared error'} of the "
+            "reference model trained at each (set H, level t) on the training split "
+            f"(estimates, docs/theory.md §8b–9; {screen['num_options']} options; "
             "← = the screened set)",
             ["set H", "|H|", "risk t=0", "± SE", "best t", "risk", ""],
             rows,
@@ -244,8 +248,9 @@ def format_tables(results: dict[str, Any]) -> str:
     loss = results["loss"]
     out.append(
         _table(
-            f"\n4. Training sweep (2-layer MLP, adam to convergence, training split) and held-out "
-            f"certificates on the certify split ({loss['name']}; δ = "
+            f"\n4. The reference model ({results['model']['description']}) trained in each "
+            f"candidate's class on the training split, and held-out certificates on the certify "
+            f"split ({loss['name']}; δ = "
             f"{results['settings']['delta']}, union over the models trained)",
             [
                 "method",
@@ -310,8 +315,9 @@ def recommendation_text(results: dict[str, Any]) -> str:
                 how = "(average over it, Q_ν f)"
         else:
             how = (
-                f"softly, through the bound regularizer at level t* = {rec['t_star']:.2f}, i.e. an "
-                f"equivariance error budget ε* = {rec['eps_star']:.3g} (d_2 units)"
+                f"softly, at dial level t* = {rec['t_star']:.2f} (the model trained in that "
+                f"class has d_2 = {rec['eps_star']:.3g}; for your own network, "
+                "jaxsym.bound_regularizer(choice) trains to that budget)"
             )
         parts.append(f"Build in {what} {how}: it has the lowest held-out certificate.")
     parts.append(_certified(rec, data["task"], results.get("loss", {}).get("loss_range")))
@@ -325,9 +331,14 @@ def recommendation_text(results: dict[str, Any]) -> str:
     screen = results["screen"]
     screened = "no symmetry" if screen["symmetry"] == "none" else (
         f"{screen['symmetry']} at t = {screen['t_star']:.2g}")  # fmt: skip
+    agree = "the same option" if rec.get("agrees_with_screen") else "a different option"
     parts.append(
-        f"The screen on the training split (cross-fitted risk, one-standard-error rule) chose "
-        f"{screened}."
+        f"The screen on the training split (cross-fitted loss of the reference model trained "
+        f"at each option, one-standard-error rule) chose {screened}: {agree}."
+    )
+    parts.append(
+        f"The reference model is a {results['model']['name']}; a different model (a CNN) "
+        "can prefer a different level: screen it with jaxsym.choose_symmetry(..., fit=your_fit)."
     )
     if not group["is_group"]:
         parts.append(
