@@ -1,4 +1,4 @@
-"""Tests for jaxsym.decision: the held-out certificate and the one decision function (§9)."""
+"""Tests for jaxsym.decision: the one decision function (§9). Certificates: test_certificates.py."""
 
 from __future__ import annotations
 
@@ -8,157 +8,12 @@ import math
 import jax
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym import groups
-from jaxsym.certificates import held_out_bound, kl_inverse
+from jaxsym.certificates import kl_inverse
 from jaxsym.decision import choose_symmetry, set_name
 from jaxsym.models import random_features_ridge
-
-scipy_stats = pytest.importorskip("scipy.stats")
-
-
-# ----------------------------------------------------------------------------- held-out bound
-
-
-def _kl(q, p):
-    out = 0.0
-    if q > 0:
-        out += q * math.log(q / p)
-    if q < 1:
-        out += (1 - q) * math.log((1 - q) / (1 - p))
-    return out
-
-
-@pytest.mark.parametrize(
-    ("n", "errors", "k", "delta"),
-    [
-        (10, 0, 1, 0.05),
-        (100, 3, 5, 0.05),
-        (600, 18, 3, 0.1),
-        (37, 36, 2, 0.01),
-        (2000, 700, 7, 0.2),
-    ],
-)
-def test_zero_one_losses_give_the_beta_quantile(n, errors, k, delta):
-    losses = np.zeros(n)
-    losses[:errors] = 1.0
-    result = held_out_bound(losses, delta=delta, num_options=k)
-    expected = scipy_stats.beta.ppf(1 - delta / k, errors + 1, n - errors)
-    assert result.method == "binomial"
-    assert math.isclose(result.bound, expected, rel_tol=1e-9, abs_tol=1e-12)
-    assert result.n == n and result.options == k and result.delta == delta
-    assert math.isclose(result.empirical, errors / n)
-
-
-def test_zero_one_losses_scale_with_the_range():
-    losses = np.array([0.0, 2.5, 0.0, 0.0, 2.5, 0.0, 0.0, 0.0])
-    result = held_out_bound(losses, loss_range=2.5)
-    assert result.method == "binomial"
-    assert math.isclose(result.bound, 2.5 * scipy_stats.beta.ppf(0.95, 3, 6), rel_tol=1e-9)
-
-
-def test_all_errors_give_the_trivial_bound():
-    assert held_out_bound(np.ones(20)).bound == 1.0
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_bounded_losses_give_the_kl_inversion(seed):
-    rng = np.random.default_rng(seed)
-    n, k, delta = int(rng.integers(5, 500)), int(rng.integers(1, 9)), 0.05
-    losses = 3.0 * rng.beta(0.5, 2.0, n)
-    result = held_out_bound(losses, loss_range=3.0, delta=delta, num_options=k)
-    q, c = losses.mean() / 3.0, math.log(k / delta) / n
-    p = result.bound / 3.0
-    assert result.method == "kl"
-    assert _kl(q, p) == pytest.approx(c, rel=1e-6)  # on the boundary of {p : kl(q‖p) ≤ c}
-    assert _kl(q, p - 1e-6) <= c  # and the largest such p
-
-
-@given(
-    n=st.integers(1, 400),
-    frac=st.floats(0, 1),
-    k=st.integers(1, 20),
-    delta=st.floats(1e-4, 0.5),
-)
-@settings(max_examples=60, deadline=None)
-def test_binomial_between_empirical_and_kl_and_hoeffding(n, frac, k, delta):
-    losses = np.zeros(n)
-    losses[: round(frac * n)] = 1.0
-    exact = held_out_bound(losses, delta=delta, num_options=k)
-    kl = held_out_bound(losses, delta=delta, num_options=k, method="kl")
-    hoeffding = losses.mean() + math.sqrt(math.log(k / delta) / (2 * n))
-    assert exact.empirical <= exact.bound <= kl.bound + 1e-12
-    assert kl.bound <= min(1.0, hoeffding) + 1e-9  # Chernoff-kl is tighter than Hoeffding (Pinsker)
-
-
-@given(
-    values=st.lists(st.floats(0, 1), min_size=1, max_size=60),
-    d1=st.floats(1e-3, 0.5),
-    d2=st.floats(1e-3, 0.5),
-    k1=st.integers(1, 10),
-    k2=st.integers(1, 10),
-)
-@settings(max_examples=60, deadline=None)
-def test_monotone_in_delta_and_options(values, d1, d2, k1, k2):
-    (d1, d2), (k1, k2) = sorted([d1, d2]), sorted([k1, k2])
-    bound = lambda d, k: held_out_bound(values, delta=d, num_options=k).bound  # noqa: E731
-    assert bound(d1, k1) >= bound(d2, k1) - 1e-12  # smaller δ: larger bound
-    assert bound(d1, k2) >= bound(d1, k1) - 1e-12  # more options: larger bound
-    assert bound(d1, k1) >= np.mean(values) - 1e-12
-
-
-@pytest.mark.parametrize(
-    ("kind", "n", "k"),
-    [("bernoulli", 30, 1), ("bernoulli", 200, 4), ("beta", 20, 1), ("beta", 150, 3)],
-)
-def test_monte_carlo_coverage(kind, n, k):
-    """P(R ≤ bound) ≥ 1 − δ over many draws; for K options each at δ/K, P(miss) ≤ δ/K."""
-    rng = np.random.default_rng(n + k)
-    delta, draws = 0.2, 3000  # a large δ makes a miss frequent enough to measure
-    if kind == "bernoulli":
-        mean = 0.1
-        samples = (rng.random((draws, n)) < mean).astype(float)
-    else:
-        a, b = 0.7, 3.0
-        mean = a / (a + b)
-        samples = rng.beta(a, b, (draws, n))
-    misses = np.mean([held_out_bound(s, delta=delta, num_options=k).bound < mean for s in samples])
-    # binomial standard error of the miss rate, 3σ slack
-    level = delta / k
-    assert misses <= level + 3 * math.sqrt(level * (1 - level) / draws)
-
-
-@pytest.mark.parametrize(
-    ("losses", "kwargs", "match"),
-    [
-        ([], {}, "empty"),
-        ([0.1, float("nan")], {}, "NaN"),
-        ([0.1, 1.2], {}, r"\[0, 1\]"),
-        ([-0.1, 0.5], {}, r"\[0, 1\]"),
-        ([0.5], {"delta": 0.0}, "delta"),
-        ([0.5], {"delta": 1.0}, "delta"),
-        ([0.5], {"num_options": 0}, "num_options"),
-        ([0.5], {"num_options": 2.5}, "num_options"),
-        ([0.5], {"num_options": True}, "num_options"),
-        ([0.5], {"loss_range": 0.0}, "loss_range"),
-        ([0.5], {"loss_range": float("inf")}, "loss_range"),
-        ([0.5], {"method": "hoeffding"}, "method"),
-        ([0.5, 0.0], {"method": "binomial"}, "0-1"),
-    ],
-)
-def test_bad_input_is_named(losses, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        held_out_bound(losses, **kwargs)
-
-
-def test_kl_inverse_edges():
-    assert kl_inverse(1.0, 0.3) == 1.0
-    assert 0.2 <= kl_inverse(0.2, 0.0) <= 0.2 + 1e-6  # kl is flat (quadratic) at p = q
-    assert kl_inverse(0.0, math.log(20) / 10) == pytest.approx(1 - math.exp(-math.log(20) / 10))
-
 
 # ----------------------------------------------------------------------------- choose_symmetry
 
@@ -185,8 +40,9 @@ def _radial(x):
 def test_invariant_labels_get_the_full_group(noise, seed):
     choice = _choose(_radial, groups.cyclic_rotations(8), noise, seed)
     assert choice.name == "C8" and list(choice.elements) == list(range(8))
-    assert choice.t_star <= 0.2
-    assert choice.budget == pytest.approx(choice.t_star * choice.distance)
+    assert choice.t_star <= 0.25
+    if choice.t_star in (0.0, 1.0):
+        assert choice.budget == 0.0
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -214,102 +70,88 @@ def _c4_in_c8(x):  # r⁴ cos 4θ: invariant under quarter turns, odd under the 
     return _radial(x) + 0.3 * (x[:, 0] ** 4 - 6 * x[:, 0] ** 2 * x[:, 1] ** 2 + x[:, 1] ** 4) / 4
 
 
-AGREEMENT_CASES = {
-    "invariant": (_radial, groups.cyclic_rotations(8), 0.0, list(range(8))),
-    "invariant, noisy": (_radial, groups.cyclic_rotations(8), 0.3, list(range(8))),
-    "C4 inside C8": (_c4_in_c8, groups.cyclic_rotations(8), 0.1, [0, 2, 4, 6]),
-    "C2 inside D4": (lambda x: x[:, 0] * x[:, 1] + x[:, 0] ** 2, groups.dihedral(4), 0.1, 2),
-    "breaking": (lambda x: x[:, 0], groups.cyclic_rotations(8), 0.1, [0]),
-}
+def _ridge_in_class(x_train, y_train, x_test, group, members, t, fit):
+    """An independent in-class ridge: numpy features, averaged over the set, dialed, solved."""
+    model = fit(x_train, y_train)  # the plain model carries W, b
+    w, b = np.asarray(model.projection, np.float64), np.asarray(model.phase, np.float64)
+    p = b.shape[0]
+    mats = np.asarray(group.elements, np.float64)[list(members)]
+
+    def feats(z):
+        base = np.sqrt(2 / p) * np.cos(z @ w + b)
+        avg = np.mean([np.sqrt(2 / p) * np.cos(z @ m.T @ w + b) for m in mats], axis=0)
+        return avg + t * (base - avg)
+
+    phi = feats(np.asarray(x_train, np.float64))
+    yt = np.asarray(y_train, np.float64)
+    mean = yt.mean(0)
+    gram = phi.T @ phi / len(phi) + 1e-2 * np.eye(p)
+    weights = np.linalg.solve(gram, phi.T @ (yt - mean) / len(phi))
+    return feats(np.asarray(x_test, np.float64)) @ weights + mean
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
-)
-@pytest.mark.parametrize("case", list(AGREEMENT_CASES))
-def test_bound_regularizer_keeps_what_choose_symmetry_chose(case, seed):
-    """Same data, group, fit, key, candidates: the same set and level, and K + 1 fits in all."""
-    target, group, noise, expected = AGREEMENT_CASES[case]
-    x = _points(seed, 400)
-    rng = np.random.default_rng(1000 + seed)
-    y = (target(x) + noise * rng.normal(size=400)).astype(np.float32)[:, None]
-    fit = random_features_ridge(256, 1e-3, key=jax.random.key(seed), lengthscale=1.0)
-    calls = []
-
-    def counted(a, b):
-        calls.append(len(a))
-        return fit(a, b)
-
-    key = jax.random.key(seed + 1)
-    choice = choose_symmetry(x, y, group, fit=fit, key=key)
-    reg = jaxsym.bound_regularizer(x, y, group, fit=counted, key=key)
-    assert len(calls) == 6  # 5 folds + the full fit: nothing fitted twice
-    assert reg.choice.name == choice.name and reg.choice.t_star == choice.t_star
-    assert list(reg.choice.elements) == list(choice.elements)
-    np.testing.assert_allclose(reg.choice.risks, choice.risks, rtol=1e-6)
-    np.testing.assert_allclose(float(reg.budget), choice.budget, rtol=1e-5, atol=1e-7)
-    elements = np.asarray(reg.group.elements).reshape(reg.group.size, -1)
-    chosen = np.asarray(group.elements).reshape(group.size, -1)[list(choice.elements)]
-    np.testing.assert_allclose(elements, chosen)  # the active set is the chosen one
-    if isinstance(expected, int):
-        assert len(choice.elements) == expected
-    else:
-        assert list(choice.elements) == expected
-
-
-@pytest.mark.slow
-def test_the_rule_matches_a_direct_computation():
-    """Risks and fold SEs against dial_risk fold by fold; the winner by the written rule."""
-    seed, n, group = 3, 200, groups.cyclic_rotations(4)
+def test_the_cross_fit_trains_in_each_class_and_the_rule_is_the_written_one():
+    """Every risk against an independent in-class ridge fold by fold; the winner by the rule."""
+    seed, n, group = 3, 120, groups.cyclic_rotations(4)
     x = _points(seed, n)
     y = (_radial(x) + 0.2 * x[:, 0]).astype(np.float32)[:, None]
-    fit = random_features_ridge(64, 1e-2, key=jax.random.key(0), lengthscale=1.0)
+    fit = random_features_ridge(32, 1e-2, key=jax.random.key(0), lengthscale=1.0)
     key = jax.random.key(5)
     choice = choose_symmetry(x, y, group, fit=fit, key=key, t_grid=[0.0, 0.5, 1.0], num_folds=4)
     folds = jaxsym.cross_fitting_folds(n, 4, key=key)
-    rows = {}
-    for members in choice.candidates:
-        sub = group if len(members) == 4 else group.subset(members)
-        per_fold = []
+    options = choice.problem.options
+    assert len(options) == choice.num_options == 1 + 2 * 2  # none, {e, 180°} and C4 at t = 0, .5
+    for j, option in enumerate(options):
+        fold_risks = []
         for fold in folds:
             train = np.setdiff1d(np.arange(n), fold)
-            model = fit(x[train], y[train])
-            pred = lambda z, m=model, s=sub: jaxsym.dial(m, s, 0.0)(z)  # noqa: E731
-            anti = lambda z, m=model: m(z)  # noqa: E731
-            per_fold.append(
-                [
-                    np.mean(
-                        np.sum(
-                            (
-                                y[fold]
-                                - (
-                                    (1 - t) * np.asarray(pred(x[fold]))
-                                    + t * np.asarray(anti(x[fold]))
-                                )
-                            )
-                            ** 2,
-                            axis=1,
-                        )
-                    )
-                    for t in (0.0, 0.5, 1.0)
-                ]
+            pred = _ridge_in_class(
+                x[train], y[train], x[fold], group, option.elements, option.t, fit
             )
-        rows[len(members)] = np.asarray(per_fold)  # (K, T)
-    weights = np.array([len(f) for f in folds]) / n
-    none = rows[1][:, -1]
-    assert choice.risks[0] == pytest.approx(weights @ none, rel=1e-4)
-    assert choice.stderrs[0] == pytest.approx(none.std(ddof=1) / 2, rel=1e-3)
-    pairs = zip(choice.sizes, choice.levels, strict=True)
-    j = next(i for i, (s, t) in enumerate(pairs) if s == 4 and t == 0.5)
-    assert choice.risks[j] == pytest.approx(weights @ rows[4][:, 1], rel=1e-4)
+            fold_risks.append(np.mean(np.sum((y[fold] - pred) ** 2, axis=1)))
+        fold_risks = np.asarray(fold_risks)
+        weights = np.array([len(f) for f in folds]) / n
+        assert choice.risks[j] == pytest.approx(weights @ fold_risks, rel=2e-3)
+        assert choice.stderrs[j] == pytest.approx(fold_risks.std(ddof=1) / 2, rel=2e-2)
     # the rule, written out: most symmetric within one SE of the best (soft needs a margin)
     best = int(np.argmin(choice.risks))
     ceiling = choice.risks[best] + choice.stderrs[best]
     inside = [i for i in range(len(choice.risks)) if choice.risks[i] <= ceiling]
-    top = max(choice.sizes[i] for i in inside)
-    assert choice.sizes[choice.index] == top or choice.levels[choice.index] in (0.0, 1.0)
+    exact_or_none = [i for i in inside if choice.levels[i] in (0.0, 1.0)]
+    top = max(choice.sizes[i] for i in exact_or_none) if exact_or_none else 1
     assert choice.risks[choice.index] <= ceiling
+    if choice.levels[choice.index] in (0.0, 1.0):
+        assert choice.sizes[choice.index] == top
+
+
+def test_the_soft_level_needs_a_margin_over_both_ends():
+    """_pick on hand-made tables: a soft level wins only by more than the best's SE."""
+    from jaxsym.decision import _pick  # the rule itself, on tables with known answers
+
+    sizes, levels = np.array([1, 4, 4, 4]), np.array([1.0, 0.0, 0.5, 0.75])
+    se = np.full(4, 0.01)
+    # soft beats none and exact by 0.05 ≫ SE: the soft level
+    assert _pick(sizes, levels, np.array([0.30, 0.30, 0.25, 0.28]), se)[0] == 2
+    # soft beats exact by less than the SE: exact (more symmetric, within one SE)
+    assert _pick(sizes, levels, np.array([0.30, 0.255, 0.25, 0.28]), se)[0] == 1
+    # soft beats exact but not none by the margin: exact is out (0.33), none within SE wins
+    assert _pick(sizes, levels, np.array([0.255, 0.33, 0.25, 0.28]), se)[0] == 0
+
+
+def test_rounding_never_decides():
+    """Exactly invariant, noise-free labels: risks at rounding level tie; the largest set wins."""
+    from jaxsym.decision import decide
+
+    x = _points(0, 40)
+    y = _radial(x)[:, None].astype(np.float32)
+    group = groups.cyclic_rotations(8)
+    problem = jaxsym.symmetry_problem(x, y, group, key=None, t_grid=[0.0])
+    sizes = [len(o.elements) for o in problem.options]
+    tiny = np.array([[1e-15 * (1 + s)] * 40 for s in sizes])  # bigger sets slightly "worse"
+    tiny[0] = 1.0  # none is bad
+    fit = random_features_ridge(8, 1e-2, key=jax.random.key(0))
+    choice = decide(problem, tiny, fit)
+    assert choice.name == "C8"
 
 
 @pytest.mark.parametrize(
@@ -317,28 +159,70 @@ def test_the_rule_matches_a_direct_computation():
     [
         ({"num_folds": 1}, ValueError, "num_folds"),
         ({"t_grid": [0.5, 1.5]}, ValueError, "t_grid"),
+        ({"t_grid": "abc"}, TypeError, "t_grid"),
         ({"candidates": [[0, 9]]}, ValueError, "candidates"),
         ({"candidates": groups.cyclic_rotations(4)}, TypeError, "candidates"),
-        ({"fit": None}, ValueError, "fit"),
+        ({"fit": None}, TypeError, "fit"),
+        ({"fit": lambda x, y: x}, TypeError, "post_hoc"),
+        ({"key": 3}, TypeError, "key"),
+        ({"loss": "hinge"}, ValueError, "loss"),
+        ({"y": np.arange(20)}, ValueError, "one-hot"),
+        ({"y": np.array(["a"] * 20)}, TypeError, "y"),
+        ({"y": np.ones(20, complex)}, TypeError, "y"),
+        ({"y": np.ones((20, 1)), "loss": "zero_one"}, ValueError, "one column per class"),
     ],
 )
 def test_choose_symmetry_bad_input(kwargs, error, match):
     x = _points(0, 20)
-    y = _radial(x)[:, None]
-    args = {"fit": random_features_ridge(8, 1e-2, key=jax.random.key(0)), "key": None}
+    args = {
+        "fit": random_features_ridge(8, 1e-2, key=jax.random.key(0)),
+        "key": None,
+        "y": _radial(x)[:, None],
+    }
     args.update(kwargs)
+    y = args.pop("y")
     with pytest.raises(error, match=match):
         choose_symmetry(x, y, groups.cyclic_rotations(4), **args)
 
 
-@pytest.mark.slow
-def test_a_set_that_is_not_a_group_uses_stabilizers():
-    group = groups.rotation_range(math.pi / 6, 5)
+def test_a_range_gets_nested_sub_ranges_and_soft_levels():
+    group = groups.rotation_range(math.pi / 3, 7)
     choice = _choose(_radial, group, 0.1, 0, n=200)
     sizes = [len(c) for c in choice.candidates]
-    assert sizes == sorted(set(sizes))  # nested ε-stabilizers: strictly growing
-    assert list(choice.candidates[-1]) == list(range(5))
+    assert sizes == [1, 3, 5, 7]  # ±20°, ±40°, ±60°: nested, fixed by the set
+    angles = np.abs(
+        np.arctan2(np.asarray(group.elements)[:, 1, 0], np.asarray(group.elements)[:, 0, 0])
+    )
+    for small, large in zip(choice.candidates, choice.candidates[1:], strict=False):
+        assert set(small) < set(large)
+        added = sorted(set(large) - set(small))
+        assert angles[list(small)].max() < angles[added].min() + 1e-6  # a ball, growing
+    assert choice.problem.candidates_fixed
+    assert any(0 < o.t < 1 for o in choice.problem.options)  # soft levels on a non-group set
     assert choice.name == group.name  # radial labels: the whole range
+
+
+def test_post_hoc_ranks_dials_of_one_fit():
+    """post_hoc(fit): K + 1 plain fits, and each option's model is the dial of the fold fit."""
+    x = _points(1, 80)
+    y = _radial(x)[:, None].astype(np.float32)
+    ridge = random_features_ridge(16, 1e-2, key=jax.random.key(0))
+    calls = []
+
+    def plain(a, b):
+        calls.append(len(a))
+        return ridge(a, b)
+
+    group = groups.cyclic_rotations(4)
+    choice = choose_symmetry(x, y, group, fit=jaxsym.post_hoc(plain), key=None, num_folds=4)
+    assert len(calls) == 4 + 1
+    fold = jaxsym.cross_fitting_folds(80, 4)[0]
+    train = np.setdiff1d(np.arange(80), fold)
+    model = ridge(x[train], y[train])
+    j = next(i for i, o in enumerate(choice.problem.options) if o.t == 0.5 and len(o.elements) == 4)
+    dialed = np.asarray(jaxsym.dial(model, group, 0.5)(x[fold]))
+    expected = np.mean(np.sum((y[fold] - dialed) ** 2, axis=1))
+    assert choice.fold_risks[j, 0] == pytest.approx(expected, rel=1e-4)
 
 
 # ----------------------------------------------------------------------------- the audit (slow)
