@@ -67,11 +67,11 @@ def settings(quick: bool) -> AuditSettings:
     """The default or the ``--quick`` sizes of the reference model and the data."""
     if quick:
         return AuditSettings(
-            max_train=1200, max_test=400, num_features=512, ridge=1e-3, num_folds=NUM_FOLDS,
+            max_train=1200, max_test=400, num_features=512, ridge=1e-5, num_folds=NUM_FOLDS,
             delta=DELTA,
         )  # fmt: skip
     return AuditSettings(
-        max_train=4000, max_test=2000, num_features=1024, ridge=1e-3, num_folds=NUM_FOLDS,
+        max_train=4000, max_test=2000, num_features=1024, ridge=1e-5, num_folds=NUM_FOLDS,
         delta=DELTA,
     )  # fmt: skip
 

@@ -31,9 +31,11 @@ the order of the given group, element 0 being the identity):
   ``symmetry``, ``elements``, ``t_star``, ``budget`` (``d_2`` units),
   ``risk``, ``stderr``, ``best`` (``{symmetry, t, risk, stderr}``), ``reason``,
   ``num_options``, ``loss`` (``"zero_one"`` or ``"squared"``), ``sets`` (one per
-  candidate set: ``symmetry``, ``elements``, ``size``, ``t``, ``risk``, ``stderr``: the cross-fitted curve, estimates).
+  candidate set: ``symmetry``, ``elements``, ``size``, ``t``, ``risk``, ``stderr``:
+  the cross-fitted curve, estimates).
 * ``training`` — one entry per option: ``method``, ``available``, ``elements``,
-  ``size``, ``t``, ``budget``, ``note``, ``screened`` (bool), ``certificate`` (as above, or null),
+  ``size``, ``t``, ``budget``, ``note``, ``screened`` (bool), ``certificate`` (as
+  above, or null),
   ``accuracy``, ``ece``, ``error`` (1 − accuracy, or the MSE), ``mse``.
 * ``loss`` — the certified loss: ``name`` and ``loss_range`` B.
 * ``candidates`` — ``{name, elements, size}`` of ``{e} ⊂ screened set ⊂ G``.
