@@ -10,8 +10,13 @@ generated from it (``--out`` / ``--markdown``):
    ``λ · ee_2²`` with λ **tuned per seed** on a validation split (each λ of
    ``LAMBDAS`` trains on 80% of the training set, the least validation MSE
    wins, that λ is retrained on the full training set); the post-hoc dial of
-   the unconstrained fit at ``t* = ε̂*/d_2(f̂)``; and the regularizer's default
-   (the budget projection, no knob). The score is the **excess risk**
+   the unconstrained fit at the screen's ``t*``; and the regularizer's default
+   (the budget projection, no knob). The screen is **post hoc**:
+   :func:`jaxsym.choose_symmetry` with :func:`jaxsym.post_hoc` over the
+   unconstrained fold fits (each option the dial of one fit per fold, levels
+   ``T_GRID``), K + 1 = 6 trainings per seed; a screen of networks trained at
+   each option would cost K · J + 1 (J = 31 options here) and rates symmetry
+   higher (docs/theory.md §8b). The score is the **excess risk**
    ``mean (g − f*)²`` on 4000 fresh inputs (the test MSE on noisy labels minus
    σ² = 0.09, without its Monte Carlo noise). Ratios to the cell's best method
    are paired by seed and summarized by their geometric mean with a 95%
@@ -33,8 +38,9 @@ generated from it (``--out`` / ``--markdown``):
    seeds; the kept set and budget.
 3. **Cost**: one regularized training step against a hand-fused step that
    evaluates the model once on the orbit, and against one step of the
-   symmetrized model, interleaved in one run; building the regularizer
-   (cross-fitted fits included) against a 5-value λ sweep. Reported as ratios.
+   symmetrized model, interleaved in one run; building the regularizer (the
+   post-hoc screen's K + 1 fits included) against a 5-value λ sweep. Reported
+   as ratios.
 
 Usage::
 
@@ -71,6 +77,9 @@ import jaxsym  # noqa: E402
 from jaxsym import dial, groups, orbit_stats, symmetrize  # noqa: E402
 from jaxsym.predictive import cross_fitting_folds  # noqa: E402
 from jaxsym.training import bound_regularizer  # noqa: E402
+
+#: The screen's dial levels: 0, 0.1, …, 1 (the grid of the published tables).
+T_GRID = tuple(np.linspace(0.0, 1.0, 11))
 
 NOISE = 0.3
 LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -213,6 +222,30 @@ def mse(pred, y):
     return jnp.mean(jnp.sum((pred - y).reshape(y.shape[0], -1) ** 2, axis=-1))
 
 
+# ============================================================================ the screen
+
+
+def trained_already(x, folds, fold_models, full_model):
+    """A plain ``fit(x, y)`` that returns models trained beforehand, in one vectorized loop.
+
+    ``fold_models[k]`` was trained on ``x`` without ``folds[k]``, ``full_model`` on all
+    of ``x``; looked up by the training inputs. Wrapped in :func:`jaxsym.post_hoc`, it
+    gives the **post-hoc** screen: each option is the dial of one unconstrained fit per
+    fold, not a network trained at that option (which would cost K · J trainings per
+    seed instead of K + 1; docs/theory.md §8b says why the post-hoc screen underrates
+    symmetry).
+    """
+    x = np.asarray(x)
+    table = {x.tobytes(): full_model}
+    for held_out, model in zip(folds, fold_models, strict=True):
+        table[x[np.setdiff1d(np.arange(x.shape[0]), held_out)].tobytes()] = model
+
+    def fit(x_fit, y_fit):
+        return table[np.asarray(x_fit).tobytes()]
+
+    return fit
+
+
 # ============================================================================ study 1
 
 
@@ -320,26 +353,22 @@ def synthetic_cell(task_name, eta, n, cfg, key):
     fold_models = [model_of(p) for p in unstack(folds, seeds * num_folds)]
     regs = []
     for s in range(seeds):
-        regs.append(
-            bound_regularizer(
-                xs[s],
-                ys[s],
-                group,
-                fit=None,
-                key=fold_keys[s],
-                fold_models=fold_models[s * num_folds : (s + 1) * num_folds],
-                full_model=plain_models[s],
-                chunk_size=group.size,
-            )
+        fit = trained_already(
+            xs[s],
+            cross_fitting_folds(n, num_folds, key=fold_keys[s]),
+            fold_models[s * num_folds : (s + 1) * num_folds],
+            plain_models[s],
         )
+        choice = jaxsym.choose_symmetry(
+            xs[s], ys[s], group, fit=jaxsym.post_hoc(fit), key=fold_keys[s],
+            num_folds=num_folds, t_grid=T_GRID,
+        )  # fmt: skip
+        regs.append(bound_regularizer(choice, chunk_size=group.size))
     timings["regularizer_build"] = time.perf_counter() - t0 + timings["unconstrained"]
     budgets = [float(r.budget) for r in regs]
 
-    # post-hoc dial of the unconstrained fit at t* = ε̂* / d_2(f̂) (training inputs)
-    t_star = []
-    for s, reg in enumerate(regs):
-        d2 = float(orbit_stats(plain_models[s], xs[s], reg.group).d2)
-        t_star.append(min(1.0, budgets[s] / d2) if d2 > 0 else 1.0)
+    # post-hoc dial of the unconstrained fit at the screen's level t*
+    t_star = [float(r.choice.t_star) for r in regs]
     results["dial(t*)"] = [
         excess(dial(plain_models[s], regs[s].group, t_star[s])) for s in range(seeds)
     ]
@@ -603,11 +632,12 @@ def digits(cfg):
         for held_out in folds:
             train = np.setdiff1d(np.arange(x.shape[0]), held_out)
             fold_models.append(fit(x[train], one_hot[train]))
-        reg = bound_regularizer(
-            x, one_hot, d4, fit=None, candidates=candidates, key=jax.random.fold_in(key, 2),
-            fold_models=fold_models, full_model=jax.tree_util.Partial(cnn_apply, plain),
-            chunk_size=d4.size,
+        screen = trained_already(x, folds, fold_models, jax.tree_util.Partial(cnn_apply, plain))
+        choice = jaxsym.choose_symmetry(
+            x, one_hot, d4, fit=jaxsym.post_hoc(screen), candidates=candidates,
+            key=jax.random.fold_in(key, 2), t_grid=T_GRID,
         )  # fmt: skip
+        reg = bound_regularizer(choice, chunk_size=d4.size)
 
         def reg_loss(p, xb, yb, _, reg=reg):
             g = reg.model(partial(cnn_apply, p))
@@ -692,8 +722,8 @@ def cost(cfg):
     optimizer = optax.adam(3e-3)
     state = optimizer.init(params)
 
-    # building the regularizer (5 fold fits + the full fit, as a user's `fit` runs them)
-    # against a 5-value λ sweep, each model trained alone
+    # building the regularizer (the post-hoc screen: 5 fold fits + the full fit, as
+    # jaxsym.post_hoc runs a user's plain `fit`) against a 5-value λ sweep, each model alone
     kw = dict(steps=cfg["steps"], batch=cfg["batch"], lr=3e-3)
     init = stack([params])
 
@@ -705,7 +735,10 @@ def cost(cfg):
         return model_of(unstack(p, 1)[0])
 
     t0 = time.perf_counter()
-    reg = bound_regularizer(x, y, group, fit=fit, key=jax.random.key(3), chunk_size=group.size)
+    choice = jaxsym.choose_symmetry(
+        x, y, group, fit=jaxsym.post_hoc(fit), key=jax.random.key(3), t_grid=T_GRID
+    )
+    reg = bound_regularizer(choice, chunk_size=group.size)
     jax.block_until_ready(reg.budget)
     build = time.perf_counter() - t0
 
@@ -795,8 +828,9 @@ def markdown(results):
             f"{NOISE**2:.2f}). `λ tuned`: λ·ee₂² with λ ∈ {{{grid}}} "
             "chosen per seed by the MSE on a 20% validation split (each λ trained on the other "
             "80%), then retrained with that λ on the full training set. `dial(t*)`: the "
-            "unconstrained fit dialed to the regularizer's budget. `regularizer`: "
-            "`bound_regularizer`'s budget projection (no knob).",
+            "unconstrained fit dialed to the screen's level t*. `regularizer`: "
+            "`bound_regularizer`'s budget projection (no knob), its set and budget from "
+            "the post-hoc screen (`choose_symmetry` with `jaxsym.post_hoc`).",
             "",
             "Excess risk of each method / the cell's best method's (least mean excess risk), "
             "paired by seed: geometric mean over seeds [95% t-interval of the mean log ratio]; "
