@@ -736,6 +736,11 @@ def _reason(names, ts, risks, stderrs, index, best, ceiling, loss) -> str:
     )
     if index == best:
         text += "no more symmetric option is within one standard error of it"
+    elif names[index] == "none":
+        text += (
+            "no symmetric option within one standard error of it beats both ends by more "
+            "than the noise, so no symmetry is kept"
+        )
     else:
         text += (
             f"{chosen} is the most symmetric option within one standard error of it "

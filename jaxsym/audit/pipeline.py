@@ -20,9 +20,9 @@ draws. Every number comes from the library through :mod:`jaxsym.audit.analysis`
   on partial sets alike;
 * **certify** (certify split, every example): :func:`jaxsym.held_out_bound` for
   every trained model, with the union bound over all of them, at :data:`DELTA`;
-* **recommend**: the model with the lowest certificate; ties go to the more
-  symmetric one. A recommendation is therefore never worse, on its certificate,
-  than another model the same report trained.
+* **recommend**: the most symmetric model tied, within one paired standard
+  error on the certify split, with the lowest certificate: never worse than
+  another model the same report trained by more than the noise.
 
 The covering-number bound of docs/theory.md §4 ("the theory bound", with
 estimated constants) is reported for the trained sets; it decides nothing.
@@ -50,6 +50,7 @@ __all__ = ["CERTIFY_FRACTION", "DELTA", "AuditSettings", "run_audit", "settings"
 CERTIFY_FRACTION = 1 / 3  # of the training data, held out for the certificates
 DELTA = 0.05  # the certificates' failure probability (all trained models together)
 NUM_FOLDS = 5  # the screen's cross-fitting folds
+RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # the reference model's λ, chosen by cross-fit
 
 
 class AuditSettings(NamedTuple):
@@ -58,7 +59,7 @@ class AuditSettings(NamedTuple):
     max_train: int
     max_test: int
     num_features: int
-    ridge: float
+    ridges: tuple[float, ...]
     num_folds: int
     delta: float
 
@@ -67,11 +68,11 @@ def settings(quick: bool) -> AuditSettings:
     """The default or the ``--quick`` sizes of the reference model and the data."""
     if quick:
         return AuditSettings(
-            max_train=1200, max_test=400, num_features=512, ridge=1e-5, num_folds=NUM_FOLDS,
+            max_train=1200, max_test=400, num_features=512, ridges=RIDGES, num_folds=NUM_FOLDS,
             delta=DELTA,
         )  # fmt: skip
     return AuditSettings(
-        max_train=4000, max_test=2000, num_features=1024, ridge=1e-5, num_folds=NUM_FOLDS,
+        max_train=4000, max_test=2000, num_features=1024, ridges=RIDGES, num_folds=NUM_FOLDS,
         delta=DELTA,
     )  # fmt: skip
 
@@ -181,13 +182,14 @@ def run_audit(
     steps.set_description("audit: screen")
     spec = sweep.loss_spec(data.task, targets if data.task == "regression" else train.y)
     with _timed(timings, "screen"):
-        fit = analysis.make_fit(
-            config.num_features, config.ridge, analysis.median_distance(train.x, seed=seed), key_fit
-        )
+        loss = "zero_one" if data.task == "classification" else "squared"
+        fit, ridge = analysis.make_fit(
+            config.num_features, config.ridges, analysis.median_distance(train.x, seed=seed),
+            key_fit, train.x, targets, group, loss=loss,
+        )  # fmt: skip
         choice = analysis.screen(
             fit, train.x, targets, group, key_folds, rms,
-            loss="zero_one" if data.task == "classification" else "squared",
-            num_folds=config.num_folds,
+            loss=loss, num_folds=config.num_folds,
         )  # fmt: skip
     results["screen"] = _screen_results(group, choice)
     steps.update()
@@ -197,13 +199,17 @@ def run_audit(
     with _timed(timings, "training"):
         rows, predictors = _training(train, group, choice, fit)
     with _timed(timings, "certify"):
-        _certify(rows, predictors, spec, (x_certify, y_certify), data, config.delta)
+        certify_losses = _certify(
+            rows, predictors, spec, (x_certify, y_certify), data, config.delta
+        )
     results["loss"] = {"name": spec.name, "loss_range": spec.loss_range}
     results["model"] = {
         "name": "random-features network",
+        "ridge": ridge,
         "description": (
             f"{config.num_features} random Fourier features of the inputs (averaged over the "
-            f"set H and dialed at t), ridge λ = {config.ridge:g} on "
+            f"set H and dialed at t), ridge λ = {ridge:g} (cross-fitted on the training "
+            f"split among {', '.join(f'{r:g}' for r in config.ridges)}) on "
             f"{'one-hot labels' if data.task == 'classification' else 'the targets'}"
         ),
     }
@@ -216,7 +222,7 @@ def run_audit(
         results.update(_theory(train, targets, group, choice, fit))
     steps.update()
 
-    results["recommendation"] = _recommendation(group, rows, choice)
+    results["recommendation"] = _recommendation(group, rows, choice, certify_losses)
     steps.update()
     steps.close()
     results["timings"] = timings
@@ -305,17 +311,20 @@ def _training(train, group: TransformationSet, choice, fit):
     return rows, predictors
 
 
-def _certify(rows, predictors, spec, certify_split, data, delta: float) -> None:
+def _certify(rows, predictors, spec, certify_split, data, delta: float) -> np.ndarray:
     """Held-out certificate on every certify example (union over every trained model) and
-    test metrics, in place."""
+    test metrics, in place; returns the ``(models, n_certify)`` certify losses."""
     x_certify, y_certify = certify_split
     trained = [row for row in rows if row["available"]]
+    table = []
     for row, predictor in zip(trained, predictors, strict=True):
         losses = sweep.losses(predictor, x_certify, y_certify, spec)
         row["certificate"] = analysis.certify(
             losses, spec.loss_range, len(trained), delta
         )._asdict()
         row.update(sweep.metrics(predictor, data.x_test, data.y_test, data.task, spec))
+        table.append(losses)
+    return np.asarray(table, np.float64)
 
 
 def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
@@ -366,12 +375,27 @@ def _theory(train, targets, group, choice, fit) -> dict[str, Any]:
     }
 
 
-def _recommendation(group, rows, choice) -> dict[str, Any]:
-    """The trained model with the lowest certificate; ties go to the more symmetric one."""
+def _recommendation(group, rows, choice, certify_losses: np.ndarray) -> dict[str, Any]:
+    """The most symmetric trained model tied, within noise, with the lowest certificate.
+
+    Model ``j`` ties with the lowest-certificate model ``b`` when its certify loss
+    exceeds ``b``'s by at most one paired standard error,
+    ``mean(ℓ_j − ℓ_b) ≤ std(ℓ_j − ℓ_b) / √n`` on the same certify examples; among
+    the tied models the largest set, then the smallest t, wins (the screen's
+    rule, docs/theory.md §9). Every tied model's certificate holds with the
+    same union bound, so the recommendation's certificate is its own.
+    """
     trained = [row for row in rows if row["available"]]
-    lowest = min(row["certificate"]["bound"] for row in trained)
-    tied = [row for row in trained if row["certificate"]["bound"] <= lowest + 1e-12]
-    row = min(tied, key=lambda r: (-r["size"], r["t"]))
+    best = min(range(len(trained)), key=lambda j: trained[j]["certificate"]["bound"])
+    n = certify_losses.shape[1]
+    tied = []
+    for j in range(len(trained)):
+        difference = certify_losses[j] - certify_losses[best]
+        noise = float(difference.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+        if float(difference.mean()) <= noise + 1e-12:
+            tied.append(j)
+    pick = min(tied, key=lambda j: (-trained[j]["size"], trained[j]["t"]))
+    row = trained[pick]
     size = row["size"]
     if size == 1:
         strictness = "none"
@@ -388,6 +412,11 @@ def _recommendation(group, rows, choice) -> dict[str, Any]:
         "method": row["method"],
         "basis": "held-out certificate",
         "certificate": row["certificate"],
+        "lowest_certificate": {
+            "method": trained[best]["method"],
+            "bound": trained[best]["certificate"]["bound"],
+        },
+        "tied": [trained[j]["method"] for j in tied],
         "test_error": row.get("error"),
         "screened": {"symmetry": choice.name, "t_star": choice.t_star, "budget": choice.budget},
         "agrees_with_screen": bool(row.get("screened", False)),

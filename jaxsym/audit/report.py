@@ -17,6 +17,7 @@ the order of the given group, element 0 being the identity):
   ``bound``; ``options`` = K, the number of models the union bound covers),
   ``test_error`` (the test split's error or MSE, or null), ``screened``
   (``{symmetry, t_star, budget}`` from the screen), ``agrees_with_screen`` (bool),
+  ``lowest_certificate`` (``{method, bound}``), ``tied`` (the methods tied with it),
   ``text`` (str: the paragraph).
 * ``data`` — ``source``, ``task``, ``num_train``, ``num_certify``, ``num_test``,
   ``test_source`` (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``,
@@ -147,6 +148,18 @@ def _certified(rec: dict[str, Any], task: str, loss_range: float | None = None) 
             "more held-out data tightens it."
         )
     return text
+
+
+def _standing(rec: dict[str, Any]) -> str:
+    """ "the lowest held-out certificate", or the tie within noise that it won."""
+    lowest = rec.get("lowest_certificate")
+    if lowest is None or lowest["method"] == rec["method"]:
+        return "the lowest held-out certificate"
+    return (
+        f"a held-out certificate tied within noise (one paired standard error of the certify "
+        f"losses) with the lowest, {lowest['method']}'s {lowest['bound']:.3g}, and is the most "
+        "symmetric of the tied models"
+    )
 
 
 def _theory_text(results: dict[str, Any]) -> str:
@@ -302,7 +315,7 @@ def recommendation_text(results: dict[str, Any]) -> str:
     if rec["strictness"] == "none":
         parts.append(
             f"Do not build {group['name']} or part of it into the model: the model without "
-            "symmetry has the lowest held-out certificate among the models trained."
+            f"symmetry has {_standing(rec)} among the models trained."
         )
     else:
         what = (
@@ -321,7 +334,7 @@ def recommendation_text(results: dict[str, Any]) -> str:
                 f"class has d_2 = {rec['eps_star']:.3g}; for your own network, "
                 "jaxsym.bound_regularizer(choice) trains to that budget)"
             )
-        parts.append(f"Build in {what} {how}: it has the lowest held-out certificate.")
+        parts.append(f"Build in {what} {how}: it has {_standing(rec)}.")
     parts.append(_certified(rec, data["task"], results.get("loss", {}).get("loss_range")))
     others = [
         f"{r['method']} {r['certificate']['bound']:.3g}"
