@@ -19,14 +19,21 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import as_float, check_callable, check_finite, check_model_output
+from jaxsym._validation import (
+    as_float,
+    check_callable,
+    check_choice,
+    check_finite,
+    check_model_output,
+)
 from jaxsym.defects import safe_sqrt
+from jaxsym.groups.images import LAYOUTS, _check_layout_shape
 
 __all__ = ["IMAGE_GENERATORS", "image_tangent", "lie_derivative"]
 
 Model = Callable[[jax.Array], jax.Array]
 
-#: Named generators of transformations of images ``(B, H, W[, C])``.
+#: Named generators of transformations of images ``(B, H, W[, C])`` (or ``(B, C, H, W)``).
 IMAGE_GENERATORS = ("rotation", "translate_x", "translate_y", "scale")
 
 
@@ -41,8 +48,8 @@ def _central_gradient(x: jax.Array, axis: int) -> jax.Array:
     return (ahead - behind) / 2
 
 
-def image_tangent(x: jax.Array, generator: str) -> jax.Array:
-    """``dρ_X(A) x`` for images ``(B, H, W)`` or ``(B, H, W, C)`` (docs/theory.md §10).
+def image_tangent(x: jax.Array, generator: str, *, layout: str = "channels_last") -> jax.Array:
+    """``dρ_X(A) x`` for images ``(B, H, W)``, ``(B, H, W, C)`` or ``(B, C, H, W)`` (§10).
 
     The generator moves pixel ``p`` (centred ``(row, col)`` coordinates) with
     velocity ``v(p)``; the image changes as ``−v · ∇x``, with ``∇x`` from central
@@ -59,11 +66,45 @@ def image_tangent(x: jax.Array, generator: str) -> jax.Array:
     Central differences make this equal to the central finite difference of the
     bilinear action for small ``t`` (a JVP through the interpolation would be
     one-sided at ``t = 0``, where sample points lie on the grid's kinks).
+
+    Args:
+        x: images ``(B, H, W)``, or ``(B, H, W, C)`` under ``layout="channels_last"``
+            (flax, NHWC), ``(B, C, H, W)`` under ``layout="channels_first"``
+            (equinox ``Conv2d``, NCHW).
+        generator: one of :data:`IMAGE_GENERATORS`.
+        layout: where the channel axis is; the channels-first tangent is the
+            channels-last one transposed.
+
+    Returns:
+        The tangent, shaped like ``x``.
+
+    Raises:
+        ValueError: if ``generator`` or ``layout`` is unknown, or an example looks
+            like the other layout (e.g. ``(1, 28, 28)`` under ``"channels_last"``).
+
+    >>> import jax.numpy as jnp
+    >>> from jaxsym.lie import image_tangent
+    >>> x = jnp.zeros((1, 1, 5, 5)).at[0, 0, 2, 2].set(1.0)  # (B, C, H, W)
+    >>> tangent = image_tangent(x, "translate_y", layout="channels_first")  # shift down
+    >>> (tangent[0, 0, :, 2] + 0.0).tolist()  # the column through the pixel
+    [0.0, -0.5, 0.0, 0.5, 0.0]
     """
     if generator not in IMAGE_GENERATORS:
         raise ValueError(
             f"generator must be one of {IMAGE_GENERATORS} or a (d, d) matrix; got {generator!r}."
         )
+    check_choice("layout", layout, LAYOUTS)
+    if x.ndim == 4:
+        _check_layout_shape(
+            tuple(x.shape[1:]),
+            f"x (batch of shape {tuple(x.shape)})",
+            layout,
+            subject="image generators act on",
+            fix="pass layout={layout!r}",
+        )
+    if layout == "channels_first" and x.ndim == 4:
+        moved = image_tangent(jnp.moveaxis(x, 1, -1), generator)
+        return jnp.moveaxis(moved, -1, 1)
     images = x if x.ndim == 4 else x[..., None]
     d_row, d_col = _central_gradient(images, 1), _central_gradient(images, 2)
     height, width = images.shape[1], images.shape[2]
@@ -93,15 +134,24 @@ def _matrix(name: str, value, dim: int, what: str) -> jax.Array:
     return matrix
 
 
-def _tangent(name: str, generator, z: jax.Array, what: str) -> jax.Array:
+def _tangent(name: str, generator, z: jax.Array, what: str, layout: str) -> jax.Array:
     """``dρ(A) z`` for a named image generator or a matrix on the last axis."""
     if isinstance(generator, str):
         if z.ndim not in (3, 4):
+            images = "(B, C, H, W)" if layout == "channels_first" else "(B, H, W, C)"
             raise ValueError(
-                f"{name}={generator!r} acts on images (B, H, W) or (B, H, W, C); {what} has "
+                f"{name}={generator!r} acts on images (B, H, W) or {images}; {what} has "
                 f"shape {z.shape}. Use a (d, d) matrix for points."
             )
-        return image_tangent(z, generator)
+        if z.ndim == 4 and generator in IMAGE_GENERATORS:
+            _check_layout_shape(
+                tuple(z.shape[1:]),
+                f"{what} (batch of shape {tuple(z.shape)})",
+                layout,
+                subject=f"{name}={generator!r} acts on",
+                fix="pass layout={layout!r}",
+            )
+        return image_tangent(z, generator, layout=layout)
     if z.ndim < 2:
         raise ValueError(
             f"{what} must have a batch axis and a last axis for {name}; got {z.shape}."
@@ -116,6 +166,7 @@ def lie_derivative(
     generator,
     *,
     output_generator=None,
+    layout: str = "channels_last",
 ) -> jax.Array:
     """Per-example norm of the Lie derivative ``‖L_A f(x_b)‖`` (docs/theory.md §10).
 
@@ -132,8 +183,9 @@ def lie_derivative(
 
     Args:
         f: batched model ``(B, *input) -> (B, *output)`` returning one array.
-        x: a batch of inputs: images ``(B, H, W[, C])`` for a named generator,
-            points ``(B, ..., d)`` for a matrix.
+        x: a batch of inputs: images ``(B, H, W[, C])`` (``(B, C, H, W)`` with
+            ``layout="channels_first"``) for a named generator, points
+            ``(B, ..., d)`` for a matrix.
         generator: ``"rotation"``, ``"translate_x"``, ``"translate_y"`` or
             ``"scale"`` (images; see :func:`image_tangent` for the directions,
             which match :func:`jaxsym.groups.image_rotations` and
@@ -143,27 +195,41 @@ def lie_derivative(
         output_generator: ``None`` for invariance (trivial ``ρ_Y``); a
             ``(k, k)`` matrix ``dρ_Y(A)`` acting on the last axis of the output;
             or a named image generator for image-valued outputs
-            ``(B, H', W'[, C'])``. For equivariance under the same matrix action
-            pass the same ``A``.
+            ``(B, H', W'[, C'])`` (in the same ``layout``). For equivariance
+            under the same matrix action pass the same ``A``.
+        layout: for named image generators, where the channel axis of ``x``
+            (and of image-valued outputs) is: ``"channels_last"`` (flax, NHWC)
+            or ``"channels_first"`` (equinox ``Conv2d``, NCHW). A 4-D batch
+            whose examples look like the other layout (e.g. ``(B, 1, 28, 28)``
+            under the default) is refused, never guessed. Ignored for matrices.
 
     Returns:
         ``(B,)`` norms ``‖L_A f(x_b)‖`` in the model's float dtype.
 
     Raises:
         ValueError: if the generator does not fit ``x`` (wrong shape, unknown
-            name, images needed), the output generator does not fit ``f(x)``, or
+            name, images needed, examples that look like the other ``layout``),
+            the output generator does not fit ``f(x)``, ``layout`` is unknown, or
             a concrete ``x`` holds NaN/inf.
         TypeError: if ``f`` is not callable or returns a pytree.
+
+    >>> import jax.numpy as jnp
+    >>> import jaxsym
+    >>> x = jnp.zeros((1, 1, 9, 9)).at[0, 0, 4, 2:7].set(1.0)  # (B, C, H, W)
+    >>> total = lambda z: z.sum(axis=(1, 2, 3))[:, None]  # invariant to small shifts
+    >>> jaxsym.lie_derivative(total, x, "translate_x", layout="channels_first").tolist()
+    [0.0]
     """
     check_callable("f", f)
+    check_choice("layout", layout, LAYOUTS)
     x = as_float(jnp.asarray(x) if not hasattr(x, "shape") else x)
     check_finite("x", x)
-    tangent = _tangent("generator", generator, x, "x")
+    tangent = _tangent("generator", generator, x, "x", layout)
     y, dy = jax.jvp(f, (x,), (tangent.astype(x.dtype),))
     check_model_output(y, x.shape[0])
     if output_generator is not None:
-        dy = dy - _tangent("output_generator", output_generator, as_float(y), "f(x)").astype(
-            dy.dtype
-        )
+        dy = dy - _tangent(
+            "output_generator", output_generator, as_float(y), "f(x)", layout
+        ).astype(dy.dtype)
     flat = dy.reshape(dy.shape[0], -1)
     return safe_sqrt(jnp.sum(flat * flat, axis=-1))

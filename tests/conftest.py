@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import jax
@@ -41,6 +42,45 @@ def random_mlp(key, in_dim: int, out_dim: int, hidden: int = 16):
 
     def net(p, x):
         return jnp.tanh(x.reshape(x.shape[0], -1) @ p["w1"] + p["b1"]) @ p["w2"]
+
+    return (lambda x: net(params, x)), params, net
+
+
+def blob(size, centre, sigma, channels=None):
+    """A Gaussian blob ``exp(−|p − c|²/2σ²)`` on a ``size × size`` grid (centred coords)."""
+    r = np.arange(size) - (size - 1) / 2
+    image = np.exp(
+        -((r[:, None] - centre[0]) ** 2 + (r[None, :] - centre[1]) ** 2) / (2 * sigma**2)
+    )
+    image = image.astype(np.float32)
+    return jnp.asarray(image if channels is None else np.repeat(image[..., None], channels, -1))
+
+
+def random_cnn(key, channels=1, width=8, outputs=3, size=None):
+    """A random two-layer CNN: ``(f, params, net)``.
+
+    Global mean pooling (nearly rotation invariant) when ``size`` is ``None``; a
+    dense head on the ``size × size`` feature map (far from invariant) otherwise.
+    """
+    k1, k2, k3 = jax.random.split(key, 3)
+    features = width if size is None else width * size * size
+    params = {
+        "w1": jax.random.normal(k1, (3, 3, channels, width)) / 3.0,
+        "w2": jax.random.normal(k2, (3, 3, width, width)) / (3.0 * math.sqrt(width)),
+        "w3": jax.random.normal(k3, (features, outputs)) / math.sqrt(features),
+    }
+
+    def net(p, x):
+        h = x if x.ndim == 4 else x[..., None]
+        spec = ("NHWC", "HWIO", "NHWC")
+        h = jnp.tanh(
+            jax.lax.conv_general_dilated(h, p["w1"], (1, 1), "SAME", dimension_numbers=spec)
+        )
+        h = jnp.tanh(
+            jax.lax.conv_general_dilated(h, p["w2"], (1, 1), "SAME", dimension_numbers=spec)
+        )
+        pooled = h.mean(axis=(1, 2)) if size is None else h.reshape(h.shape[0], -1)
+        return pooled @ p["w3"]
 
     return (lambda x: net(params, x)), params, net
 

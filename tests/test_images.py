@@ -3,56 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import blob, random_cnn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.scipy.ndimage import map_coordinates
 
 import jaxsym
 from jaxsym import groups
-
-
-def blob(size, centre, sigma, channels=None):
-    """A Gaussian blob ``exp(−|p − c|²/2σ²)`` on a ``size × size`` grid (centred coords)."""
-    r = np.arange(size) - (size - 1) / 2
-    image = np.exp(
-        -((r[:, None] - centre[0]) ** 2 + (r[None, :] - centre[1]) ** 2) / (2 * sigma**2)
-    )
-    image = image.astype(np.float32)
-    return jnp.asarray(image if channels is None else np.repeat(image[..., None], channels, -1))
-
-
-def random_cnn(key, channels=1, width=8, outputs=3, size=None):
-    """A random two-layer CNN: ``(f, params, net)``.
-
-    Global mean pooling (nearly rotation invariant) when ``size`` is ``None``; a
-    dense head on the ``size × size`` feature map (far from invariant) otherwise.
-    """
-    k1, k2, k3 = jax.random.split(key, 3)
-    features = width if size is None else width * size * size
-    params = {
-        "w1": jax.random.normal(k1, (3, 3, channels, width)) / 3.0,
-        "w2": jax.random.normal(k2, (3, 3, width, width)) / (3.0 * math.sqrt(width)),
-        "w3": jax.random.normal(k3, (features, outputs)) / math.sqrt(features),
-    }
-
-    def net(p, x):
-        h = x if x.ndim == 4 else x[..., None]
-        spec = ("NHWC", "HWIO", "NHWC")
-        h = jnp.tanh(
-            jax.lax.conv_general_dilated(h, p["w1"], (1, 1), "SAME", dimension_numbers=spec)
-        )
-        h = jnp.tanh(
-            jax.lax.conv_general_dilated(h, p["w2"], (1, 1), "SAME", dimension_numbers=spec)
-        )
-        pooled = h.mean(axis=(1, 2)) if size is None else h.reshape(h.shape[0], -1)
-        return pooled @ p["w3"]
-
-    return (lambda x: net(params, x)), params, net
 
 
 def reference_rotation(image, theta):
@@ -385,3 +348,221 @@ def test_audit_loads_rotated_digits():
     data = load_dataset("rot-digits", groups.rot90())
     assert data.x.shape[1:] == (8, 8) and "rot-digits" in data.source
     assert len(data.x) + len(data.x_test) == len(jaxsym.datasets.rotated_digits().y)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+LAYOUT_BUILDERS = {
+    "rot90": lambda layout: groups.rot90(layout=layout),
+    "flip_rot90": lambda layout: groups.flip_rot90(layout=layout),
+    "rotations": lambda layout: groups.image_rotations(8, layout=layout),
+    "partial": lambda layout: groups.image_rotations(5, max_angle=0.4, layout=layout),
+    "translations": lambda layout: groups.image_translations(
+        [[0.3, -1.2], [2.0, 1.0]], layout=layout
+    ),
+    "grid": lambda layout: groups.translation_grid(3, 0.5, layout=layout),
+}
+
+
+def _channels_first(x):
+    """``(..., H, W, C) -> (..., C, H, W)``."""
+    return jnp.moveaxis(x, -1, -3)
+
+
+@jax.jit
+def _every_element(group, x):
+    """``(|G|, B, *example)``: every element on every example (one compiled call)."""
+    return jax.vmap(lambda g: jax.vmap(group.act_in, in_axes=(None, 0))(g, x))(group.elements)
+
+
+@pytest.mark.parametrize("builder", sorted(LAYOUT_BUILDERS))
+def test_channels_first_is_the_channels_last_result_transposed(builder):
+    last = LAYOUT_BUILDERS[builder]("channels_last")
+    first = LAYOUT_BUILDERS[builder]("channels_first")
+    assert (last.action.layout, first.action.layout) == ("channels_last", "channels_first")
+    np.testing.assert_array_equal(last.elements, first.elements)
+    x = jnp.asarray(np.random.default_rng(20).standard_normal((2, 9, 9, 3)), jnp.float32)
+    moved = _every_element(first, _channels_first(x))
+    assert moved.shape == (last.size, 2, 3, 9, 9)
+    np.testing.assert_array_equal(moved, _channels_first(_every_element(last, x)))
+    flat = x[..., 0]  # (B, H, W) single-channel images fit both layouts, with one result
+    np.testing.assert_array_equal(_every_element(first, flat), _every_element(last, flat))
+
+
+def test_channels_first_quarter_turns_and_flips_match_numpy():
+    x = np.random.default_rng(21).standard_normal((1, 3, 9, 9)).astype(np.float32)  # (B, C, H, W)
+    turned = np.stack([np.rot90(x, k, axes=(2, 3)) for k in range(4)])
+    flipped = np.stack([np.rot90(x[..., ::-1], k, axes=(2, 3)) for k in range(4)])  # R^k F
+    c4 = _every_element(groups.rot90(layout="channels_first"), x)
+    d4 = _every_element(groups.flip_rot90(layout="channels_first"), x)
+    turns = _every_element(groups.image_rotations(4, layout="channels_first"), x)
+    np.testing.assert_array_equal(c4, turned)
+    np.testing.assert_array_equal(d4, np.concatenate([turned, flipped]))
+    np.testing.assert_allclose(turns, turned, atol=1e-6)
+
+
+def test_channels_first_interpolation_matches_independent_references():
+    x = jnp.asarray(np.random.default_rng(22).standard_normal((2, 9, 9)), jnp.float32)  # (C, H, W)
+    rotations = groups.image_rotations(5, max_angle=0.4, layout="channels_first")
+    moved = _every_element(rotations, x[None])[:, 0]
+    for k in (1, 4):
+        theta = float(rotations.elements[k])
+        expected = jnp.moveaxis(reference_rotation(jnp.moveaxis(x, 0, -1), theta), -1, 0)
+        np.testing.assert_allclose(moved[k], expected, atol=1e-5)
+    shifts = groups.image_translations([[0.3, -1.7]], layout="channels_first")
+    rr, cc = np.meshgrid(np.arange(9), np.arange(9), indexing="ij")
+    expected = jnp.stack(
+        [map_coordinates(x[c], [rr - 0.3, cc + 1.7], order=1, mode="constant") for c in range(2)]
+    )
+    np.testing.assert_allclose(_every_element(shifts, x[None])[1, 0], expected, atol=1e-5)
+
+
+def test_orbit_augment_symmetrize_and_subsets_agree_across_layouts():
+    rng = np.random.default_rng(24)
+    x = jnp.asarray(rng.standard_normal((3, 9, 9, 2)), jnp.float32)
+    weights = jnp.asarray(rng.standard_normal((9 * 9 * 2, 4)) / 13, jnp.float32)
+
+    def f_last(z):  # a fixed linear map on flattened channels-last images
+        return z.reshape(z.shape[0], -1) @ weights
+
+    def f_first(z):  # the same model, fed channels-first images
+        return f_last(jnp.moveaxis(z, -3, -1))
+
+    last, first = groups.image_rotations(8), groups.image_rotations(8, layout="channels_first")
+    orbit = jax.jit(groups.orbit_augment)  # one compiled call each (eager ops are slow on CPU)
+    np.testing.assert_array_equal(orbit(_channels_first(x), first), _channels_first(orbit(x, last)))
+    np.testing.assert_allclose(
+        jax.jit(jaxsym.symmetrize(f_first, first))(_channels_first(x)),
+        jax.jit(jaxsym.symmetrize(f_last, last))(x),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert groups.element_labels(first) == groups.element_labels(last)
+    quarter = first.subset([0, 2, 4, 6])  # the layout travels with the action
+    assert quarter.action.layout == "channels_first" and "channels_first" in quarter.name
+    # Independent: the C4 average of the linear model, from numpy quarter turns.
+    turned = [np.rot90(np.asarray(x), k, axes=(1, 2)) for k in range(4)]
+    expected = np.mean([np.asarray(x_k).reshape(3, -1) @ weights for x_k in turned], axis=0)
+    symmetric = jax.jit(jaxsym.symmetrize(f_first, quarter))(_channels_first(x))
+    np.testing.assert_allclose(symmetric, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("builder", sorted(LAYOUT_BUILDERS))
+def test_the_other_layout_is_refused_naming_the_argument(builder):
+    last = LAYOUT_BUILDERS[builder]("channels_last")
+    first = LAYOUT_BUILDERS[builder]("channels_first")
+    for shape in ((2, 1, 12, 12), (2, 3, 12, 12), (2, 4, 12, 13)):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"{shape[1:]}, which looks channels-first (C, H, W)")
+            + ".*layout='channels_first'",
+        ):
+            last.check_inputs(jnp.zeros(shape))
+    with pytest.raises(
+        ValueError,
+        match=r"\(12, 12, 3\), which looks channels-last \(H, W, C\).*layout='channels_last'",
+    ):
+        first.check_inputs(jnp.zeros((2, 12, 12, 3)))
+    with pytest.raises(ValueError, match="layout must be one of"):
+        LAYOUT_BUILDERS[builder]("NCHW")
+
+
+def test_layout_boundaries_and_square_checks_on_the_right_axes():
+    grid = groups.translation_grid(3)
+    grid.check_inputs(jnp.zeros((1, 5, 12, 12)))  # a first axis of 5 is not taken for channels
+    grid.check_inputs(jnp.zeros((1, 3, 4, 4)))  # tiny images: min(H, W) ≤ 4
+    groups.translation_grid(3, layout="channels_first").check_inputs(jnp.zeros((1, 12, 12, 5)))
+    groups.rot90(layout="channels_first").check_inputs(jnp.zeros((1, 2, 9, 9)))
+    partial = groups.image_rotations(5, max_angle=0.4, layout="channels_first")
+    partial.check_inputs(jnp.zeros((1, 2, 6, 10)))  # no quarter turn: any H × W
+    with pytest.raises(ValueError, match=r"square.*H = 6, W = 10"):
+        groups.image_rotations(4, layout="channels_first").check_inputs(jnp.zeros((1, 2, 6, 10)))
+    with pytest.raises(ValueError, match=r"square images of shape \(H, H\) or \(C, H, H\)"):
+        groups.rot90(layout="channels_first").check_inputs(jnp.zeros((1, 2, 6, 8)))
+    with pytest.raises(ValueError, match=r"square images of shape \(H, H\) or \(H, H, C\)"):
+        groups.flip_rot90().check_inputs(jnp.zeros((1, 6, 8, 2)))
+    for action in (groups.GridAction, groups.ImageRotationAction, groups.ImageTranslationAction):
+        with pytest.raises(ValueError, match="layout must be one of"):
+            action(layout="NCHW")
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(C, H, W\)"):
+        groups.translation_grid(3, layout="channels_first").check_inputs(jnp.zeros((1, 2, 2, 6, 6)))
+
+
+def test_the_layout_is_part_of_the_name_description_and_identity():
+    first = groups.image_rotations(5, max_angle=0.4, layout="channels_first")
+    last = groups.image_rotations(5, max_angle=0.4)
+    assert (last.name, first.name) == ("RotImg[5,partial]", "RotImg[5,partial,channels_first]")
+    assert "channels_first" in repr(first) and "channels" not in repr(last)
+    assert "channels-first" in first.action.describe()
+    assert "channels" not in last.action.describe()
+    assert groups.rot90(layout="channels_first").name == "C4(rot90,channels_first)"
+    assert groups.flip_rot90(layout="channels_first").name == "D4(img,channels_first)"
+    assert groups.translation_grid(3, layout="channels_first").name == "Shift[9,channels_first]"
+    assert jax.tree_util.tree_structure(first) != jax.tree_util.tree_structure(last)
+    traces = []
+
+    @jax.jit
+    def moved(group, x):
+        traces.append(1)
+        return group.act_in(group.element(1), x)
+
+    x = blob(9, (1.0, 0.0), 2.0)
+    np.testing.assert_array_equal(moved(first, x), moved(last, x))  # (H, W): the same
+    assert len(traces) == 2  # the layout is static: one trace per layout
+
+
+def test_interpolation_floor_and_probe_agree_across_layouts():
+    x = jnp.stack([blob(12, (1.0, -2.0), 2.0, 2), blob(12, (-3.0, 0.5), 1.5, 2)])
+    x = x.at[1, ..., 1].multiply(-1.0)  # a signed channel
+    floor_of = jax.jit(groups.interpolation_floor, static_argnames="reduce")
+    for name in ("rotations", "grid"):
+        last = LAYOUT_BUILDERS[name]("channels_last")
+        first = LAYOUT_BUILDERS[name]("channels_first")
+        floor = np.asarray(floor_of(x, last, reduce="rms"))
+        np.testing.assert_allclose(
+            floor_of(_channels_first(x), first, reduce="rms"),
+            floor,
+            rtol=1e-5,
+            atol=1e-7,
+        )
+        probe = groups.images.invariant_probe(first, (2, 12, 12))
+        mask = groups.images.disc_mask(12, 12) if name == "rotations" else np.ones((12, 12))
+        expected = (np.asarray(x, np.float64) * mask[None, :, :, None]).sum((1, 2))
+        np.testing.assert_allclose(probe(_channels_first(x)), expected, rtol=1e-5, atol=1e-6)
+        if name == "rotations":
+            assert np.all(floor[[1, 3, 5, 7]] > 1e-5)  # not trivially 0
+    with pytest.raises(ValueError, match=r"looks channels-first.*layout='channels_first'"):
+        groups.interpolation_floor(_channels_first(x), groups.image_rotations(8))
+    with pytest.raises(ValueError, match=r"looks channels-first.*layout='channels_first'"):
+        groups.images.invariant_probe(groups.image_rotations(8), (2, 12, 12))
+
+
+def test_audit_layout_flag_refuses_channels_first_data_by_default(tmp_path, capsys, monkeypatch):
+    from jaxsym.audit import cli
+    from jaxsym.audit.inputs import AuditError, parse_group
+
+    seen = {}
+
+    def fake_run(args, group, data, *rest, **kwargs):  # stands in for the long audit
+        seen.update(group=group, data=data)
+        return 0
+
+    monkeypatch.setattr(cli, "_run", fake_run)
+    path = tmp_path / "images.npz"
+    x = np.random.default_rng(25).random((40, 1, 28, 28), dtype=np.float32)
+    np.savez(path, x=x, y=np.arange(40) % 2)
+    argv = ["--data", str(path), "--group", "rot-image:5:20", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(1, 28, 28), which looks channels-first" in err
+    assert "pass --layout channels_first" in err and "layout=" not in err and not seen
+    assert cli.main([*argv, "--layout", "channels_first"]) == 0
+    assert seen["group"].action.layout == "channels_first"
+    assert seen["data"].x.shape[1:] == (1, 28, 28)
+    group = parse_group("shift-image:3", layout="channels_first")
+    assert group.action.layout == "channels_first" and group.size == 9
+    assert parse_group("d4-image", layout="channels_first").name == "D4(img,channels_first)"
+    with pytest.raises(AuditError, match="--layout channels_first applies to the image groups"):
+        parse_group("c4", layout="channels_first")
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--layout", "NCHW"])

@@ -8,13 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_mlp
-from test_images import blob, random_cnn
+from conftest import blob, random_cnn, random_mlp
 
 import jaxsym
 from jaxsym import groups
 from jaxsym.groups.images import bilinear_sample
-from jaxsym.lie import image_tangent
+from jaxsym.lie import IMAGE_GENERATORS, image_tangent
 
 ROTATION = jnp.asarray([[0.0, -1.0], [1.0, 0.0]])
 
@@ -184,3 +183,86 @@ def test_bad_generators_raise_clear_errors():
         jaxsym.lie_derivative(f, points, ROTATION, output_generator=jnp.eye(3))
     with pytest.raises(ValueError, match="non-finite"):
         jaxsym.lie_derivative(f, points.at[0, 0, 0].set(jnp.nan), ROTATION)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def test_lie_derivative_agrees_across_layouts():
+    x = jnp.stack([blob(12, (2.0, -1.0), 2.0, 2), blob(12, (-1.5, 2.5), 1.8, 2)])  # (B, H, W, C)
+    x_first = jnp.moveaxis(x, -1, 1)  # (B, C, H, W)
+    weights = jnp.asarray(np.random.default_rng(30).standard_normal((12 * 12 * 2, 3)) / 17)
+
+    def f_last(z):  # a fixed linear map on flattened channels-last images
+        return z.reshape(z.shape[0], -1) @ weights.astype(z.dtype)
+
+    def f_first(z):  # the same model, fed channels-first images
+        return f_last(jnp.moveaxis(z, 1, -1))
+
+    def tangents(layout):  # every named generator, in one compiled call
+        return jax.jit(lambda z: [image_tangent(z, g, layout=layout) for g in IMAGE_GENERATORS])
+
+    pairs = zip(tangents("channels_first")(x_first), tangents("channels_last")(x), strict=True)
+    for first, last in pairs:
+        np.testing.assert_array_equal(first, jnp.moveaxis(last, -1, 1))  # last, transposed
+    lie = jax.jit(jaxsym.lie_derivative, static_argnums=(0, 2), static_argnames="layout")
+    last = np.asarray(lie(f_last, x, "rotation"))
+    ours = lie(f_first, x_first, "rotation", layout="channels_first")
+    np.testing.assert_allclose(ours, last, rtol=1e-5)
+    assert np.all(last > 1e-3)  # not invariant: the comparison is not 0 = 0
+    # Independent: central finite differences of the channels-first rotation set.
+    rotations = groups.image_rotations(1, layout="channels_first")
+    moved = jax.jit(_moved)
+    expected = _finite_difference(
+        f_first, x_first, lambda t: moved(rotations, jnp.float32(t), x_first)
+    )
+    np.testing.assert_allclose(ours, expected, rtol=0.05)
+
+
+def test_image_valued_outputs_follow_the_layout():
+    x_first = jnp.moveaxis(_images(), -1, 1)  # (B, 1, H, W)
+    mix = jnp.asarray([[1.0], [-0.5]])
+
+    def channel_mix(z):  # (B, 1, H, W) -> (B, 2, H, W): commutes with moving pixels
+        return jnp.einsum("bchw,dc->bdhw", z, mix)
+
+    @jax.jit
+    def both(z):  # one compiled call (eager ops are slow on CPU)
+        kwargs = {"layout": "channels_first"}
+        equivariant = jaxsym.lie_derivative(
+            channel_mix, z, "rotation", output_generator="rotation", **kwargs
+        )
+        return equivariant, jaxsym.lie_derivative(channel_mix, z, "rotation", **kwargs)
+
+    equivariant, plain = both(x_first)
+    assert float(jnp.max(equivariant)) < 1e-5
+    assert float(jnp.min(plain)) > 1e-2
+
+
+def test_lie_derivative_refuses_the_other_layout_naming_the_argument():
+    def f(z):
+        return z.reshape(z.shape[0], -1)[:, :2]
+
+    with pytest.raises(
+        ValueError, match=r"\(1, 12, 12\), which looks channels-first.*pass layout='channels_first'"
+    ):
+        jaxsym.lie_derivative(f, jnp.ones((2, 1, 12, 12)), "rotation")
+    with pytest.raises(
+        ValueError, match=r"\(12, 12, 3\), which looks channels-last.*pass layout='channels_last'"
+    ):
+        jaxsym.lie_derivative(f, jnp.ones((2, 12, 12, 3)), "translate_x", layout="channels_first")
+    with pytest.raises(ValueError, match=r"f\(x\).*looks channels-first.*layout='channels_first'"):
+        jaxsym.lie_derivative(
+            lambda z: jnp.moveaxis(z, -1, 1),  # channels-last in, channels-first out
+            jnp.ones((2, 12, 12, 1)),
+            "rotation",
+            output_generator="rotation",
+        )
+    with pytest.raises(ValueError, match="layout must be one of"):
+        jaxsym.lie_derivative(f, jnp.ones((2, 12, 12, 3)), "rotation", layout="NHWC")
+    flat = _images()[..., 0]  # (B, H, W) fits both layouts, with one result
+    model = lambda z: z.reshape(z.shape[0], -1)[:, ::7]  # noqa: E731
+    np.testing.assert_array_equal(
+        jaxsym.lie_derivative(model, flat, "rotation"),
+        jaxsym.lie_derivative(model, flat, "rotation", layout="channels_first"),
+    )

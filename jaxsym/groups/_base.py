@@ -49,6 +49,7 @@ __all__ = [
     "MatrixAction",
     "TransformationSet",
     "cayley_table",
+    "element_indices",
     "element_labels",
     "identity_elements",
     "inverse_indices",

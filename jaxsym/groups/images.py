@@ -9,6 +9,14 @@ be left actions (docs/theory.md §1), so the image is moved as
 shifts by bilinear interpolation with zero padding. They are not exact group
 actions on the pixel grid (docs/theory.md §11); :func:`interpolation_floor`
 measures the defect the interpolation alone produces.
+
+Layouts: every builder takes ``layout="channels_last"`` (one example is
+``(H, W)`` or ``(H, W, C)``, as in flax, NHWC) or ``layout="channels_first"``
+(``(C, H, W)`` or ``(H, W)``, as equinox's ``Conv2d``, NCHW). The layout is
+stored on the action (a static field: part of the set's identity) and checked
+on every example: a shape that looks like the other layout (a first axis of at
+most :data:`LAYOUT_CHANNEL_LIMIT` before two larger ones, or the mirror image)
+is refused with a message naming ``layout=``; it is never guessed.
 """
 
 from __future__ import annotations
@@ -40,12 +48,119 @@ __all__ = [
     "translation_grid",
 ]
 
+# ----------------------------------------------------------------------------- layouts
+
+LAYOUTS = ("channels_last", "channels_first")
+"""The image layouts: ``(H, W[, C])`` (flax, NHWC) and ``(C, H, W)`` (equinox ``Conv2d``, NCHW)."""
+
+LAYOUT_CHANNEL_LIMIT = 4
+"""A 3-D example ``(A, B, C)`` with ``A ≤ 4 < min(B, C)`` looks channels-first (and mirrored)."""
+
+_PATTERN = {"channels_last": "(H, W, C)", "channels_first": "(C, H, W)"}
+_FRAMEWORK = {"channels_last": "flax, NHWC", "channels_first": "equinox Conv2d, NCHW"}
+
+
+class _LayoutError(ValueError):
+    """An example that looks like the other layout; ``suggested_layout`` names that layout."""
+
+    def __init__(self, message: str, suggested_layout: str, example_shape: tuple[int, ...]):
+        super().__init__(message)
+        self.suggested_layout = suggested_layout
+        self.example_shape = example_shape
+
+
+def _layout_words(layout: str) -> str:
+    """``""`` for the default layout, else a note for :meth:`Action.describe`."""
+    return ", channels-first (C, H, W)" if layout == "channels_first" else ""
+
+
+def _layout_name(name: str, layout: str) -> str:
+    """A set's name, with ``,channels_first`` before its closing bracket for that layout."""
+    if layout != "channels_first":
+        return name
+    return f"{name[:-1]},channels_first{name[-1]}"
+
+
+def _looks_like(shape: tuple[int, ...], layout: str) -> str | None:
+    """The other layout when one 3-D example ``shape`` looks like it under ``layout``."""
+    if len(shape) != 3:
+        return None
+    limit = LAYOUT_CHANNEL_LIMIT
+    if layout == "channels_last" and shape[0] <= limit < min(shape[1], shape[2]):
+        return "channels_first"
+    if layout == "channels_first" and shape[2] <= limit < min(shape[0], shape[1]):
+        return "channels_last"
+    return None
+
+
+def _check_layout_shape(
+    shape: tuple[int, ...],
+    name: str,
+    layout: str,
+    *,
+    subject: str = "image sets act on",
+    fix: str = "build the set with layout={layout!r}",
+) -> None:
+    """Refuse one example whose shape looks like the other layout (never guess it)."""
+    other = _looks_like(tuple(shape), layout)
+    if other is None:
+        return
+    words = {key: key.replace("_", "-") for key in LAYOUTS}
+    default = " by default" if layout == "channels_last" else f" (layout={layout!r})"
+    where = "last" if other == "channels_first" else "first"
+    raise _LayoutError(
+        f"{name}: one example has shape {tuple(shape)}, which looks {words[other]} "
+        f"{_PATTERN[other]}; {subject} {words[layout]} {_PATTERN[layout]}{default}: "
+        f"{fix.format(layout=other)} ({_FRAMEWORK[other]}), or move the channel axis {where}.",
+        other,
+        tuple(shape),
+    )
+
+
+def _spatial(shape: tuple[int, ...], layout: str) -> tuple[int, int]:
+    """``(H, W)`` of one example ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``."""
+    if layout == "channels_first" and len(shape) == 3:
+        return shape[1], shape[2]
+    return shape[0], shape[1]
+
+
+def _channels_last(action: Callable[[jax.Array, jax.Array], jax.Array], layout: str):
+    """``action(element, x)`` on channels-last images, wrapped for ``layout``.
+
+    A channels-first example ``(C, H, W)`` has its channel axis moved last, is
+    acted on, and moved back: the result is the channels-last result transposed.
+    """
+
+    def act(element, x: jax.Array) -> jax.Array:
+        if layout != "channels_first" or x.ndim != 3:
+            return action(element, x)
+        return jnp.moveaxis(action(element, jnp.moveaxis(x, 0, -1)), -1, 0)
+
+    return act
+
+
+def _pattern(layout: str) -> str:
+    return "(H, W) or (C, H, W)" if layout == "channels_first" else "(H, W) or (H, W, C)"
+
 
 @dataclasses.dataclass(frozen=True)
 class GridAction(Action):
-    """Integer orthogonal 2 × 2 matrices acting on square grids ``(H, W[, C])``."""
+    """Integer orthogonal 2 × 2 matrices acting on square grids ``(H, W[, C])``.
+
+    Attributes:
+        layout: ``"channels_last"`` (``(H, W[, C])``) or ``"channels_first"``
+            (``(C, H, W)``; ``(H, W)`` too).
+    """
+
+    layout: str = "channels_last"
+
+    def __post_init__(self):
+        check_choice("layout", self.layout, LAYOUTS)
 
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
+        return _channels_last(self._act, self.layout)(element, x)
+
+    def _act(self, element: jax.Array, x: jax.Array) -> jax.Array:
         n = x.shape[0]
         doubled = 2 * jnp.arange(n, dtype=jnp.int32) - (n - 1)  # 2 × centred coordinate
         grid = jnp.stack(jnp.meshgrid(doubled, doubled, indexing="ij"))  # (2, n, n)
@@ -60,14 +175,22 @@ class GridAction(Action):
         return a @ b
 
     def check_example_shape(self, shape, name):
-        if len(shape) not in (2, 3) or shape[0] != shape[1]:
+        square = "(H, H) or (C, H, H)" if self.layout == "channels_first" else "(H, H) or (H, H, C)"
+        if len(shape) not in (2, 3):
             raise ValueError(
-                f"{name}: rot90/flip groups act on square images of shape (H, H) or "
-                f"(H, H, C); got one example of shape {shape}."
+                f"{name}: rot90/flip groups act on square images of shape {square}; got one "
+                f"example of shape {shape}."
+            )
+        _check_layout_shape(shape, name, self.layout)
+        height, width = _spatial(shape, self.layout)
+        if height != width:
+            raise ValueError(
+                f"{name}: rot90/flip groups act on square images of shape {square} "
+                f"(layout={self.layout!r}); got one example of shape {shape}."
             )
 
     def describe(self) -> str:
-        return "rot90/flips of square image grids"
+        return "rot90/flips of square image grids" + _layout_words(self.layout)
 
     def format_element(self, element) -> str:
         return format_matrix(np.asarray(element, dtype=np.float64))
@@ -81,18 +204,72 @@ def _turns() -> list[np.ndarray]:
     return [np.linalg.matrix_power(_QUARTER_TURN, k) for k in range(4)]
 
 
-def rot90() -> TransformationSet:
-    """C4 acting on square images by quarter turns (element 0 is the identity)."""
+def rot90(*, layout: str = "channels_last") -> TransformationSet:
+    """C4 acting on square images by quarter turns (element 0 is the identity).
+
+    Element ``k`` turns the image by ``k·90°``: ``(A·x)(p) = x(A⁻¹ p)`` with
+    ``A = [[0, −1], [1, 0]]^k`` on centred ``(row, col)`` coordinates, an exact
+    permutation of the pixels (element 1 equals ``np.rot90(x)`` on the
+    ``(H, W)`` axes).
+
+    Args:
+        layout: ``"channels_last"``: one example is ``(H, H)`` or ``(H, H, C)``
+            (flax, NHWC); ``"channels_first"``: ``(C, H, H)`` or ``(H, H)``
+            (equinox ``Conv2d``, NCHW). Examples that look like the other layout
+            are refused (see :data:`LAYOUT_CHANNEL_LIMIT`).
+
+    Returns:
+        A group named ``C4(rot90)`` (``C4(rot90,channels_first)``).
+
+    Raises:
+        ValueError: if ``layout`` is not one of :data:`LAYOUTS`.
+
+    >>> from jaxsym import groups
+    >>> import jax.numpy as jnp
+    >>> x = jnp.arange(18.0).reshape(2, 3, 3)  # one (C, H, W) image
+    >>> c4 = groups.rot90(layout="channels_first")
+    >>> bool((c4.act_in(c4.element(2), x) == x[:, ::-1, ::-1]).all())
+    True
+    """
+    check_choice("layout", layout, LAYOUTS)
     return TransformationSet(
-        elements=jnp.asarray(np.stack(_turns())), action=GridAction(), name="C4(rot90)"
+        elements=jnp.asarray(np.stack(_turns())),
+        action=GridAction(layout=layout),
+        name=_layout_name("C4(rot90)", layout),
     )
 
 
-def flip_rot90() -> TransformationSet:
-    """D4 acting on square images: four quarter turns, then the four with a flip."""
+def flip_rot90(*, layout: str = "channels_last") -> TransformationSet:
+    """D4 acting on square images: four quarter turns, then the four with a flip.
+
+    Elements are ``A = R^k`` then ``R^k F`` with ``R = [[0, −1], [1, 0]]`` and
+    ``F = diag(1, −1)`` (a left-right flip), acting by ``(A·x)(p) = x(A⁻¹ p)``.
+
+    Args:
+        layout: ``"channels_last"`` (``(H, H[, C])``) or ``"channels_first"``
+            (``(C, H, H)`` or ``(H, H)``), as in :func:`rot90`.
+
+    Returns:
+        A group named ``D4(img)`` (``D4(img,channels_first)``).
+
+    Raises:
+        ValueError: if ``layout`` is not one of :data:`LAYOUTS`.
+
+    >>> from jaxsym import groups
+    >>> import jax.numpy as jnp
+    >>> x = jnp.arange(9.0).reshape(1, 3, 3)  # one (C, H, W) image
+    >>> d4 = groups.flip_rot90(layout="channels_first")
+    >>> bool((d4.act_in(d4.element(4), x) == x[:, :, ::-1]).all())
+    True
+    """
+    check_choice("layout", layout, LAYOUTS)
     turns = _turns()
     elements = np.stack(turns + [t @ _FLIP for t in turns])
-    return TransformationSet(elements=jnp.asarray(elements), action=GridAction(), name="D4(img)")
+    return TransformationSet(
+        elements=jnp.asarray(elements),
+        action=GridAction(layout=layout),
+        name=_layout_name("D4(img)", layout),
+    )
 
 
 # ----------------------------------------------------------------------------- interpolation
@@ -149,16 +326,21 @@ def bilinear_sample(x: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array
     return total
 
 
-def _check_image(shape, name: str, what: str, *, square: bool) -> None:
+def _check_image(
+    shape, name: str, what: str, *, square: bool, layout: str = "channels_last"
+) -> None:
     if len(shape) not in (2, 3):
         raise ValueError(
-            f"{name}: {what} act on images of shape (H, W) or (H, W, C); got one example "
-            f"of shape {shape}."
+            f"{name}: {what} act on images of shape {_pattern(layout)} (layout={layout!r}); "
+            f"got one example of shape {shape}."
         )
-    if square and shape[0] != shape[1]:
+    _check_layout_shape(shape, name, layout)
+    height, width = _spatial(shape, layout)
+    if square and height != width:
         raise ValueError(
             f"{name}: {what} include quarter turns, which map an image grid onto itself only "
-            f"when it is square (H == W); got one example of shape {shape}. Pad or crop the "
+            f"when it is square (H == W); got one example of shape {shape} "
+            f"(layout={layout!r}, H = {height}, W = {width}). Pad or crop the "
             f"images to a square, or use a set without ±90° (e.g. image_rotations(num, "
             f"max_angle=...) with max_angle < π/2)."
         )
@@ -200,11 +382,20 @@ class ImageRotationAction(Action):
 
     Attributes:
         square: whether the set holds a quarter turn ``±π/2``, so that images must be square.
+        layout: ``"channels_last"`` (``(H, W[, C])``) or ``"channels_first"``
+            (``(C, H, W)``; ``(H, W)`` too).
     """
 
     square: bool = True
+    layout: str = "channels_last"
+
+    def __post_init__(self):
+        check_choice("layout", self.layout, LAYOUTS)
 
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
+        return _channels_last(self._act, self.layout)(element, x)
+
+    def _act(self, element: jax.Array, x: jax.Array) -> jax.Array:
         element = jnp.asarray(element)
         x = _float_image(x, element.dtype)
         coord = _coordinate_dtype(x.dtype)
@@ -223,10 +414,12 @@ class ImageRotationAction(Action):
         return _wrap_angle(a + b)
 
     def check_example_shape(self, shape, name):
-        _check_image(shape, name, "image rotations", square=self.square)
+        _check_image(shape, name, "image rotations", square=self.square, layout=self.layout)
 
     def describe(self) -> str:
-        return "rotations of images about their centre (bilinear, zero padding)"
+        return "rotations of images about their centre (bilinear, zero padding)" + _layout_words(
+            self.layout
+        )
 
     def format_element(self, element) -> str:
         return f"rotation by {math.degrees(float(np.asarray(element))):.4g}°"
@@ -238,9 +431,21 @@ class ImageTranslationAction(Action):
 
     Bilinear interpolation, zero padding outside the grid (docs/theory.md §11).
     Integer shifts move pixels exactly.
+
+    Attributes:
+        layout: ``"channels_last"`` (``(H, W[, C])``) or ``"channels_first"``
+            (``(C, H, W)``; ``(H, W)`` too).
     """
 
+    layout: str = "channels_last"
+
+    def __post_init__(self):
+        check_choice("layout", self.layout, LAYOUTS)
+
     def __call__(self, element: jax.Array, x: jax.Array) -> jax.Array:
+        return _channels_last(self._act, self.layout)(element, x)
+
+    def _act(self, element: jax.Array, x: jax.Array) -> jax.Array:
         element = jnp.asarray(element)
         x = _float_image(x, element.dtype)
         coord = _coordinate_dtype(x.dtype)
@@ -257,10 +462,12 @@ class ImageTranslationAction(Action):
         return a + b
 
     def check_example_shape(self, shape, name):
-        _check_image(shape, name, "image translations", square=False)
+        _check_image(shape, name, "image translations", square=False, layout=self.layout)
 
     def describe(self) -> str:
-        return "sub-pixel translations of images (bilinear, zero padding)"
+        return "sub-pixel translations of images (bilinear, zero padding)" + _layout_words(
+            self.layout
+        )
 
     def format_element(self, element) -> str:
         dy, dx = (float(v) for v in np.asarray(element))
@@ -277,7 +484,9 @@ def _check_angle(name: str, value) -> float:
     return value
 
 
-def image_rotations(num: int, *, max_angle: float | None = None) -> TransformationSet:
+def image_rotations(
+    num: int, *, max_angle: float | None = None, layout: str = "channels_last"
+) -> TransformationSet:
     """Rotations of images about their centre on a grid of angles (docs/theory.md §11).
 
     Elements are angles ``θ`` in radians (a float array, wrapped to ``(−π, π]``);
@@ -304,9 +513,15 @@ def image_rotations(num: int, *, max_angle: float | None = None) -> Transformati
             partial set ``θ_k = k·h``, ``k = −m..m`` (``num = 2m + 1`` odd), on the
             grid of :func:`jaxsym.groups.rotation_range` (identity, then
             ``+h..+m·h``, then ``−h..−m·h``).
+        layout: ``"channels_last"``: one example is ``(H, W)`` or ``(H, W, C)``
+            (flax, NHWC); ``"channels_first"``: ``(C, H, W)`` or ``(H, W)``
+            (equinox ``Conv2d``, NCHW), acted on as the channels-last image
+            transposed. Examples that look like the other layout are refused
+            (see :data:`LAYOUT_CHANNEL_LIMIT`).
 
     Returns:
-        A transformation set named ``RotImg[num]`` (or ``RotImg[num,partial]``)
+        A transformation set named ``RotImg[num]`` (or ``RotImg[num,partial]``;
+        ``,channels_first`` is added inside the brackets for that layout)
         whose element 0 is the identity ``θ = 0``. Images must be square when
         the set holds a quarter turn ``θ = ±π/2`` (which maps an ``H × W`` grid
         onto itself only when ``H == W``); otherwise any ``H × W`` works (the
@@ -314,9 +529,18 @@ def image_rotations(num: int, *, max_angle: float | None = None) -> Transformati
 
     Raises:
         ValueError: if ``num < 1``, ``max_angle`` is NaN/inf or outside ``[0, π]``,
-            or ``num`` is even with ``max_angle``.
+            ``num`` is even with ``max_angle``, or ``layout`` is not one of :data:`LAYOUTS`.
+
+    >>> from jaxsym import groups
+    >>> import jax.numpy as jnp
+    >>> rotations = groups.image_rotations(5, max_angle=0.4, layout="channels_first")
+    >>> x = jnp.ones((4, 1, 9, 9))  # (B, C, H, W), e.g. for equinox's Conv2d
+    >>> rotations.check_inputs(x)
+    >>> rotations.act_in(rotations.element(1), x[0]).shape
+    (1, 9, 9)
     """
     num = positive_int("num", num)
+    check_choice("layout", layout, LAYOUTS)
     if max_angle is None:
         angles = 2 * np.pi * np.arange(num) / num
         name, exact = f"RotImg[{num}]", num in (1, 2, 4)
@@ -330,14 +554,14 @@ def image_rotations(num: int, *, max_angle: float | None = None) -> Transformati
     square = bool(np.any(np.abs(np.abs(angles) - np.pi / 2) < QUARTER_TURN_TOLERANCE))
     return TransformationSet(
         elements=jnp.asarray(angles),
-        action=ImageRotationAction(square=square),
+        action=ImageRotationAction(square=square, layout=layout),
         is_group=exact,
-        name=name,
+        name=_layout_name(name, layout),
     )
 
 
-def image_translations(shifts) -> TransformationSet:
-    """Sub-pixel translations of images ``(H, W[, C])`` (docs/theory.md §11).
+def image_translations(shifts, *, layout: str = "channels_last") -> TransformationSet:
+    """Sub-pixel translations of images ``(H, W[, C])`` or ``(C, H, W)`` (docs/theory.md §11).
 
     Element ``s = (dy, dx)`` (pixels; ``dy`` down the rows, ``dx`` along the
     columns) acts by ``(s·x)(p) = x(p − s)``, bilinear interpolation, zero
@@ -349,14 +573,25 @@ def image_translations(shifts) -> TransformationSet:
         shifts: ``(k, 2)`` finite shifts ``(dy, dx)``. The identity ``(0, 0)`` is
             element 0: if the first row is not ``(0, 0)``, it is prepended (so the
             set has ``k + 1`` elements); a ``(0, 0)`` anywhere else is an error.
+        layout: ``"channels_last"`` (``(H, W)`` or ``(H, W, C)``, flax) or
+            ``"channels_first"`` (``(C, H, W)`` or ``(H, W)``, equinox
+            ``Conv2d``); examples that look like the other layout are refused.
 
     Returns:
-        A transformation set named ``Shift[size]``.
+        A transformation set named ``Shift[size]`` (``Shift[size,channels_first]``).
 
     Raises:
         ValueError: if ``shifts`` is not ``(k, 2)``, is empty, holds NaN/inf, or
-            repeats the identity.
+            repeats the identity, or ``layout`` is not one of :data:`LAYOUTS`.
+
+    >>> from jaxsym import groups
+    >>> import jax.numpy as jnp
+    >>> shifts = groups.image_translations([[1, 0]], layout="channels_first")
+    >>> x = jnp.zeros((1, 3, 3)).at[0, 0, 1].set(1.0)  # one (C, H, W) image
+    >>> shifts.act_in(shifts.element(1), x)[0, 1].tolist()  # moved one row down
+    [0.0, 1.0, 0.0]
     """
+    check_choice("layout", layout, LAYOUTS)
     try:
         shifts = np.asarray(shifts, dtype=np.float64)
     except (TypeError, ValueError):
@@ -379,20 +614,34 @@ def image_translations(shifts) -> TransformationSet:
         )
     return TransformationSet(
         elements=jnp.asarray(shifts),
-        action=ImageTranslationAction(),
+        action=ImageTranslationAction(layout=layout),
         is_group=False,
-        name=f"Shift[{shifts.shape[0]}]",
+        name=_layout_name(f"Shift[{shifts.shape[0]}]", layout),
     )
 
 
-def translation_grid(num: int, max_shift: float = 1.0) -> TransformationSet:
+def translation_grid(
+    num: int, max_shift: float = 1.0, *, layout: str = "channels_last"
+) -> TransformationSet:
     """:func:`image_translations` on the ``num × num`` grid ``[−max_shift, max_shift]²``.
 
     Args:
         num: odd number of shifts per axis (so that ``(0, 0)`` is on the grid).
         max_shift: largest shift per axis, in pixels, positive and finite.
+        layout: ``"channels_last"`` (``(H, W[, C])``) or ``"channels_first"``
+            (``(C, H, W)`` or ``(H, W)``), as in :func:`image_translations`.
+
+    Raises:
+        ValueError: if ``num`` is not a positive odd integer, ``max_shift`` is
+            not positive and finite, or ``layout`` is not one of :data:`LAYOUTS`.
+
+    >>> from jaxsym import groups
+    >>> grid = groups.translation_grid(3, layout="channels_first")
+    >>> grid.size, grid.name
+    (9, 'Shift[9,channels_first]')
     """
     num = positive_int("num", num)
+    check_choice("layout", layout, LAYOUTS)
     if num % 2 == 0:
         raise ValueError(f"num must be odd so that the grid holds the shift (0, 0); got {num}.")
     max_shift = _check_angle("max_shift", max_shift)
@@ -401,7 +650,7 @@ def translation_grid(num: int, max_shift: float = 1.0) -> TransformationSet:
     steps = np.linspace(-max_shift, max_shift, num) if num > 1 else np.zeros(1)
     grid = np.stack(np.meshgrid(steps, steps, indexing="ij"), -1).reshape(-1, 2)
     grid = grid[np.argsort(np.abs(grid).sum(1), kind="stable")]  # (0, 0) first
-    return image_translations(grid)
+    return image_translations(grid, layout=layout)
 
 
 # ----------------------------------------------------------------------------- floor
@@ -425,17 +674,44 @@ def invariant_probe(group: TransformationSet, shape) -> Callable[[jax.Array], ja
     content stays inside the grid; the zero padding shows up as a defect where
     it does not).
 
+    The channel axis is the group's: ``(B, H, W[, C])`` for the default
+    ``layout="channels_last"``, ``(B, C, H, W)`` for a set built with
+    ``layout="channels_first"``; the probe values, ``(B, C)``, are the same
+    for the same images in either layout.
+
+    Args:
+        group: the transformations (their action's ``layout`` is used).
+        shape: one example's shape, ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``.
+
     Returns:
-        A batched function ``(B, H, W[, C]) -> (B, C)`` (``(B, 1)`` for ``(H, W)``).
+        A batched function ``(B, *shape) -> (B, C)`` (``(B, 1)`` for ``(H, W)``).
+
+    Raises:
+        ValueError: if ``shape`` is not one image's shape, or looks like the other layout.
+
+    >>> from jaxsym import groups
+    >>> import jax.numpy as jnp
+    >>> probe = groups.images.invariant_probe(groups.translation_grid(3), (5, 5, 2))
+    >>> probe(jnp.ones((1, 5, 5, 2))).tolist()
+    [[25.0, 25.0]]
     """
-    height, width = shape[0], shape[1]
+    shape = tuple(int(n) for n in shape)
+    layout = getattr(group.action, "layout", "channels_last")
+    if isinstance(group.action, ImageRotationAction | ImageTranslationAction | GridAction):
+        group.action.check_example_shape(shape, "shape")
+    elif len(shape) not in (2, 3):
+        raise ValueError(f"shape: one image is (H, W) or (H, W, C); got {shape}.")
+    height, width = _spatial(shape, layout)
     if isinstance(group.action, ImageRotationAction | GridAction):
         mask = disc_mask(height, width)
     else:
         mask = np.ones((height, width), bool)
 
     def probe(x: jax.Array) -> jax.Array:
-        images = x if x.ndim == 4 else x[..., None]
+        if x.ndim == 3:
+            images = x[..., None]
+        else:
+            images = jnp.moveaxis(x, 1, -1) if layout == "channels_first" else x
         weights = jnp.asarray(mask, images.dtype)[None, :, :, None]
         return jnp.sum(images * weights, axis=(1, 2))
 
@@ -460,8 +736,10 @@ def interpolation_floor(x: jax.Array, group: TransformationSet, reduce: str = "m
     interpolation error; a model is "at the floor" there.
 
     Args:
-        x: images ``(B, H, W)`` or ``(B, H, W, C)``, finite; examples that are 0
-            in the probe's region (e.g. blank images) are skipped.
+        x: images ``(B, H, W)`` or ``(B, H, W, C)`` (``(B, C, H, W)`` for a set
+            built with ``layout="channels_first"``: the layout is the group's),
+            finite; examples that are 0 in the probe's region (e.g. blank
+            images) are skipped.
         group: the transformations, e.g. :func:`image_rotations`.
         reduce: ``"max"``, ``"mean"`` or ``"rms"`` over the examples.
 
@@ -469,15 +747,27 @@ def interpolation_floor(x: jax.Array, group: TransformationSet, reduce: str = "m
         ``(|G|,)`` dimensionless relative defects, 0 at element 0.
 
     Raises:
-        ValueError: if ``x`` does not fit the group, holds NaN/inf, is not a batch
-            of images, or every probe value is 0.
+        ValueError: if ``x`` does not fit the group (including an example that
+            looks like the other layout), holds NaN/inf, is not a batch of
+            images, or every probe value is 0.
+
+    >>> from jaxsym import groups
+    >>> import jax.numpy as jnp
+    >>> x = jnp.zeros((1, 1, 9, 9)).at[0, 0, 3:6, 3:6].set(1.0)  # (B, C, H, W)
+    >>> floor = groups.interpolation_floor(x, groups.image_rotations(4, layout="channels_first"))
+    >>> [round(float(v), 6) for v in floor]  # quarter turns are exact
+    [0.0, 0.0, 0.0, 0.0]
     """
     check_choice("reduce", reduce, ("max", "mean", "rms"))
     x = check_batch(group, x)
     if x.ndim not in (3, 4):
-        raise ValueError(
-            f"x: interpolation_floor needs images (B, H, W) or (B, H, W, C); got {x.shape}."
+        layout = getattr(group.action, "layout", "channels_last")
+        images = (
+            "(B, H, W) or (B, C, H, W)"
+            if layout == "channels_first"
+            else "(B, H, W) or (B, H, W, C)"
         )
+        raise ValueError(f"x: interpolation_floor needs images {images}; got {x.shape}.")
     probe = invariant_probe(group, x.shape[1:])
     base = probe(jnp.abs(x))  # total absolute intensity in the probe's region
     base_norm = jnp.linalg.norm(base.reshape(base.shape[0], -1), axis=-1)
