@@ -36,6 +36,8 @@ Model = Callable[[jax.Array], jax.Array]
 
 #: Rows per compiled call when features or predictions are computed in batches.
 BATCH_SIZE = 256
+#: Folds of the inner cross-fit that tunes λ when several ridges are given.
+TUNING_FOLDS = 5
 
 
 class RandomFeaturesModel(eqx.Module):
@@ -149,8 +151,8 @@ def _moved_features(model: RandomFeaturesModel, element, x: jax.Array) -> jax.Ar
 
 
 @functools.partial(jax.jit, static_argnames="loss_kind")
-def _fold_losses(averaged, base, targets, index, weight, levels, ridge, loss_kind):
-    """Held-out losses ``(T, K, m)`` of the ridge trained at each level on each fold's complement.
+def _fold_losses(averaged, base, targets, index, weight, levels, ridges, loss_kind):
+    """Held-out losses ``(R, T, K, m)`` of the ridge (each λ, each level) on each fold's complement.
 
     The Gram matrices of ``φ_t = φ̄ + tΔ`` on the training rows are
     ``A + t(B + Bᵀ) + t²C`` (totals minus the fold's part), one Cholesky per (t, k).
@@ -173,7 +175,7 @@ def _fold_losses(averaged, base, targets, index, weight, levels, ridge, loss_kin
     a, b, c, ay, dy, sa, sd, sy, count = train
     offset = sy / count[:, None]  # (K, d_y)
 
-    def at_level(level):
+    def at_level(level, ridge):
         gram = (a + level * (b + jnp.swapaxes(b, 1, 2)) + level**2 * c) / count[:, None, None]
         gram = gram + ridge * jnp.eye(p, dtype=base.dtype)
         sums = sa + level * sd  # Σ φ_t over the training rows, (K, p)
@@ -184,7 +186,7 @@ def _fold_losses(averaged, base, targets, index, weight, levels, ridge, loss_kin
         predictions = jnp.einsum("kmp,kpd->kmd", rows, weights) + offset[:, None, :]
         return jax.vmap(lambda pr, y: example_losses(pr, y, loss_kind))(predictions, targets[index])
 
-    return jax.lax.map(at_level, levels)
+    return jax.lax.map(lambda ridge: jax.lax.map(lambda t: at_level(t, ridge), levels), ridges)
 
 
 class RandomFeaturesRidge:
@@ -193,15 +195,17 @@ class RandomFeaturesRidge:
     Built by :func:`random_features_ridge`; see there.
     """
 
-    def __init__(self, num_features: int, ridge: float, *, key: jax.Array, lengthscale: float):
+    def __init__(
+        self, num_features: int, ridges: tuple[float, ...], *, key: jax.Array, lengthscale: float
+    ):
         self.num_features = num_features
-        self.ridge = ridge
+        self.ridges = ridges
         self.key = key
         self.lengthscale = lengthscale
 
     def __repr__(self) -> str:
         return (
-            f"random_features_ridge({self.num_features}, {self.ridge:g}, "
+            f"random_features_ridge({self.num_features}, {_format(self.ridges)}, "
             f"lengthscale={self.lengthscale:g})"
         )
 
@@ -237,10 +241,29 @@ class RandomFeaturesRidge:
         if symmetry is not None and symmetry.group.size > 1 and symmetry.t < 1.0:
             orbit, t = symmetry.group, float(symmetry.t)
         model = self._untrained(x, y.shape[1:], orbit, t)
-        offset, weights = _ridge_solve(
-            _features(model, x), y.reshape(len(y), -1), jnp.asarray(self.ridge, x.dtype)
-        )
+        features = _features(model, x)
+        targets = y.reshape(len(y), -1)
+        ridge = self.ridges[0]
+        if len(self.ridges) > 1:  # λ by 5-fold cross-fitting on this training set (closed form)
+            ridge = self._tuned_ridge(model, features, x, targets, orbit)
+        offset, weights = _ridge_solve(features, targets, jnp.asarray(ridge, x.dtype))
         return eqx.tree_at(lambda m: (m.offset, m.weights), model, (offset, weights))
+
+    def _tuned_ridge(self, model, features, x, targets, orbit) -> float:
+        """The λ of :attr:`ridges` with the lowest 5-fold squared error, in this class."""
+        base = (
+            features if orbit is None else _features(eqx.tree_at(lambda m: m.orbit, model, None), x)
+        )
+        averaged = features if orbit is None else (features - model.t * base) / (1 - model.t)
+        folds = [np.arange(k, len(x), TUNING_FOLDS) for k in range(min(TUNING_FOLDS, len(x)))]
+        index, weight = _padded(folds)
+        out = _fold_losses(
+            averaged, base, targets, jnp.asarray(index), jnp.asarray(weight, base.dtype),
+            jnp.asarray([float(model.t)], base.dtype), jnp.asarray(self.ridges, base.dtype),
+            loss_kind="squared",
+        )  # fmt: skip
+        risks = [float(jnp.sum(out[r, 0] * weight)) for r in range(len(self.ridges))]
+        return self.ridges[int(np.argmin(risks))]
 
     def cross_fit_losses(self, problem) -> np.ndarray:
         """Held-out losses of every option of a :class:`jaxsym.SymmetryProblem`, in closed form.
@@ -249,7 +272,10 @@ class RandomFeaturesRidge:
         at option ``j`` on the folds that exclude ``i``: the same numbers as
         training ``self(x_train, y_train, symmetry=option)`` fold by fold, with
         the orbit features computed once for all options and the Gram
-        matrices once for all folds.
+        matrices once for all folds. With several ``ridges``, each option's row
+        is the λ with the lowest mean held-out loss on these folds (tuned on
+        the outer folds, a mild optimism shared by every option; a fit on its
+        own tunes λ by inner 5-fold cross-fitting).
 
         Returns:
             ``(J, n)`` float64 losses, ``J = len(problem.options)``.
@@ -274,17 +300,21 @@ class RandomFeaturesRidge:
                     averaged[s] = averaged[s] + moved / len(members)
         index, weight = _padded(problem.folds)
         index, weight = jnp.asarray(index), jnp.asarray(weight, base.dtype)
-        ridge = jnp.asarray(self.ridge, base.dtype)
+        ridges = jnp.asarray(self.ridges, base.dtype)
 
         def held_out(avg, levels):
-            out = _fold_losses(
-                avg, base, targets, index, weight, jnp.asarray(levels, base.dtype), ridge,
-                loss_kind=problem.loss,
+            out = np.asarray(
+                _fold_losses(
+                    avg, base, targets, index, weight, jnp.asarray(levels, base.dtype), ridges,
+                    loss_kind=problem.loss,
+                ),
+                np.float64,
             )  # fmt: skip
-            rows = np.zeros((len(levels), n))
+            rows = np.zeros((len(self.ridges), len(levels), n))
             for k, fold in enumerate(problem.folds):
-                rows[:, fold] = np.asarray(out[:, k, : len(fold)], np.float64)
-            return rows
+                rows[:, :, fold] = out[:, :, k, : len(fold)]
+            best = rows.mean(axis=2).argmin(axis=0)  # the best λ of each level (see docstring)
+            return rows[best, np.arange(len(levels))]
 
         soft = [float(t) for t in problem.levels if t < 1.0]
         table = [held_out(base, [0.0])]  # none: φ̄ = φ
@@ -300,8 +330,12 @@ def _padded(folds) -> tuple[np.ndarray, np.ndarray]:
     return index, weight
 
 
+def _format(ridges) -> str:
+    return f"{ridges[0]:g}" if len(ridges) == 1 else "(" + ", ".join(f"{r:g}" for r in ridges) + ")"
+
+
 def random_features_ridge(
-    num_features: int, ridge: float, *, key: jax.Array, lengthscale: float = 1.0
+    num_features: int, ridge, *, key: jax.Array, lengthscale: float = 1.0
 ) -> RandomFeaturesRidge:
     """A reference model trained in each symmetry class: random features + ridge (§8b).
 
@@ -318,7 +352,10 @@ def random_features_ridge(
 
     Args:
         num_features: ``p ≥ 1`` random features.
-        ridge: ``λ > 0`` (on the mean squared loss).
+        ridge: ``λ > 0`` (on the mean squared loss), or a sequence of them: each
+            fit then takes the λ with the lowest 5-fold cross-fitted squared
+            error in its own class (so averaged features, whose best λ is
+            often smaller, get their own).
         key: PRNG key for the features (keyword-only).
         lengthscale: ``ℓ > 0``, in input units.
 
@@ -340,9 +377,13 @@ def random_features_ridge(
     True
     """
     num_features = positive_int("num_features", num_features)
-    check_positive("ridge", ridge)
+    if isinstance(ridge, str) or np.ndim(ridge) not in (0, 1) or np.size(ridge) == 0:
+        raise TypeError(f"ridge must be a number λ > 0 or a sequence of them; got {ridge!r:.60}.")
+    ridges = tuple(float(r) for r in np.atleast_1d(np.asarray(ridge, np.float64)))
+    for value in ridges:
+        check_positive("ridge", value)
     check_positive("lengthscale", lengthscale)
     if key is None:
         raise ValueError("key is required: a PRNG key for the random features.")
     check_key(key)
-    return RandomFeaturesRidge(num_features, float(ridge), key=key, lengthscale=float(lengthscale))
+    return RandomFeaturesRidge(num_features, ridges, key=key, lengthscale=float(lengthscale))

@@ -1,55 +1,32 @@
 """The audit's report: printed tables, the recommendation paragraph, ``report.json``.
 
-``report.json`` schema, version :data:`SCHEMA_VERSION` (a JSON object; NaN and
-infinities are written as ``null``; arrays are lists; element indices refer to
-the order of the given group, element 0 being the identity):
+The ``report.json`` schema, version :data:`SCHEMA_VERSION`, is the JSON Schema
+(draft 2020-12) file ``jaxsym/audit/report.schema.json``, shipped with the
+package (:func:`schema` loads it; its ``$id`` and ``schema_version`` carry the
+same version). That file is the source of truth: it lists every key, its type,
+which keys are required, and closes every object whose keys are fixed
+(``additionalProperties: false``), so a key it does not describe is a schema
+change; the tests validate every report they write against it. In summary
+(a JSON object; NaN and infinities are written as ``null``; arrays are lists;
+element indices refer to the order of the given group, element 0 being the
+identity):
 
-* ``schema_version`` (str), ``jaxsym_version`` (str), ``command`` (list of str).
+* ``schema_version``, ``jaxsym_version``, ``command``;
 * ``recommendation`` — the answer, decided by held-out certificate
-  (docs/theory.md §9): ``symmetry`` (str: the recommended set's name: the
-  group's name, ``"none"``, or ``"<group>{i,j,...}"`` for a subgroup),
-  ``elements`` (list of int), ``t_star`` (float: 0 = exact symmetry, 1 = none),
-  ``eps_star`` (float: the equivariance-error budget in ``d_2`` units, 0 unless
-  soft), ``strictness`` (``"exact"``, ``"soft"`` or ``"none"``), ``method`` (the
-  training-sweep row it is), ``basis`` (``"held-out certificate"``),
-  ``certificate`` (``{bound, empirical, n, delta, options, method}``: with
-  probability ≥ 1 − delta the model's mean loss on new data is at most
-  ``bound``; ``options`` = K, the number of models the union bound covers),
-  ``test_error`` (the test split's error or MSE, or null), ``screened``
-  (``{symmetry, t_star, budget}`` from the screen), ``agrees_with_screen`` (bool),
-  ``lowest_certificate`` (``{method, bound}``), ``tied`` (the methods tied with it),
-  ``text`` (str: the paragraph).
-* ``data`` — ``source``, ``task``, ``num_train``, ``num_certify``, ``num_test``,
-  ``test_source`` (``"file"`` or ``"split"``), ``input_shape``, ``output_dim``,
-  ``classes``, ``input_scale``.
-* ``model`` — the reference model: ``name``, ``description``.
-* ``group`` — ``name``, ``size``, ``is_group``, ``elements`` (labels).
-* ``profile`` — the kNN data profile (docs/theory.md §6) on the training split,
-  per element: ``profile``, ``excess``, ``stderr``, ``matched_fraction``,
-  ``rms``, ``rms_filled``; scalars ``baseline`` and ``radius``.
-* ``stabilizers`` — list of ``{tolerance, elements, labels, measure}`` (docs/theory.md §2).
-* ``screen`` — :func:`jaxsym.choose_symmetry` on the training split (§8, §9):
-  ``symmetry``, ``elements``, ``t_star``, ``budget`` (``d_2`` units),
-  ``risk``, ``stderr``, ``best`` (``{symmetry, t, risk, stderr}``), ``reason``,
-  ``num_options``, ``loss`` (``"zero_one"`` or ``"squared"``), ``sets`` (one per
-  candidate set: ``symmetry``, ``elements``, ``size``, ``t``, ``risk``, ``stderr``:
-  the cross-fitted curve, estimates).
-* ``training`` — one entry per option: ``method``, ``available``, ``elements``,
-  ``size``, ``t``, ``budget``, ``note``, ``screened`` (bool), ``certificate`` (as
-  above, or null),
-  ``accuracy``, ``ece``, ``error`` (1 − accuracy, or the MSE), ``mse``.
-* ``loss`` — the certified loss: ``name`` and ``loss_range`` B.
-* ``candidates`` — ``{name, elements, size}`` of ``{e} ⊂ screened set ⊂ G``.
-* ``covering`` — ``radii`` (R) and ``counts`` (K × R): greedy orbit covering
-  numbers of the training inputs (docs/theory.md §4).
-* ``bound`` — the theory bound (§4) at ε = 0 for each candidate: ``name``,
-  ``estimated`` (true: estimated constants), ``constants``, ``symmetry``,
-  ``eps``, ``generalization``, ``total``, ``num_levels``, ``n``, ``vacuous``.
-  It decides nothing.
-* ``settings``, ``seed``, ``quick``, ``timings`` (wall seconds per step, and
-  ``<step>_cpu`` process CPU seconds; ``total`` and ``total_cpu`` from the
-  start of the command to the report, before the plots), ``plots``
-  (file names).
+  (docs/theory.md §9): the recommended set, ``t_star``, ``strictness``, the
+  training row it is (``method``), its ``certificate`` (``{bound, empirical, n,
+  delta, options, method}``: with probability ≥ 1 − delta the model's mean loss
+  on new data is at most ``bound``), the screen's pick, the tie, and ``text``
+  (the paragraph);
+* ``data``, ``model`` (the reference model), ``group``;
+* ``profile`` (the kNN data profile, §6), ``stabilizers`` (ε-stabilizers, §2),
+  ``screen`` (:func:`jaxsym.choose_symmetry` on the training split, §8–9);
+* ``training`` (one row per trained option, with its certificate and test
+  metrics), ``loss`` (the certified loss and its range B);
+* ``candidates``, ``covering``, ``bound`` (the theory bound of §4: reported,
+  decides nothing);
+* ``settings`` (the run's sizes, δ and fold count), ``seed``, ``quick``,
+  ``timings`` (wall and CPU seconds per step), ``plots`` (file names).
 
 Files are written atomically (:func:`jaxsym.audit.output.write_atomically`).
 """
@@ -64,13 +41,25 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "SCHEMA_FILE",
     "SCHEMA_VERSION",
     "format_tables",
     "recommendation_text",
+    "schema",
     "to_json",
 ]
 
-SCHEMA_VERSION = "3.0"
+SCHEMA_VERSION = "3.0"  # = the version in report.schema.json's $id and schema_version const
+SCHEMA_FILE = "report.schema.json"
+"""The schema's file name in the :mod:`jaxsym.audit` package (package data)."""
+
+
+def schema() -> dict[str, Any]:
+    """The ``report.json`` JSON Schema (draft 2020-12), read from :data:`SCHEMA_FILE`."""
+    from importlib import resources
+
+    text = resources.files("jaxsym.audit").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
 
 
 def _plain(value: Any) -> Any:
@@ -94,7 +83,12 @@ def _plain(value: Any) -> Any:
 
 
 def to_json(results: dict[str, Any], *, command: list[str], version: str) -> str:
-    """The ``report.json`` text (see the module docstring for the schema)."""
+    """The ``report.json`` text, ``results`` under the schema's header keys.
+
+    The document follows :data:`SCHEMA_FILE` (:func:`schema`) when ``results`` is
+    the pipeline's dict completed as the CLI completes it (the recommendation's
+    ``text``, ``plots``, the ``total`` timings).
+    """
     document = {"schema_version": SCHEMA_VERSION, "jaxsym_version": version, "command": command}
     document.update(results)
     return json.dumps(_plain(document), indent=1, ensure_ascii=False)
