@@ -42,6 +42,7 @@ from jaxsym.groups import (
     subset_of,
 )
 from jaxsym.losses import LOSSES, example_losses
+from jaxsym.models import predict
 from jaxsym.predictive import cross_fitting_folds
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 
@@ -450,7 +451,7 @@ def cross_fit(problem: SymmetryProblem, fit: Fit) -> np.ndarray:
         train = np.setdiff1d(np.arange(n), fold)
         for j, option in enumerate(options):
             model = fit(x[train], y[train], symmetry=option)
-            predictions = jnp.asarray(model(x[fold])).reshape(len(fold), -1)
+            predictions = predict(model, x[fold]).reshape(len(fold), -1)
             if predictions.shape[1] != y.shape[1]:
                 raise ValueError(
                     f"fit's model at {option.name} returns {predictions.shape[1]} outputs per "

@@ -188,7 +188,8 @@ def _budget_scale(d2: jax.Array, budget: jax.Array) -> jax.Array:
     """``s = min(1, budget / d_2)`` (both ``d_2`` units), differentiable at ``d_2 = 0``."""
     budget = jnp.asarray(budget, d2.dtype)
     over = d2 > budget
-    return jnp.where(over, budget / jnp.where(over, d2, 1.0), 1.0)
+    scale = jnp.where(over, budget / jnp.where(over, d2, 1.0), 1.0)
+    return jnp.where(budget <= 0, jnp.zeros_like(scale), scale)  # budget 0: exactly Q_S f
 
 
 def _dialed(stats: OrbitStats, scale: jax.Array) -> jax.Array:
@@ -425,7 +426,8 @@ class BoundRegularizer(eqx.Module):
         sup = jnp.stack([_sup_defect(model, x, s) for s in self.candidates])
         index = _position(self.candidates, self.group)
         exact = _exact_by_construction(f, self.group)
-        if exact and float(sup[index]) > _ROUNDING * max(max_output, 1e-30):
+        scale = max(max_output, float(self.constants.output_bound), 1e-30)
+        if exact and float(sup[index]) > _ROUNDING * scale:
             exact = False  # the sample says otherwise: never certify ε = 0 with a defect
         level = 0.0 if exact else float(sup[index])
         options = self.choice.num_options if self.choice is not None else len(self.candidates)
