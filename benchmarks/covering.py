@@ -30,7 +30,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np, jax, jax.numpy as jnp
 from jaxsym import groups, _distances
-from jaxsym.covering import covering_numbers, default_radii, _flat_orbit
+from jaxsym.covering import covering_numbers, default_radii
 
 n, method, gemm = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
 x = np.random.default_rng(0).normal(size=(n, 32, 2)).astype(np.float32)
@@ -39,7 +39,8 @@ radii = default_radii(x, 30)
 row = {"n": n, "d": 64, "S": 8, "radii": 30, "method": method}
 if gemm:
     flat = jnp.asarray(x.reshape(n, -1))
-    stacks = jnp.concatenate([flat[None], _flat_orbit(group, jnp.asarray(x), False)])
+    moved = groups.transform_batch(group, group.elements, jnp.asarray(x)).reshape(8, n, 64)
+    stacks = jnp.concatenate([flat[None], moved])
     scale = _distances.conservative_scale(64, jnp.float32)
     block = 512
 

@@ -18,11 +18,9 @@ import jax.numpy as jnp
 
 import jaxsym
 from jaxsym import groups
-from jaxsym._validation import check_nonnegative, positive_int
+from jaxsym._validation import check_nonnegative, parse_seed, positive_int
 
 __all__ = ["main"]
-
-MAX_SEED = 2**32 - 1  # the same rule as ``jaxsym audit --seed``
 
 
 def _positive_int(text: str) -> int:
@@ -40,17 +38,6 @@ def _nonnegative_float(text: str) -> float:
         check_nonnegative("value", value)
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0, got {text!r}") from None
-    return value
-
-
-def _seed(text: str) -> int:
-    """argparse ``type=``: an integer seed in [0, 2³² − 1] (what ``jax.random.key`` takes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, {MAX_SEED}], got {text!r}")
     return value
 
 
@@ -76,7 +63,7 @@ def demo(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--eps", type=_nonnegative_float, default=0.1, help="tolerance for Stab_ε (≥ 0)"
     )
-    parser.add_argument("--seed", type=_seed, default=0, help="PRNG seed in [0, 2**32 - 1]")
+    parser.add_argument("--seed", type=parse_seed, default=0, help="PRNG seed in [0, 2**32 - 1]")
     args = parser.parse_args(argv)
 
     key_model, key_data = jax.random.split(jax.random.key(args.seed))

@@ -17,7 +17,9 @@ Every public function checks its arguments here, once, at the boundary.
 from __future__ import annotations
 
 import abc
+import argparse
 import operator
+import re
 from typing import Any
 
 import jax
@@ -105,6 +107,35 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 def check_chunk_size(chunk_size) -> None:
     """``chunk_size`` is ``None`` (automatic) or a positive number of elements."""
     optional_positive_int("chunk_size", chunk_size)
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed ``jax.random.key`` takes (a 32-bit unsigned integer)."""
+
+
+def parse_seed(text: str) -> int:
+    """argparse ``type=`` of every ``--seed``: ASCII digits of an integer in ``[0, MAX_SEED]``.
+
+    The one seed parser of the command lines (``jaxsym audit``, ``jaxsym demo``).
+    Signs, spaces, underscores, exponents and non-ASCII digits (``"٣"``, which
+    ``int`` would accept) are refused.
+
+    Args:
+        text: the argument as typed.
+
+    Returns:
+        The seed.
+
+    Raises:
+        argparse.ArgumentTypeError: naming the text and the range (argparse adds
+            the option's name and exits with status 2).
+    """
+    if not (isinstance(text, str) and re.fullmatch(r"[0-9]{1,10}", text)) or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer in [0, {MAX_SEED}] (2**32 - 1) written in ASCII digits, "
+            f"got {text!r}"
+        )
+    return int(text)
 
 
 # ----------------------------------------------------------------------------- values

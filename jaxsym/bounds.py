@@ -61,6 +61,7 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -280,7 +281,7 @@ def _discrete_chain(scales, entropy, radius, num_points, max_nodes: int = MAX_CH
     dtype = scales.dtype
     steps = jnp.concatenate([jnp.ones((1,), bool), entropy[1:] < entropy[:-1]])
     useful = steps & (scales < radius)
-    index = jnp.nonzero(useful, size=scales.shape[0], fill_value=-1)[0]
+    index = _true_indices(useful)
     count = jnp.sum(useful)
     # More breakpoints than ``max_nodes``: keep an even subset, the coarsest and the
     # finest included (any subset of breakpoints still gives valid chains).
@@ -314,7 +315,36 @@ def _discrete_chain(scales, entropy, radius, num_points, max_nodes: int = MAX_CH
 def _staircase(scales, values):
     """Sort the options by scale; the staircase value at each is the running minimum."""
     order = jnp.argsort(scales)
-    return scales[order], jax.lax.cummin(values[order])
+    return scales[order], _running_min(values[order])
+
+
+# Two sequential scans stand in for ``jax.lax.cummin`` and ``jnp.nonzero(size=n)``: the
+# same values (a minimum and a compaction are exact), and on XLA:CPU the parallel-prefix
+# forms of those take most of the bound's compile time.
+
+
+def _running_min(values):
+    """``jax.lax.cummin(values)`` of a 1-D array, by one sequential scan."""
+
+    def step(low, value):
+        low = jnp.minimum(low, value)
+        return low, low
+
+    return jax.lax.scan(step, jnp.asarray(jnp.inf, values.dtype), values)[1]
+
+
+def _true_indices(mask):
+    """``jnp.nonzero(mask, size=len(mask), fill_value=-1)[0]`` by one sequential scan."""
+    size = mask.shape[0]
+    fill = jnp.full((size,), -1, jnp.int32)
+
+    def step(state, i):
+        count, out = state
+        out = jax.lax.dynamic_update_index_in_dim(out, jnp.where(mask[i], i, out[count]), count, 0)
+        return (count + mask[i].astype(jnp.int32), out), None
+
+    (_, out), _ = jax.lax.scan(step, (jnp.int32(0), fill), jnp.arange(size, dtype=jnp.int32))
+    return out
 
 
 # ----------------------------------------------------------------------------- the bound
@@ -366,22 +396,48 @@ def generalization_bound_from_table(
     num_levels = positive_int("num_levels", num_levels)
     check_choice("chaining", chaining, ("discrete", "dudley"))
     lipschitz, output_bound, loss, output_dim, delta = constants
+
+    def counts(t: CoveringTable):
+        return (t.radii, t.counts, t.num_points)
+
+    return _bound(
+        counts(table),
+        None if trivial_table is None else counts(trivial_table),
+        eps,
+        (lipschitz, output_bound, output_dim, loss.loss_range, loss.loss_lipschitz),
+        2 * num_levels / delta,  # the union bound's ratio, in the caller's arithmetic
+        chaining=chaining,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("chaining",))
+def _bound(table, trivial, eps, numbers, union, chaining: str) -> GeneralizationBound:
+    """The bound of :func:`generalization_bound_from_table` on checked inputs, compiled once.
+
+    ``table`` and ``trivial`` are ``(radii, counts, num_points)`` (``trivial`` may be
+    ``None``); ``numbers`` are ``(L, M, d_y, B, L_ℓ)``; ``union`` is ``2K/δ``. Every
+    number is an argument (traced), so tables of one length and constants of any
+    value share one compilation.
+    """
+    lipschitz, output_bound, output_dim, loss_range, loss_lipschitz = numbers
+    table = CoveringTable(*table, group_size=1)
     dtype = jnp.result_type(jnp.asarray(table.radii).dtype, jnp.float32)
     eps = jnp.asarray(eps, dtype)
-    loss_range = jnp.asarray(loss.loss_range, dtype)
+    loss_range = jnp.asarray(loss_range, dtype)
     thresholds, values = _options(table, eps, lipschitz, output_bound, output_dim)
-    if trivial_table is not None:
-        extra_t, extra_v = _options(trivial_table, 0.0, lipschitz, output_bound, output_dim)
+    if trivial is not None:
+        trivial = CoveringTable(*trivial, group_size=1)
+        extra_t, extra_v = _options(trivial, 0.0, lipschitz, output_bound, output_dim)
         thresholds = jnp.concatenate([thresholds, extra_t])
         values = jnp.concatenate([values, extra_v])
     num_points = jnp.asarray(table.num_points, dtype)
     radius = loss_range / 2
-    scales, entropy = _staircase(loss.loss_lipschitz * thresholds, values)
+    scales, entropy = _staircase(loss_lipschitz * thresholds, values)
     if chaining == "discrete":
         rademacher, alpha = _discrete_chain(scales, entropy, radius, num_points)
     else:
         rademacher, alpha = _dudley(scales, entropy, radius, num_points)
-    confidence = 3 * loss_range * jnp.sqrt(jnp.log(2 * num_levels / delta) / (2 * num_points))
+    confidence = 3 * loss_range * jnp.sqrt(jnp.log(union) / (2 * num_points))
     complexity = 2 * rademacher
     return GeneralizationBound(
         total=complexity + confidence,

@@ -214,6 +214,44 @@ def _lower_matrix(matrix: jax.Array, moved: jax.Array, flat_x: jax.Array, block:
 
 
 @jax.jit
+def _orbit_stack(group: TransformationSet, indices: jax.Array, x: jax.Array) -> jax.Array:
+    """``ρ_X(s_k) x_b`` flattened, ``(k, n, d)``, for ``s_k = group[indices]``: one compiled call
+    (per stage size) instead of the action's operations one by one."""
+    elements = jax.tree_util.tree_map(lambda leaf: leaf[indices], group.elements)
+    return transform_batch(group, elements, x).reshape(indices.shape[0], x.shape[0], -1)
+
+
+@jax.jit
+def _fixes(moved: jax.Array, x: jax.Array) -> jax.Array:
+    """``(k,)``: whether each stack fixes every example bitwise (as ``identity_elements`` tests).
+
+    A separate call: fused with :func:`_orbit_stack`, XLA computes the action
+    inside the test as well, in another (slower) loop order that also rounds
+    differently.
+    """
+    flat = x.reshape(1, x.shape[0], -1).astype(moved.dtype)
+    return jnp.all(_bits(moved) == _bits(flat), axis=(1, 2))
+
+
+def _bits(values: jax.Array) -> jax.Array:
+    """The bit patterns of float values (a bitwise comparison)."""
+    width = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[values.dtype.itemsize]
+    return jax.lax.bitcast_convert_type(values, width)
+
+
+def _stage_stack(group: TransformationSet, added: np.ndarray, x: jax.Array) -> jax.Array | None:
+    """The stack ``(k, n, d)`` a stage adds: its elements but those that fix every example
+    (the identity's squares are already counted), or ``None`` when none is left."""
+    if not added.size:
+        return None
+    moved = _orbit_stack(group, jnp.asarray(added, jnp.int32), x)
+    keep = np.flatnonzero(~np.asarray(_fixes(moved, x)))
+    if keep.size == added.size:
+        return moved
+    return moved[keep] if keep.size else None
+
+
+@jax.jit
 def _farthest_first(squares: jax.Array, stop_square: jax.Array) -> jax.Array:
     """Squared covering radii ``ρ_j²`` of a farthest-point traversal, ``(n,)``.
 
@@ -436,17 +474,15 @@ def _nested_counts(x, group, radii, stages, block_size, method="auto", mesh=None
     x = x.astype(jnp.result_type(x.dtype, jnp.float32))
     flat = x.reshape(n, -1)
     stop = jnp.asarray(float(radii.min()) ** 2, x.dtype)
-    identities = set(identity_elements(group, x).tolist())
-    stages = [np.asarray([k for k in s if k not in identities], np.int64) for s in stages]
     counts = []
     if method == "matrix":
         block = MATRIX_BLOCK if block_size is None else block_size
         block = _distances.block_rows(block, n, n)
-        matrix = jnp.full((-(-n // block) * block, n), jnp.inf, x.dtype)
+        matrix = jax.device_put(np.full((-(-n // block) * block, n), np.inf, x.dtype))
         matrix = _lower_matrix(matrix, flat[None], flat, block)  # the identity
         for added in stages:
-            if added.size:
-                moved = _flat_orbit(group.subset(added), x, False)
+            moved = _stage_stack(group, added, x)
+            if moved is not None:
                 matrix = _lower_matrix(matrix, moved, flat, block)
             cover = _farthest_first(matrix, stop)
             counts.append(_counts_from_radii(np.asarray(cover), radii))
@@ -454,8 +490,9 @@ def _nested_counts(x, group, radii, stages, block_size, method="auto", mesh=None
     else:
         stacks = [flat[None]]  # the identity, then one stack per stage (as the matrix path)
         for added in stages:
-            if added.size:
-                stacks.append(_flat_orbit(group.subset(added), x, False))
+            moved = _stage_stack(group, added, x)
+            if moved is not None:
+                stacks.append(moved)
             cover = _stream_cover(stacks, flat, stop, mesh)
             counts.append(_counts_from_radii(np.asarray(cover), radii))
     return _finish(counts, radii, n)

@@ -2,15 +2,21 @@
 
 The regression function ``f*(x) = E[y | x]`` is unknown, so its per-element
 profile ``g ↦ E_{f*}(g)`` (§5) is estimated from the sample ``(x_i, y_i)`` in one
-of three ways, each with its own units (kept apart on purpose, §2):
+of three ways, which estimate different statistics but report them in one unit
+(below):
 
 - ``"reference"`` — the defect profile of a known predictor (a teacher, or the
-  true target of a synthetic task): :func:`jaxsym.defect_profile`, in the units
-  of its ``reduce`` (default ``"rms"``, *not* squared).
-- ``"knn"`` — nearest-orbit label consistency, in RMS units: its ``excess``
-  estimates the RMS profile ``E_2(g) = (E_x e_{f*}(x, g)²)^{1/2}`` (every
-  sample matched, the default; a finite matching radius estimates
-  ``E[e² | matched]^{1/2}``). The squares are averaged, then square-rooted.
+  true target of a synthetic task): :func:`jaxsym.defect_profile` with its
+  ``reduce`` (default ``"rms"``, *not* squared).
+- ``"knn"`` — nearest-orbit label consistency: its ``excess`` estimates the
+  RMS profile ``E_2(g) = (E_x e_{f*}(x, g)²)^{1/2}`` (every sample matched, the
+  default; a finite matching radius estimates ``E[e² | matched]^{1/2}``). The
+  squares are averaged, then square-rooted.
+- ``"sinkhorn"`` — the square root of the debiased Sinkhorn divergence
+  ``S_ε(P_n, g_# P_n) = OT_ε(P_n, g_# P_n) − ½ OT_ε(P_n, P_n) − ½ OT_ε(g_# P_n,
+  g_# P_n)`` between the ``(x, y)`` sample and its image under ``g`` (ott-jax),
+  *not* squared: an entropic estimate of ``W_2``, a lower estimate of the RMS
+  profile that also reacts when the input distribution μ is not invariant.
 
 **One unit.** Every public result is in the units of the pointwise defect
 ``e_f(x, g) = ‖f(ρ_X(g)x) − ρ_Y(g)f(x)‖`` (the labels' units), not squared: the
@@ -19,11 +25,6 @@ unit of ``defect_profile(..., reduce="rms")`` and of ``ee_2``, which is what
 the ``d_2`` unit: for a group and a G-invariant μ,
 ``mean_g E_2(g)² = ee_2(f*)² = 2 d_2(f*)²`` (docs/theory.md §2), so the data's
 ``η_2 = d_2(f*) ≈ (mean_g excess(g)² / 2)^{1/2}``.
-- ``"sinkhorn"`` — the square root of the debiased Sinkhorn divergence
-  ``S_ε(P_n, g_# P_n) = OT_ε(P_n, g_# P_n) − ½ OT_ε(P_n, P_n) − ½ OT_ε(g_# P_n,
-  g_# P_n)`` between the ``(x, y)`` sample and its image under ``g`` (ott-jax),
-  *not* squared: an entropic estimate of ``W_2``, a lower estimate of the RMS
-  profile that also reacts when the input distribution μ is not invariant.
 
 Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 """
@@ -67,7 +68,6 @@ __all__ = [
 class DataDefect(NamedTuple):
     """Estimated equivariance profile of a data set (docs/theory.md §6).
 
-    Attributes:
     Every field is in the units of the pointwise defect ``e`` (RMS, not squared;
     module docstring): ``ee_2`` units, ``√2 ×`` the ``d_2`` units.
 

@@ -27,7 +27,7 @@ from jaxsym._validation import (
     check_model_output,
 )
 from jaxsym.defects import safe_sqrt
-from jaxsym.groups.images import LAYOUTS, _check_layout_shape
+from jaxsym.groups.images import LAYOUTS, check_layout_shape
 
 __all__ = ["IMAGE_GENERATORS", "image_tangent", "lie_derivative"]
 
@@ -89,13 +89,14 @@ def image_tangent(x: jax.Array, generator: str, *, layout: str = "channels_last"
     >>> (tangent[0, 0, :, 2] + 0.0).tolist()  # the column through the pixel
     [0.0, -0.5, 0.0, 0.5, 0.0]
     """
-    if generator not in IMAGE_GENERATORS:
+    if not isinstance(generator, str) or generator not in IMAGE_GENERATORS:
         raise ValueError(
-            f"generator must be one of {IMAGE_GENERATORS} or a (d, d) matrix; got {generator!r}."
+            f"generator must be one of {IMAGE_GENERATORS} (image_tangent takes names only; "
+            f"lie_derivative also takes a (d, d) matrix); got {generator!r:.80}."
         )
     check_choice("layout", layout, LAYOUTS)
     if x.ndim == 4:
-        _check_layout_shape(
+        check_layout_shape(
             tuple(x.shape[1:]),
             f"x (batch of shape {tuple(x.shape)})",
             layout,
@@ -134,6 +135,18 @@ def _matrix(name: str, value, dim: int, what: str) -> jax.Array:
     return matrix
 
 
+def _check_generator(name: str, generator) -> None:
+    """A generator is a name in :data:`IMAGE_GENERATORS` or an array-like ``(d, d)`` matrix."""
+    valid = f"one of {IMAGE_GENERATORS} (images) or a (d, d) matrix (points)"
+    if isinstance(generator, str):
+        if generator not in IMAGE_GENERATORS:
+            raise ValueError(f"{name} must be {valid}; got {generator!r}.")
+        return
+    if not (hasattr(generator, "shape") or isinstance(generator, list | tuple)):
+        kind = type(generator).__name__
+        raise TypeError(f"{name} must be {valid}; got {kind}: {generator!r:.80}.")
+
+
 def _tangent(name: str, generator, z: jax.Array, what: str, layout: str) -> jax.Array:
     """``dρ(A) z`` for a named image generator or a matrix on the last axis."""
     if isinstance(generator, str):
@@ -144,7 +157,7 @@ def _tangent(name: str, generator, z: jax.Array, what: str, layout: str) -> jax.
                 f"shape {z.shape}. Use a (d, d) matrix for points."
             )
         if z.ndim == 4 and generator in IMAGE_GENERATORS:
-            _check_layout_shape(
+            check_layout_shape(
                 tuple(z.shape[1:]),
                 f"{what} (batch of shape {tuple(z.shape)})",
                 layout,
@@ -211,7 +224,9 @@ def lie_derivative(
             name, images needed, examples that look like the other ``layout``),
             the output generator does not fit ``f(x)``, ``layout`` is unknown, or
             a concrete ``x`` holds NaN/inf.
-        TypeError: if ``f`` is not callable or returns a pytree.
+        TypeError: if ``f`` is not callable, returns a pytree or integer/boolean
+            outputs (no derivative), or ``generator`` is neither a name nor a
+            matrix (``None`` included).
 
     >>> import jax.numpy as jnp
     >>> import jaxsym
@@ -221,12 +236,22 @@ def lie_derivative(
     [0.0]
     """
     check_callable("f", f)
+    _check_generator("generator", generator)
+    if output_generator is not None:
+        _check_generator("output_generator", output_generator)
     check_choice("layout", layout, LAYOUTS)
     x = as_float(jnp.asarray(x) if not hasattr(x, "shape") else x)
     check_finite("x", x)
     tangent = _tangent("generator", generator, x, "x", layout)
+    out = jax.eval_shape(f, x)  # checked before the derivative is computed
+    check_model_output(out, x.shape[0])
+    if not jnp.issubdtype(out.dtype, jnp.inexact):
+        raise TypeError(
+            f"f must return floating-point outputs for a Lie derivative; it returns "
+            f"{out.dtype} (e.g. an argmax or a comparison), which has no derivative: "
+            "differentiate the scores (logits) instead."
+        )
     y, dy = jax.jvp(f, (x,), (tangent.astype(x.dtype),))
-    check_model_output(y, x.shape[0])
     if output_generator is not None:
         dy = dy - _tangent(
             "output_generator", output_generator, as_float(y), "f(x)", layout

@@ -177,7 +177,7 @@ def dial_risk(
 
 
 def cross_fitting_folds(num_examples: int, num_folds: int, *, key=None) -> list[np.ndarray]:
-    """The held-out index sets of K-fold cross-fitting, as :func:`choose_symmetry` uses.
+    """The held-out index sets of K-fold cross-fitting, as :func:`jaxsym.choose_symmetry` uses.
 
     With ``key=None`` fold ``k`` holds every K-th example from ``k``
     (``k, k + K, k + 2K, …``); with a key, every K-th example of the random

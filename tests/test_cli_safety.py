@@ -330,7 +330,9 @@ def test_bad_seeds_are_usage_errors(capsys, no_work, seed):
 def test_the_seed_range_is_what_jax_accepts(seed):
     import jax
 
-    assert cli._seed(seed) == int(seed)
+    from jaxsym._validation import parse_seed
+
+    assert parse_seed(seed) == int(seed)
     jax.random.key(int(seed))  # no overflow at the ends of the range
 
 
@@ -477,6 +479,119 @@ def test_huge_inputs_are_rescaled_without_overflow(tmp_path):
     data = inputs.load_dataset(path, inputs.parse_group("c4"))
     rms = np.sqrt(np.mean(np.square(data.x, dtype=np.float64)))  # the scale is the train RMS
     assert np.isclose(rms, 1.0, rtol=1e-5) and np.all(np.isfinite(data.x_test))
+
+
+@pytest.mark.parametrize(
+    ("spec", "parameter"),
+    [
+        ("rot-image:8:", "MAX_DEGREES"),
+        ("rot-image::30", "NUM"),
+        ("rot-image:8:abc", "MAX_DEGREES"),
+        ("rot-image:8:1_0", "MAX_DEGREES"),  # float() would read 10
+        ("shift-image:3:", "MAX_PIXELS"),
+        ("shift-image::0.5", "NUM"),
+        ("shift-image:3:0.5px", "MAX_PIXELS"),
+        ("rot:30:", "NUM"),
+        ("rot::7", "DEGREES"),
+        ("rot:٣٠:7", "DEGREES"),  # float() would read 30
+        ("rot:30:7.0", "NUM"),
+        ("so2:", "N"),
+        ("so2:eight", "N"),
+        ("perm:", "K"),
+        ("shift:", "N"),
+        ("so3:", "NUM"),
+        ("so3:1e2", "NUM"),
+        ("c", "N"),
+        ("d", "N"),
+        ("c8.5", "N"),
+    ],
+)
+def test_every_empty_or_garbled_group_parameter_is_named(capsys, no_work, spec, parameter):
+    err = _refused(["--group", spec, "--out", "unused-out"], capsys)
+    assert f"--group {spec!r}: {parameter} " in err
+    assert "could not convert" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("rot-image:8:30:1", "rot-image takes 1 or 2 parameter(s), NUM:MAX_DEGREES; got 3"),
+        ("so2", "so2 takes 1 parameter(s), N; got 0"),
+        ("d4-image:", "d4-image takes no parameters; got 1"),
+        ("c8:3", "cN takes no ':' parameters"),
+    ],
+)
+def test_a_wrong_number_of_group_parameters_shows_the_form(capsys, no_work, spec, fragment):
+    err = _refused(["--group", spec, "--out", "unused-out"], capsys)
+    assert f"--group {spec!r}" in err and fragment in err
+
+
+@pytest.mark.parametrize("spec", ["rot-image:3:1e-298", "rot:1e-300:3", "shift-image:3:1e-300"])
+def test_groups_whose_elements_coincide_are_refused(capsys, no_work, spec):
+    err = _refused(["--group", spec, "--out", "unused-out"], capsys)
+    assert f"--group {spec!r}" in err and "in float32" in err
+
+
+def _constant_cases(tmp_path) -> dict[str, str]:
+    rng = np.random.default_rng(1)
+    one = rng.normal(size=(8, 8)).astype(np.float32)
+    cases = {
+        "zero images": np.zeros((60, 8, 8), np.float32),
+        "constant tabular": np.full((60, 2), 3.0),
+        "one image repeated": np.broadcast_to(one, (60, 8, 8)).copy(),
+        "constant integers": np.ones((60, 8, 8), np.int64),
+    }
+    paths = {}
+    for name, x in cases.items():
+        path = str(tmp_path / f"{name.replace(' ', '_')}.npz")
+        np.savez(path, x=x, y=np.arange(60) % 2)
+        paths[name] = path
+    return paths
+
+
+@pytest.mark.parametrize(
+    "case", ["zero images", "constant tabular", "one image repeated", "constant integers"]
+)
+def test_constant_inputs_are_refused_before_the_run(tmp_path, capsys, monkeypatch, case):
+    import jaxsym.audit.pipeline as pipeline
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("the pipeline ran on constant inputs")
+
+    monkeypatch.setattr(pipeline, "run_audit", tripwire)
+    path = _constant_cases(tmp_path)[case]
+    x = np.load(path)["x"]
+    assert np.unique(x.reshape(len(x), -1), axis=0).shape[0] == 1  # one distinct example
+    group = "c4" if x.ndim == 2 else "d4-image"
+    err = _refused(["--data", path, "--group", group, "--out", tmp_path / "out"], capsys)
+    assert "inputs x are constant" in err and "no symmetry can be measured" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_distinct_examples_are_enough_to_pass_the_constant_check(tmp_path):
+    x = np.zeros((60, 2), np.float32)
+    x[7] = 1.0
+    path = str(tmp_path / "almost.npz")
+    np.savez(path, x=x, y=np.arange(60.0))
+    data = inputs.load_dataset(path, inputs.parse_group("c4"), task="regression")
+    assert data.x.shape[1:] == (2,)
+
+
+@pytest.mark.parametrize("seed", ["٣", "+5", " 5", "5_0", "5 ", "１"])
+def test_both_command_lines_parse_seeds_with_one_rule(capsys, no_work, seed):
+    """``jaxsym audit`` and ``jaxsym demo`` refuse the same seeds with the same words."""
+    import jaxsym.__main__ as entry
+
+    assert int(seed) >= 0  # Python's int() would take every one of them
+    with pytest.raises(SystemExit) as audit:
+        cli.main(["--seed", seed, "--out", "unused"])
+    audit_err = capsys.readouterr().err.splitlines()[-1]
+    with pytest.raises(SystemExit) as demo:
+        entry.main(["demo", "--seed", seed])
+    demo_err = capsys.readouterr().err.splitlines()[-1]
+    assert audit.value.code == demo.value.code == 2
+    assert audit_err.split("error: ", 1)[1] == demo_err.split("error: ", 1)[1]
+    assert repr(seed) in audit_err and "ASCII digits" in audit_err
 
 
 # ----------------------------------------------------------------------------- Ctrl-C

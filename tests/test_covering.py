@@ -184,6 +184,86 @@ def test_block_size_does_not_change_counts():
         np.testing.assert_array_equal(covering_numbers(x, G, radii, block_size=block), reference)
 
 
+def greedy_nested_counts_float64(x, group, stages, radii, margin=2e-5):
+    """Farthest-point traversal in float64 (NumPy), one per nested set: the reference counts.
+
+    ``D_s[c, i] = ‖x_i − ρ(s) x_c‖²`` (center ``c`` moved, point ``i`` fixed);
+    set ``k`` is ``{e} ∪ S[stages[0]] ∪ … ∪ S[stages[k]]``. Starts at ``x_0``,
+    then takes the farthest point (lowest index on ties) until every point is
+    covered; ``count(r) = min{j : ρ_j ≤ r}``, then the running minima down the
+    sets and along the radii. Returns ``(counts, clear)``: ``clear`` is False when
+    a choice or a radius is within ``margin`` (relative) of a tie, where float32
+    rounding may legitimately decide otherwise.
+    """
+    n = len(x)
+    flat = np.asarray(x, np.float64).reshape(n, -1)
+    moved = np.asarray(groups.transform_batch(group, group.elements, jnp.asarray(x)), np.float64)
+    moved = moved.reshape(group.size, n, -1)
+    per_element = ((moved[:, :, None, :] - flat[None, None, :, :]) ** 2).sum(-1)  # [s, c, i]
+    squares = ((flat[:, None, :] - flat[None, :, :]) ** 2).sum(-1)  # the identity
+    # float32 squares are within (d + 4)·u·(‖a‖ + ‖b‖)² of these (jaxsym._distances), at most
+    # 3e-6 of the scale (2 max ‖x‖)² here; ``margin`` is relative to that scale.
+    largest = max(np.max((flat**2).sum(-1)), np.max((moved**2).sum(-1)))
+    scale = max(4 * float(largest), 1e-30)
+    clear, rows = True, []
+    for added in stages:
+        for s in added:
+            squares = np.minimum(squares, per_element[s])
+        nearest = squares[0].copy()
+        nearest[0] = 0.0
+        covering_radii = []
+        while nearest.max() > 0:
+            top = nearest.max()
+            covering_radii.append(np.sqrt(top))
+            if n > 1 and top - np.sort(nearest)[-2] < margin * scale:
+                clear = False  # a (near) tie between two candidates
+            center = int(np.flatnonzero(nearest == top)[0])
+            nearest = np.minimum(nearest, squares[center])
+            nearest[center] = 0.0
+        covering_radii = np.asarray(covering_radii)
+        gaps = np.abs(covering_radii[:, None] ** 2 - radii[None] ** 2)
+        if gaps.size and gaps.min() < margin * scale:
+            clear = False  # a radius within rounding of a covering radius
+        rows.append(1 + np.sum(covering_radii[:, None] > radii[None], axis=0))
+    counts = np.minimum.accumulate(np.stack(rows), axis=0)
+    order = np.argsort(radii)
+    counts[:, order] = np.minimum.accumulate(counts[:, order], axis=1)
+    return counts, clear
+
+
+GREEDY_CASES = {
+    "c8 on points": (lambda: groups.cyclic_rotations(8), (2,)),
+    "s3 on sets": (lambda: groups.permutations(3), (3, 2)),
+    "rot90 on images": (groups.rot90, (5, 5, 1)),
+    "interpolated rotations": (lambda: groups.image_rotations(7, max_angle=1.2), (6, 6)),
+}
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.sampled_from([2, 17, 40]),
+    case=st.sampled_from(sorted(GREEDY_CASES)),
+)
+def test_nested_counts_equal_a_float64_greedy_traversal(seed, n, case):
+    """Both paths give exactly the counts of a plain NumPy farthest-point traversal, for
+    nested stages that repeat elements and include the identity (element 0)."""
+    make, shape = GREEDY_CASES[case]
+    G = make()
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, *shape)).astype(np.float32)
+    order = rng.permutation(G.size)
+    cut = sorted(rng.choice(np.arange(1, G.size), size=2, replace=False))
+    stages = [order[: cut[0]], np.concatenate([order[cut[0] : cut[1]], order[:1]]), order[cut[1] :]]
+    radii = rng.uniform(0.05, 1.5, size=7) * np.sqrt(np.prod(shape))
+    expected, clear = greedy_nested_counts_float64(x, G, stages, radii)
+    assume(clear)
+    for method in ("matrix", "streaming"):
+        got = nested_covering_numbers(x, G, radii, stages, method=method)
+        np.testing.assert_array_equal(got, expected, err_msg=method)
+
+
 def test_errors_name_the_argument():
     G = groups.cyclic_rotations(4)
     x = np.zeros((5, 2), np.float32)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -29,6 +30,49 @@ PACKAGE = ROOT / "jaxsym"
 THEORY = ROOT / "docs" / "theory.md"
 
 SNIPPET_TIMEOUT_S = 300
+
+# ----------------------------------------------------------------------------- docstring sections
+
+_SECTIONS = ("Args:", "Returns:", "Yields:", "Raises:", "Attributes:")
+
+
+def section_problems(doc: str) -> list[str]:
+    """A Google docstring's section headers that repeat, or whose first line is not indented."""
+    lines = doc.splitlines()
+    heads = [line for line in lines if line in _SECTIONS]  # cleaned: headers at column 0
+    problems = [
+        f"{head} appears {heads.count(head)} times" for head in set(heads) if heads.count(head) > 1
+    ]
+    for line, after in itertools.pairwise(lines):
+        if line in _SECTIONS and after.strip() and not after.startswith((" ", "\t")):
+            problems.append(f"{line} is followed by the unindented {after.strip()[:40]!r}")
+    return sorted(problems)
+
+
+def test_section_problems_finds_the_known_shapes():
+    merged = "Summary.\n\nText.\n\nAttributes:\n    a: one.\n    b: two.\n"
+    twice = "Summary.\n\nAttributes:\nText.\n\nAttributes:\n    a: one.\n"
+    assert section_problems(merged) == []
+    assert section_problems(twice) == [
+        "Attributes: appears 2 times",
+        "Attributes: is followed by the unindented 'Text.'",
+    ]
+
+
+def test_every_docstring_has_each_section_once():
+    """E.g. a class docstring with two ``Attributes:`` sections, one of them prose."""
+    found = []
+    for path in package_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                continue
+            doc = ast.get_docstring(node)
+            for problem in section_problems(doc or ""):
+                name = getattr(node, "name", "<module>")
+                found.append(f"{path.relative_to(ROOT)}: {name}: {problem}")
+    assert not found, "\n".join(found)
+
 
 # ----------------------------------------------------------------------------- §N citations
 

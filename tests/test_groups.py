@@ -514,6 +514,7 @@ def test_every_public_module_declares_all(module):
             defined
             - set(mod.__all__)
             - {"CustomOutputAction", "check_argument_order", "format_matrix"}
+            - {"close_pair", "repeated_elements"}  # the builders' distinctness checks
         )
         assert not missing, (name, missing)
 
@@ -592,3 +593,78 @@ def test_element_labels_of_shifts_and_permutations():
     assert labels[0] == "e" and len(set(labels)) == 6
     for element, label in zip(np.asarray(perms.elements)[1:], labels[1:], strict=True):
         assert label == f"perm {element.tolist()}"
+
+
+# ----------------------------------------------------------------------------- distinct elements
+
+
+def _float32_rows(group) -> np.ndarray:
+    """The elements as stored in float32, one flat row each (independent of the package)."""
+    return np.asarray(group.elements, np.float32).reshape(group.size, -1)
+
+
+@pytest.mark.parametrize(
+    ("build", "argument"),
+    [
+        (lambda: groups.image_rotations(3, max_angle=1e-300), "max_angle=1e-300"),
+        (lambda: groups.rotation_range(1e-300, 5), "max_angle=1e-300"),
+        (lambda: groups.rotation_range(1e-7, 3), "max_angle=1e-07"),  # distinct, too close
+        (lambda: groups.image_rotations(5, max_angle=2e-7), "max_angle=2e-07"),
+    ],
+)
+def test_angle_sets_with_repeated_elements_are_refused(build, argument):
+    with pytest.raises(ValueError, match="same rotation in float32") as info:
+        build()
+    message = str(info.value)
+    assert argument in message and "elements 0 and 1" in message
+
+
+def test_the_spacing_rule_is_relative_and_keeps_fine_but_distinct_sets():
+    """1e-6 relative: h = 2e-6 rad is kept and distinct in float32; h = 5e-7 is refused."""
+    kept = groups.rotation_range(2e-6, 3)
+    angles = np.arctan2(_float32_rows(kept)[:, 2], _float32_rows(kept)[:, 0])
+    assert len(np.unique(angles)) == 3
+    assert np.min(np.diff(np.sort(angles))) >= 1e-6
+    with pytest.raises(ValueError, match="max_angle"):
+        groups.rotation_range(5e-7, 3)
+
+
+def test_a_custom_set_flagged_a_group_must_not_repeat_an_element():
+    eye = np.eye(2)
+    almost = eye * (1 + 1e-9)  # distinct in float64, the identity once stored in float32
+    assert not np.array_equal(almost, eye)
+    assert np.array_equal(almost.astype(np.float32), eye.astype(np.float32))
+    with pytest.raises(ValueError, match="elements 0 and 1 are the same"):
+        groups.TransformationSet(
+            elements=jnp.asarray(np.stack([eye, almost])), action=groups.MatrixAction(2)
+        )
+    # a Monte Carlo multiset (not a group) may repeat elements, as orbit sampling does
+    sample = groups.TransformationSet(
+        elements=jnp.asarray(np.stack([eye, eye])), action=groups.MatrixAction(2), is_group=False
+    )
+    assert sample.size == 2
+
+
+@pytest.mark.parametrize(("indices", "element"), [([1, 2, 1], 1), ([0, 3, -5], 3)])
+def test_subsets_refuse_an_element_picked_twice(indices, element):
+    with pytest.raises(ValueError, match=f"element {element} of C8 twice"):
+        groups.cyclic_rotations(8).subset(indices)
+
+
+def test_random_permutations_are_distinct_and_at_most_k_factorial():
+    sample = groups.random_permutations(3, 6, key=jax.random.key(0))  # all of S3, no repeat
+    rows = {tuple(row) for row in np.asarray(sample.elements).tolist()}
+    assert rows == set(itertools.permutations(range(3)))
+    assert tuple(np.asarray(sample.elements)[0]) == (0, 1, 2)
+    with pytest.raises(ValueError, match="num must be at most k! = 6"):
+        groups.random_permutations(3, 7, key=jax.random.key(0))
+
+
+def test_so3_refuses_a_sample_that_repeats_a_rotation(monkeypatch):
+    from jaxsym.groups import spatial
+
+    monkeypatch.setattr(
+        spatial, "haar_so3", lambda num, *, key: jnp.broadcast_to(jnp.eye(3), (num, 3, 3))
+    )
+    with pytest.raises(ValueError, match=r"key: .*elements 0 and 1"):
+        groups.so3(3, key=jax.random.key(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -237,6 +238,75 @@ def test_translation_errors_and_grid():
     grid = groups.translation_grid(3, 0.5)
     assert grid.size == 9 and np.all(np.asarray(grid.elements[0]) == 0)
     assert len({tuple(row) for row in np.asarray(grid.elements).tolist()}) == 9
+
+
+@pytest.mark.parametrize(
+    ("shifts", "fragments"),
+    [
+        ([[1.0, 0.0], [0.0, 0.0]], ["row 1 of 2 (0-based)", "repeats the identity"]),
+        ([[0.0, 0.0], [2.0, 1.0], [0.0, 0.0]], ["row 2 of 3 (0-based)", "after the identity"]),
+        ([[1.0, 0.0], [np.nan, 0.0]], ["row 1 of 2 (0-based)", "NaN or inf"]),
+        ([[np.inf, 0.0]], ["row 0 of 1 (0-based)", "NaN or inf"]),
+        ([1.0, 2.0, 3.0], ["shape (k, 2)", "got shape (3,)"]),
+        (np.zeros((2, 3)), ["shape (k, 2)", "got shape (2, 3)"]),
+    ],
+)
+def test_translation_errors_name_the_row_as_given(shifts, fragments):
+    """Rows are counted 0-based in the caller's array (not after the identity is added)."""
+    with pytest.raises(ValueError) as info:
+        groups.image_translations(shifts)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("shifts", "pair"),
+    [
+        ([[1.0, 0.0], [1.0, 0.0]], "row 0 and row 1"),
+        ([[1.0, 0.0], [1.0 + 1e-8, 0.0]], "row 0 and row 1"),  # equal in float32
+        ([[2.0, 0.0], [1.0, 0.0], [1.0, 5e-7]], "row 1 and row 2"),  # distinct, 5e-7 apart
+        ([[1e-9, 0.0]], "the identity (0, 0) added as element 0 and row 0"),
+    ],
+)
+def test_translations_refuse_a_shift_given_twice(shifts, pair):
+    rows = np.concatenate([np.zeros((1, 2)), np.asarray(shifts, np.float64)])  # + identity
+    stored = rows.astype(np.float32).astype(np.float64)
+    tolerance = 1e-6 * max(1.0, np.abs(stored).max())
+    close = [
+        (i, j)
+        for i, j in itertools.combinations(range(len(rows)), 2)
+        if np.abs(stored[i] - stored[j]).max() < tolerance
+    ]
+    assert close  # brute force: some pair is one shift in float32
+    with pytest.raises(ValueError, match="same shift in float32") as info:
+        groups.image_translations(shifts)
+    assert pair in str(info.value)
+
+
+def test_translations_a_micro_pixel_apart_are_kept():
+    shifts = groups.image_translations([[1.0, 0.0], [1.0, 2e-6]])  # 2e-6 ≥ 1e-6 · max(1, 1)
+    assert shifts.size == 3
+    assert len(np.unique(np.asarray(shifts.elements, np.float32), axis=0)) == 3
+
+
+@pytest.mark.parametrize("max_shift", ["x", None, float("nan"), float("inf")])
+def test_translation_grid_speaks_of_pixels(max_shift):
+    with pytest.raises((TypeError, ValueError)) as info:
+        groups.translation_grid(3, max_shift)
+    assert "max_shift" in str(info.value) and "pixels" in str(info.value)
+    assert "radians" not in str(info.value)
+
+
+def test_translation_grid_too_fine_for_float32_is_refused():
+    with pytest.raises(ValueError, match=r"max_shift=1e-300 with num=3: .*same shift"):
+        groups.translation_grid(3, 1e-300)
+    with pytest.raises(ValueError, match="max_shift=2e-07 with num=5"):
+        groups.translation_grid(5, 2e-7)  # steps 1e-7 px apart, distinct in float32
+
+
+def test_angles_still_speak_of_radians():
+    with pytest.raises(TypeError, match="max_angle must be a number of radians"):
+        groups.image_rotations(3, max_angle="x")
 
 
 # ----------------------------------------------------------------------------- floor

@@ -266,3 +266,62 @@ def test_lie_derivative_refuses_the_other_layout_naming_the_argument():
         jaxsym.lie_derivative(model, flat, "rotation"),
         jaxsym.lie_derivative(model, flat, "rotation", layout="channels_first"),
     )
+
+
+# ----------------------------------------------------------------------------- output dtypes
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda z: jnp.argmax(z.reshape(z.shape[0], -1), axis=1),  # class indices (int32)
+        lambda z: z.reshape(z.shape[0], -1) > 0.5,  # a threshold (bool)
+        lambda z: jnp.round(z.reshape(z.shape[0], -1)).astype(jnp.int8),  # quantized (int8)
+    ],
+    ids=["argmax", "bool", "int8"],
+)
+@pytest.mark.parametrize("jit", [False, True])
+def test_integer_and_boolean_outputs_are_refused_before_differentiating(f, jit):
+    x = _images()
+    calls = []
+
+    def counted(z):
+        calls.append(z)
+        return f(z)
+
+    def run(z):
+        return jaxsym.lie_derivative(counted, z, "rotation")
+
+    with pytest.raises(TypeError, match="f must return floating-point outputs") as info:
+        jax.jit(run)(x) if jit else run(x)
+    dtype = jax.eval_shape(f, x).dtype  # independent: what f really returns
+    assert not jnp.issubdtype(dtype, jnp.inexact) and str(dtype) in str(info.value)
+    assert len(calls) == 1  # traced once for its output type; no JVP was taken
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("generator", None),
+        ("generator", object()),
+        ("generator", 2.5),
+        ("output_generator", object()),  # None there is invariance, a valid choice
+        ("output_generator", 2.5),
+    ],
+)
+def test_a_missing_or_odd_generator_lists_the_valid_ones(name, value):
+    x = _images()
+    kwargs = {"generator": "rotation", name: value}
+    with pytest.raises(TypeError) as info:
+        jaxsym.lie_derivative(lambda z: z.sum(axis=(1, 2)), x, **kwargs)
+    message = str(info.value)
+    assert message.startswith(f"{name} must be one of")
+    assert (
+        all(generator in message for generator in IMAGE_GENERATORS) and "(d, d) matrix" in message
+    )
+
+
+def test_an_unknown_generator_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="generator must be one of") as info:
+        jaxsym.lie_derivative(lambda z: z.sum(axis=(1, 2)), _images(), "rotate")
+    assert all(generator in str(info.value) for generator in IMAGE_GENERATORS)

@@ -11,19 +11,18 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import signal
 import sys
 import threading
 import time
 
 from jaxsym import _interrupt
+from jaxsym._validation import parse_seed
 from jaxsym.audit import output
 from jaxsym.audit.inputs import (
     BUILTIN_DATA,
     GROUP_SPECS,
     LAYOUTS,
-    MAX_SEED,
     AuditError,
     load_dataset,
     parse_group,
@@ -77,7 +76,7 @@ def build_parser(prog: str = "jaxsym audit") -> argparse.ArgumentParser:
     )
     parser.add_argument("--task", choices=("classification", "regression"))
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT, help="default: %(default)s")
-    parser.add_argument("--seed", type=_seed, default=0, help="in [0, 2**32 - 1]")
+    parser.add_argument("--seed", type=parse_seed, default=0, help="in [0, 2**32 - 1]")
     parser.add_argument(
         "--force",
         action="store_true",
@@ -95,15 +94,6 @@ def _check_extras() -> None:
         raise AuditError(
             f"the audit needs {names}: pip install 'jaxsym[audit]' (or jaxsym[all]).", status=1
         )
-
-
-def _seed(text: str) -> int:
-    """argparse ``type=``: an integer seed in [0, 2³² − 1] (what ``jax.random.key`` takes)."""
-    if not re.fullmatch(r"[0-9]{1,10}", text.strip()) or int(text) > MAX_SEED:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer in [0, {MAX_SEED}] (2**32 - 1), got {text!r}"
-        )
-    return int(text)
 
 
 def _interrupt_handler(prog: str):

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from jaxsym import groups
+from jaxsym._validation import MAX_SEED  # the seed range of --seed (re-exported)
 from jaxsym.groups import TransformationSet
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "parse_group",
 ]
 
-NUM_FOLDS = 5  # cross-fitting folds of the predictive trade-off (docs/theory.md §8)
+NUM_FOLDS = 5  # the screen's cross-fitting folds (docs/theory.md §8b, §9)
 MIN_PER_FOLD = 4  # training examples per fold, at least
 TEST_FRACTION = 0.25  # held out when the file has no x_test / y_test
 
@@ -61,20 +62,7 @@ class AuditError(Exception):
 MAX_GROUP_SIZE = 128  # the subgroup search builds |G| × |G| products (memory ∝ |G|³)
 MAX_FEATURES = 4096  # numbers per input example (e.g. 64 × 64 images)
 MAX_OUTPUTS = 1024  # regression targets per example, or classes
-MAX_SEED = 2**32 - 1  # jax.random.key takes a 32-bit seed
 LABEL_LIMIT = 1e12  # |y| above this overflows float32 once squared and summed
-
-
-def _int_param(spec: str, text: str, minimum: int = 1) -> int:
-    if not re.fullmatch(r"[0-9]{1,12}", text or ""):
-        raise AuditError(
-            f"--group {spec}: expected a positive integer parameter (at most 12 digits), "
-            f"got {text!r}."
-        )
-    value = int(text)
-    if value < minimum:
-        raise AuditError(f"--group {spec}: the parameter must be at least {minimum}, got {value}.")
-    return value
 
 
 def _check_size(spec: str, size: int) -> None:
@@ -91,26 +79,6 @@ def _check_size(spec: str, size: int) -> None:
         )
 
 
-def _so3(num: int, seed: int) -> TransformationSet:
-    return groups.so3(num, key=jax.random.key(seed))
-
-
-def _rotation_range(spec: str, params: list[str]) -> TransformationSet:
-    if len(params) != 2:
-        raise AuditError(f"--group {spec}: expected rot:DEGREES:NUM, e.g. rot:30:7.")
-    try:
-        degrees = float(params[0])
-    except ValueError:
-        raise AuditError(f"--group {spec}: DEGREES must be a number, got {params[0]!r}.") from None
-    if not (math.isfinite(degrees) and 0.0 <= degrees <= 180.0):
-        raise AuditError(f"--group {spec}: DEGREES must lie in [0, 180], got {params[0]}.")
-    num = _int_param(spec, params[1])
-    if num % 2 == 0:
-        raise AuditError(f"--group {spec}: NUM must be odd (a symmetric grid with 0°), got {num}.")
-    _check_size(spec, num)
-    return groups.rotation_range(math.radians(degrees), num)
-
-
 GROUP_SPECS: tuple[str, ...] = (
     "cN (cyclic rotations C_N of points in R², e.g. c8)",
     "dN (dihedral D_N of points in R², e.g. d8)",
@@ -124,25 +92,81 @@ GROUP_SPECS: tuple[str, ...] = (
     "rot-image:NUM[:MAX_DEGREES] (image rotations by bilinear interpolation; not exact)",
     "shift-image:NUM[:MAX_PIXELS] (NUM × NUM sub-pixel image shifts, NUM odd; not a group)",
 )
-_NAMES = ("so2", "rot", "c4-image", "d4-image", "perm", "shift", "so3", "rot-image", "shift-image")
+"""The ``--group`` forms, ``NAME[:PARAM…]`` and what they build; parsed from here."""
 
 
-def _image_set(spec: str, name: str, params: list[str], layout: str) -> TransformationSet:
-    """``rot-image:NUM[:MAX_DEGREES]`` or ``shift-image:NUM[:MAX_PIXELS]``."""
-    if len(params) not in (1, 2):
-        raise AuditError(f"--group {spec}: expected {name}:NUM or {name}:NUM:MAX.")
-    num = _int_param(spec, params[0])
-    _check_size(spec, num if name == "rot-image" else num * num)
-    try:
-        limit = float(params[1]) if len(params) == 2 else None
-        if name == "rot-image":
-            if limit is not None and not 0.0 <= limit <= 180.0:
-                raise ValueError(f"MAX_DEGREES must lie in [0, 180], got {params[1]}")
-            radians = None if limit is None else math.radians(limit)
-            return groups.image_rotations(num, max_angle=radians, layout=layout)
-        return groups.translation_grid(num, 1.0 if limit is None else limit, layout=layout)
-    except ValueError as error:
-        raise AuditError(f"--group {spec}: {error}") from None
+def _signature(usage: str) -> tuple[str, tuple[str, ...], int]:
+    """``("rot-image", ("NUM", "MAX_DEGREES"), 1)``: a usage's name, parameters, required count."""
+    head = usage.split()[0]
+    required, _, optional = head.partition("[")
+    name, *names = required.split(":")
+    extra = [part for part in optional.rstrip("]").split(":") if part]
+    return name, (*names, *extra), len(names)
+
+
+_SIGNATURES = {name: (params, count) for name, params, count in map(_signature, GROUP_SPECS)}
+_SIGNATURES.update({"cN": (("N",), 1), "dN": (("N",), 1)})  # N is part of the name
+_EXAMPLES = {
+    "cN": "c8",
+    "dN": "d8",
+    "so2": "so2:8",
+    "rot": "rot:30:7",
+    "perm": "perm:4",
+    "shift": "shift:16",
+    "so3": "so3:16",
+    "rot-image": "rot-image:8 or rot-image:7:30",
+    "shift-image": "shift-image:3 or shift-image:3:0.5",
+}
+_EXPECTED = {  # what each parameter must be, for the messages
+    "N": "a positive integer (at most 12 digits)",
+    "K": "a positive integer (at most 12 digits)",
+    "NUM": "a positive integer (at most 12 digits)",
+    "DEGREES": "a number of degrees in [0, 180]",
+    "MAX_DEGREES": "a number of degrees in [0, 180]",
+    "MAX_PIXELS": "a positive number of pixels",
+}
+_NUMBER = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"  # ASCII digits only
+
+
+def _parameter(spec: str, usage: str, param: str, text: str) -> float | int:
+    """One parameter of ``--group``, checked: an error names the spec and the parameter."""
+    expected = _EXPECTED[param]
+    example = _EXAMPLES.get(usage, usage)
+    if not text:
+        raise AuditError(f"--group {spec}: {param} is empty; expected {expected}, e.g. {example}.")
+    if param in ("N", "K", "NUM"):
+        if not re.fullmatch(r"[0-9]{1,12}", text):
+            raise AuditError(f"--group {spec}: {param} must be {expected}; got {text[:40]!r}.")
+        if int(text) < 1:
+            raise AuditError(f"--group {spec}: {param} must be at least 1, got {int(text)}.")
+        return int(text)
+    value = float(text) if re.fullmatch(_NUMBER, text) else math.nan
+    if param == "MAX_PIXELS":
+        ok = math.isfinite(value) and value > 0
+    else:
+        ok = math.isfinite(value) and 0.0 <= value <= 180.0
+    if not ok:
+        raise AuditError(f"--group {spec}: {param} must be {expected}; got {text[:40]!r}.")
+    return value
+
+
+def _parameters(spec: str, usage: str, texts: list[str]) -> dict[str, float | int]:
+    """The checked parameters of ``usage`` by name (``{"NUM": 8}``), or an error."""
+    names, required = _SIGNATURES[usage]
+    if not required <= len(texts) <= len(names):
+        example = _EXAMPLES.get(usage, usage)
+        if not names:
+            takes = "takes no parameters"
+        else:
+            count = f"{required}" if required == len(names) else f"{required} or {len(names)}"
+            takes = f"takes {count} parameter(s), {':'.join(names)}"
+        raise AuditError(
+            f"--group {spec}: {usage} {takes}; got {len(texts)}: write e.g. {example}."
+        )
+    return {
+        name: _parameter(spec, usage, name, text)
+        for name, text in zip(names[: len(texts)], texts, strict=True)
+    }
 
 
 def _valid_groups() -> str:
@@ -152,11 +176,12 @@ def _valid_groups() -> str:
 LAYOUTS = ("channels_last", "channels_first")
 """``--layout`` values: images ``(H, W[, C])`` (flax, NHWC) or ``(C, H, W)`` (equinox, NCHW)."""
 
-_IMAGE_GROUPS = ("c4-image", "d4-image", "rot-image", "shift-image")
-
 
 def parse_group(spec: str, seed: int = 0, *, layout: str = "channels_last") -> TransformationSet:
     """Build the group named by ``spec`` (see :data:`GROUP_SPECS`).
+
+    Every parameter is checked before anything is built, and its size against
+    :data:`MAX_GROUP_SIZE`.
 
     Args:
         spec: ``NAME[:PARAMS]``.
@@ -167,53 +192,88 @@ def parse_group(spec: str, seed: int = 0, *, layout: str = "channels_last") -> T
             points and take only the default.
 
     Raises:
-        AuditError: on an unknown name or a bad parameter (the message lists the
-            valid names), or ``--layout channels_first`` with a group that does
-            not act on images.
+        AuditError: on an unknown name (the message lists the valid names); a
+            missing, extra, empty or malformed parameter (the message names the
+            spec and the parameter); a group with fewer than 2 or more than
+            :data:`MAX_GROUP_SIZE` elements; a set whose elements would not be
+            distinct; or ``--layout channels_first`` with a group that does not
+            act on images.
     """
     if layout not in LAYOUTS:
         raise AuditError(f"--layout must be one of {', '.join(LAYOUTS)}; got {layout!r}.")
     text = (spec or "").strip().lower()
-    name, *params = text.split(":")
-    one = params[0] if params else ""
-    known = name in _NAMES or re.fullmatch(r"[cd]\d*", name)
-    if layout != "channels_last" and known and name not in _IMAGE_GROUPS:
+    shown = repr(text if len(text) <= 40 else text[:40] + "…")
+    name, *texts = text.split(":")
+    if name in _SIGNATURES:
+        usage = name
+    elif re.fullmatch(r"[cd](?:[0-9][^:]*)?", name):
+        usage, texts = f"{name[0]}N", [name[1:], *texts]
+    else:
         raise AuditError(
-            f"--layout {layout} applies to the image groups ({', '.join(_IMAGE_GROUPS)}); "
-            f"--group {spec} does not act on images: leave --layout out."
+            f"--group {shown}: unknown group {name[:40]!r}; valid: {_valid_groups()} (see --help)."
         )
-    if name in ("c4-image", "d4-image") and not params:
-        build = groups.rot90 if name == "c4-image" else groups.flip_rot90
-        return build(layout=layout)
-    match = re.fullmatch(r"([cd])([0-9]+)", name)
-    if match and not params:
-        order = _int_param(spec, match.group(2))
-        _check_size(spec, order if match.group(1) == "c" else 2 * order)
-        return groups.cyclic_rotations(order) if match.group(1) == "c" else groups.dihedral(order)
-    if name == "rot":
-        return _rotation_range(spec, params)
-    if name in ("rot-image", "shift-image"):
-        return _image_set(spec, name, params, layout)
-    if name in ("so2", "perm", "shift", "so3") and len(params) == 1:
-        value = _int_param(spec, one)
-        if name == "perm" and value > 5:
-            raise AuditError(
-                f"--group {spec}: perm:K has K! elements; the audit takes K ≤ 5 "
-                f"({MAX_GROUP_SIZE} elements at most), got K = {value}."
-            )
-        _check_size(spec, math.factorial(value) if name == "perm" else value)
-        if name == "so2":
-            return groups.cyclic_rotations(value)
-        if name == "perm":
-            return groups.permutations(value)
-        if name == "shift":
-            return groups.cyclic_shifts(value)
-        return _so3(value, seed)
-    known = name in _NAMES or re.fullmatch(r"[cd]\d*", name)
-    problem = "bad parameters for" if known else "unknown group"
-    raise AuditError(
-        f"--group {spec!r}: {problem} {name!r}; valid: {_valid_groups()} (see --help)."
-    )
+    images = ("c4-image", "d4-image", "rot-image", "shift-image")
+    if layout != "channels_last" and usage not in images:
+        raise AuditError(
+            f"--layout {layout} applies to the image groups ({', '.join(images)}); "
+            f"--group {shown} does not act on images: leave --layout out."
+        )
+    if usage in ("cN", "dN") and len(texts) > 1:
+        raise AuditError(
+            f"--group {shown}: {usage} takes no ':' parameters (N is part of the name); "
+            f"write e.g. {_EXAMPLES[usage]}."
+        )
+    values = _parameters(shown, usage, texts)
+    return _build(shown, usage, values, seed, layout)
+
+
+def _build(spec: str, usage: str, values: dict, seed: int, layout: str) -> TransformationSet:
+    """The set ``usage`` with checked ``values``: sizes first, then the builder."""
+    num = values.get("N", values.get("NUM", values.get("K")))
+    if usage == "perm" and num > 5:
+        raise AuditError(
+            f"--group {spec}: perm:K has K! elements; the audit takes K ≤ 5 "
+            f"({MAX_GROUP_SIZE} elements at most), got K = {num}."
+        )
+    if usage in ("rot", "shift-image") and num % 2 == 0:
+        grid = "a symmetric grid with 0°" if usage == "rot" else "a grid holding the shift (0, 0)"
+        raise AuditError(f"--group {spec}: NUM must be odd ({grid}), got {num}.")
+    if usage == "rot-image" and "MAX_DEGREES" in values and num % 2 == 0:
+        raise AuditError(
+            f"--group {spec}: NUM must be odd with MAX_DEGREES (a symmetric grid with 0°), "
+            f"got {num}."
+        )
+    if num is not None:  # c4-image and d4-image have no parameter (and 4 or 8 elements)
+        sizes = {"dN": 2 * num, "perm": math.factorial(min(num, 5)), "shift-image": num * num}
+        _check_size(spec, sizes.get(usage, num))
+    try:
+        return _builders(usage, values, num, seed, layout)
+    except ValueError as error:  # e.g. angles too fine to stay distinct in float32
+        raise AuditError(f"--group {spec}: {error}") from None
+
+
+def _builders(usage: str, values: dict, num, seed: int, layout: str) -> TransformationSet:
+    if usage in ("cN", "so2"):
+        return groups.cyclic_rotations(num)
+    if usage == "dN":
+        return groups.dihedral(num)
+    if usage == "perm":
+        return groups.permutations(num)
+    if usage == "shift":
+        return groups.cyclic_shifts(num)
+    if usage == "so3":
+        return groups.so3(num, key=jax.random.key(seed))
+    if usage == "rot":
+        return groups.rotation_range(math.radians(values["DEGREES"]), num)
+    if usage == "c4-image":
+        return groups.rot90(layout=layout)
+    if usage == "d4-image":
+        return groups.flip_rot90(layout=layout)
+    if usage == "rot-image":
+        limit = values.get("MAX_DEGREES")
+        radians = None if limit is None else math.radians(limit)
+        return groups.image_rotations(num, max_angle=radians, layout=layout)
+    return groups.translation_grid(num, values.get("MAX_PIXELS", 1.0), layout=layout)
 
 
 # ----------------------------------------------------------------------------- data
@@ -223,10 +283,10 @@ class Dataset(NamedTuple):
     """A validated data set, split into training and test parts.
 
     Attributes:
-        x: float32 inputs ``(n, *input)``, rescaled by ``scale``.
-        x_test: float32 inputs ``(n, *input)``, rescaled by ``scale``.
+        x: float32 training inputs ``(n, *input)``, rescaled by ``scale``.
         y: class indices ``(n,)`` (classification) or float32 targets ``(n, d)`` (regression).
-        y_test: class indices ``(n,)`` (classification) or float32 targets ``(n, d)`` (regression).
+        x_test: float32 test inputs ``(n_test, *input)``, rescaled by the same ``scale``.
+        y_test: class indices ``(n_test,)`` or float32 targets ``(n_test, d)``, as ``y``.
         task: ``"classification"`` or ``"regression"``.
         classes: the class labels (classification), else ``None``.
         source: a description of where the data came from.
@@ -381,6 +441,22 @@ def _check_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
                 )
 
 
+def _check_varies(x: np.ndarray, source: str) -> None:
+    """Refuse constant inputs: with every example the same there is nothing to compare."""
+    flat = x.reshape(len(x), -1)
+    if not np.all(flat == flat[:1]):
+        return
+    if np.all(flat == flat.flat[0]):
+        what = f"constant: every value is {flat.flat[0].item()!r}"
+    else:
+        what = f"constant across examples: all {len(x)} examples are the same"
+    raise AuditError(
+        f"{source}: the inputs x are {what}, so no symmetry can be measured (the distances "
+        "between examples, on which every measure here is built, are all 0); check that x "
+        "holds the data."
+    )
+
+
 def detect_task(y: np.ndarray) -> str:
     """``"classification"`` for integer, boolean or string labels, else ``"regression"``."""
     return "classification" if y.dtype.kind in "biuUSO" else "regression"
@@ -481,6 +557,7 @@ def load_dataset(
     x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
     task = task or detect_task(y)
     _check_group_shape(group, x, source)
+    _check_varies(x, source)
     classes = None
     if task == "classification":
         classes, y, y_test = _encode_labels(y, y_test, source)

@@ -171,6 +171,87 @@ class CustomOutputAction:
         return self.fn(element, y)
 
 
+# ----------------------------------------------------------------------------- distinct elements
+
+WORKING_DTYPE = np.float32
+"""The default working dtype: elements must be distinct once cast to it."""
+
+DUPLICATE_SPACING = 1e-6
+"""Angles or shifts closer than this, relative to ``max(1, largest |value|)``, are one element."""
+
+
+def _working_rows(elements: Any, size: int) -> np.ndarray:
+    """Each element as one float64 row of its values as stored in :data:`WORKING_DTYPE`.
+
+    Floating leaves are cast to float32 first (the working dtype); integer and
+    boolean leaves are kept exact.
+    """
+    rows = []
+    for leaf in jax.tree_util.tree_leaves(elements):
+        array = np.asarray(jax.device_get(leaf))
+        if np.issubdtype(array.dtype, np.inexact):
+            array = array.astype(WORKING_DTYPE)
+        rows.append(array.astype(np.float64).reshape(size, -1))
+    return np.concatenate(rows, 1) if rows else np.zeros((size, 0))
+
+
+def _first_repeat(rows: np.ndarray) -> tuple[int, int] | None:
+    """The first pair ``(i, j)``, ``i < j``, of equal rows (``-0.0 == 0.0``), or ``None``."""
+    if len(rows) < 2:
+        return None
+    rows = np.asarray(rows, np.float64).reshape(len(rows), -1) + 0.0  # −0.0 → 0.0
+    order = np.lexsort(rows.T[::-1])  # stable: equal rows in index order
+    same = np.flatnonzero(np.all(rows[order[1:]] == rows[order[:-1]], axis=1))
+    if same.size == 0:
+        return None
+    k = same[np.argmin(order[same + 1])]  # the repeat that comes first in element order
+    return int(order[k]), int(order[k + 1])
+
+
+def repeated_elements(elements: Any, size: int) -> tuple[int, int] | None:
+    """The first pair of elements equal after the cast to :data:`WORKING_DTYPE`, or ``None``."""
+    return _first_repeat(_working_rows(elements, size))
+
+
+def close_pair(values, *, period: float | None = None) -> tuple[int, int] | None:
+    """The first pair ``(i, j)``, ``i < j``, of values that are one element, or ``None``.
+
+    Two values (angles, or shifts as rows) are one element when they are equal
+    after the cast to :data:`WORKING_DTYPE`, or closer than
+    :data:`DUPLICATE_SPACING` ``× max(1, largest |value|)`` in the max-norm (on a
+    circle of circumference ``period`` when given, for 1-D angles).
+
+    Args:
+        values: ``(k,)`` or ``(k, d)`` finite numbers, one row per element.
+        period: the circumference for angles (``2π``), or ``None``.
+    """
+    values = np.asarray(values, np.float64)
+    rows = values.reshape(len(values), -1).astype(WORKING_DTYPE).astype(np.float64)
+    pair = _first_repeat(rows)
+    if pair is not None or len(rows) < 2:
+        return pair
+    tolerance = DUPLICATE_SPACING * max(1.0, float(np.max(np.abs(rows))))
+    if rows.shape[1] == 1:
+        order = np.argsort(rows[:, 0], kind="stable")
+        ordered = rows[order, 0]
+        gaps = np.diff(ordered)
+        if period is not None:
+            gaps = np.append(gaps, ordered[0] + period - ordered[-1])
+        close = np.flatnonzero(gaps < tolerance)
+        left, right = order[close], order[(close + 1) % len(order)]
+    else:
+        from scipy.spatial import cKDTree  # a dependency of jax
+
+        distances, neighbours = cKDTree(rows).query(rows, k=2, p=np.inf)
+        close = np.flatnonzero(distances[:, 1] < tolerance)
+        left, right = close, neighbours[close, 1]
+    if close.size == 0:
+        return None
+    low, high = np.minimum(left, right), np.maximum(left, right)
+    k = int(np.lexsort((low, high))[0])  # the pair that comes first in element order
+    return int(low[k]), int(high[k])
+
+
 class TransformationSet(eqx.Module):
     """A finite set of transformations with an action on inputs and outputs.
 
@@ -192,6 +273,22 @@ class TransformationSet(eqx.Module):
     output_action: Any = eqx.field(static=True, default=None)
     is_group: bool = eqx.field(static=True, default=True)
     name: str = eqx.field(static=True, default="G")
+
+    def __check_init__(self):
+        """A set flagged a group holds each element once (after the cast to float32)."""
+        if not self.is_group or not is_concrete(self.elements):
+            return
+        leaves = jax.tree_util.tree_leaves(self.elements)
+        if not leaves or any(not hasattr(leaf, "shape") or not leaf.shape for leaf in leaves):
+            return
+        pair = repeated_elements(self.elements, leaves[0].shape[0])
+        if pair is not None:
+            i, j = pair
+            element = self.action.format_element(self.element(j))
+            raise ValueError(
+                f"elements: {self.name} is flagged a group but elements {i} and {j} are the "
+                f"same after the cast to float32 ({element}); a group holds each element once."
+            )
 
     @property
     def size(self) -> int:
@@ -249,7 +346,7 @@ class TransformationSet(eqx.Module):
         The subset keeps the action; it is not assumed to be a group.
 
         Raises:
-            ValueError: if the selection is empty or out of range.
+            ValueError: if the selection is empty, out of range, or picks an element twice.
         """
         selection = np.asarray(indices_or_mask)
         if selection.dtype == bool:
@@ -266,6 +363,14 @@ class TransformationSet(eqx.Module):
         if selection.min() < -self.size or selection.max() >= self.size:
             raise ValueError(
                 f"subset: indices must lie in [0, {self.size}); got {selection.tolist()}."
+            )
+        repeat = _first_repeat((selection % self.size).astype(np.float64)[:, None])
+        if repeat is not None:
+            index = int(selection[repeat[1]]) % self.size
+            raise ValueError(
+                f"subset: indices pick element {index} of {self.name} twice (at positions "
+                f"{repeat[0]} and {repeat[1]} of {selection.tolist()}); a set holds each "
+                "element once."
             )
         elements = jax.tree_util.tree_map(lambda leaf: leaf[selection], self.elements)
         return dataclasses.replace(

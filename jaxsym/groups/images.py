@@ -30,14 +30,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym._validation import check_batch, check_choice, float_dtype, is_concrete, positive_int
-from jaxsym.groups._base import Action, TransformationSet, format_matrix
-from jaxsym.groups.planar import rotation_range
+from jaxsym.groups._base import (
+    DUPLICATE_SPACING,
+    Action,
+    TransformationSet,
+    close_pair,
+    format_matrix,
+)
+from jaxsym.groups.planar import check_distinct_angles, rotation_range
 
 __all__ = [
     "GridAction",
     "ImageRotationAction",
     "ImageTranslationAction",
     "bilinear_sample",
+    "check_layout_shape",
     "disc_mask",
     "flip_rot90",
     "image_rotations",
@@ -93,7 +100,7 @@ def _looks_like(shape: tuple[int, ...], layout: str) -> str | None:
     return None
 
 
-def _check_layout_shape(
+def check_layout_shape(
     shape: tuple[int, ...],
     name: str,
     layout: str,
@@ -101,7 +108,22 @@ def _check_layout_shape(
     subject: str = "image sets act on",
     fix: str = "build the set with layout={layout!r}",
 ) -> None:
-    """Refuse one example whose shape looks like the other layout (never guess it)."""
+    """Refuse one example whose shape looks like the other layout (never guess it).
+
+    Shared by the image sets and :func:`jaxsym.lie.image_tangent`.
+
+    Args:
+        shape: one example's shape (without the batch axis).
+        name: what the example is called in the message, e.g. ``"x (batch of shape …)"``.
+        layout: the layout the caller expects, one of :data:`LAYOUTS`.
+        subject: the message's words before the expected layout.
+        fix: the remedy; ``{layout!r}`` is filled with the layout the shape looks like.
+
+    Raises:
+        ValueError: if the 3-D ``shape`` looks like the other layout (see
+            :data:`LAYOUT_CHANNEL_LIMIT`); its ``suggested_layout`` attribute names that
+            layout.
+    """
     other = _looks_like(tuple(shape), layout)
     if other is None:
         return
@@ -181,7 +203,7 @@ class GridAction(Action):
                 f"{name}: rot90/flip groups act on square images of shape {square}; got one "
                 f"example of shape {shape}."
             )
-        _check_layout_shape(shape, name, self.layout)
+        check_layout_shape(shape, name, self.layout)
         height, width = _spatial(shape, self.layout)
         if height != width:
             raise ValueError(
@@ -334,7 +356,7 @@ def _check_image(
             f"{name}: {what} act on images of shape {_pattern(layout)} (layout={layout!r}); "
             f"got one example of shape {shape}."
         )
-    _check_layout_shape(shape, name, layout)
+    check_layout_shape(shape, name, layout)
     height, width = _spatial(shape, layout)
     if square and height != width:
         raise ValueError(
@@ -474,14 +496,25 @@ class ImageTranslationAction(Action):
         return f"shift by (dy={dy:.4g}, dx={dx:.4g}) px"
 
 
-def _check_angle(name: str, value) -> float:
+def _check_number(name: str, value, unit: str) -> float:
+    """``value`` as a finite float, or an error naming ``name`` and the ``unit``."""
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number of radians; got {value!r:.80}.") from None
+        raise TypeError(f"{name} must be a number of {unit}; got {value!r:.80}.") from None
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of radians; got {value}.")
+        raise ValueError(f"{name} must be a finite number of {unit}; got {value}.")
     return value
+
+
+def _check_angle(name: str, value) -> float:
+    """An angle: a finite number of radians."""
+    return _check_number(name, value, "radians")
+
+
+def _check_shift(name: str, value) -> float:
+    """A shift: a finite number of pixels."""
+    return _check_number(name, value, "pixels")
 
 
 def image_rotations(
@@ -529,7 +562,9 @@ def image_rotations(
 
     Raises:
         ValueError: if ``num < 1``, ``max_angle`` is NaN/inf or outside ``[0, π]``,
-            ``num`` is even with ``max_angle``, or ``layout`` is not one of :data:`LAYOUTS`.
+            ``num`` is even with ``max_angle``, two angles are one rotation in
+            float32 (e.g. ``max_angle=1e-300``, or a huge ``num``), or ``layout``
+            is not one of :data:`LAYOUTS`.
 
     >>> from jaxsym import groups
     >>> import jax.numpy as jnp
@@ -543,10 +578,11 @@ def image_rotations(
     check_choice("layout", layout, LAYOUTS)
     if max_angle is None:
         angles = 2 * np.pi * np.arange(num) / num
+        check_distinct_angles(angles, f"num={num}", "use a smaller num")
         name, exact = f"RotImg[{num}]", num in (1, 2, 4)
     else:
         max_angle = _check_angle("max_angle", max_angle)
-        partial = rotation_range(max_angle, num)  # validates max_angle and num
+        partial = rotation_range(max_angle, num)  # validates max_angle, num, distinctness
         matrices = np.asarray(partial.elements, dtype=np.float64)
         angles = np.arctan2(matrices[:, 1, 0], matrices[:, 0, 0])
         name, exact = f"RotImg[{num},partial]", False
@@ -581,8 +617,11 @@ def image_translations(shifts, *, layout: str = "channels_last") -> Transformati
         A transformation set named ``Shift[size]`` (``Shift[size,channels_first]``).
 
     Raises:
-        ValueError: if ``shifts`` is not ``(k, 2)``, is empty, holds NaN/inf, or
-            repeats the identity, or ``layout`` is not one of :data:`LAYOUTS`.
+        TypeError: if ``shifts`` is not an array of numbers.
+        ValueError: if ``shifts`` is not ``(k, 2)``, is empty, holds NaN/inf,
+            repeats the identity, holds one shift twice (equal in float32, or
+            closer than 1e-6 relative), or ``layout`` is not one of
+            :data:`LAYOUTS`. Rows are named 0-based, as given.
 
     >>> from jaxsym import groups
     >>> import jax.numpy as jnp
@@ -595,22 +634,40 @@ def image_translations(shifts, *, layout: str = "channels_last") -> Transformati
     try:
         shifts = np.asarray(shifts, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"shifts must be a (k, 2) array of numbers; got {shifts!r:.80}.") from None
+        raise TypeError(
+            f"shifts must be a (k, 2) array of numbers (dy, dx) in pixels; got {shifts!r:.80}."
+        ) from None
     if shifts.ndim != 2 or shifts.shape[1] != 2 or shifts.shape[0] == 0:
         raise ValueError(
-            f"shifts must be a non-empty (k, 2) array of (dy, dx); got {shifts.shape}."
+            f"shifts must be a non-empty array of shape (k, 2), one row (dy, dx) per shift; "
+            f"got shape {shifts.shape}."
         )
-    if not np.all(np.isfinite(shifts)):
-        raise ValueError("shifts holds NaN or inf; every shift (dy, dx) must be finite.")
-    zero = np.all(shifts == 0, axis=1)
-    if not zero[0]:
-        shifts = np.concatenate([np.zeros((1, 2)), shifts])
-        zero = np.concatenate([[True], zero])
-    if zero[1:].any():
-        index = int(np.flatnonzero(zero[1:])[0]) + 1
+    finite = np.all(np.isfinite(shifts), axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
         raise ValueError(
-            f"shifts repeats the identity (0, 0) at row {index} (after the identity in row "
-            f"0); element 0 is the identity, give it once, first or not at all."
+            f"shifts row {row} of {len(shifts)} (0-based) holds NaN or inf, "
+            f"{shifts[row].tolist()}: every shift (dy, dx) must be a finite number of pixels."
+        )
+    zero = np.all(shifts == 0, axis=1)
+    if zero[1:].any():
+        row = int(np.flatnonzero(zero[1:])[0]) + 1
+        where = "after the identity in row 0" if zero[0] else "not first"
+        raise ValueError(
+            f"shifts repeats the identity (0, 0) in row {row} of {len(shifts)} (0-based), "
+            f"{where}; element 0 is the identity: give it once, first, or not at all."
+        )
+    added = 0 if zero[0] else 1  # the identity is prepended as element 0
+    if added:
+        shifts = np.concatenate([np.zeros((1, 2)), shifts])
+    pair = close_pair(shifts)
+    if pair is not None:
+        i, j = (index - added for index in pair)
+        first = "the identity (0, 0) added as element 0" if i < 0 else f"row {i}"
+        raise ValueError(
+            f"shifts {first} and row {j} (0-based, {shifts[pair[0]].tolist()} and "
+            f"{shifts[pair[1]].tolist()}) are the same shift in float32 (equal there, or "
+            f"closer than {DUPLICATE_SPACING:g} relative); every shift must be distinct."
         )
     return TransformationSet(
         elements=jnp.asarray(shifts),
@@ -632,8 +689,10 @@ def translation_grid(
             (``(C, H, W)`` or ``(H, W)``), as in :func:`image_translations`.
 
     Raises:
+        TypeError: if ``max_shift`` is not a number.
         ValueError: if ``num`` is not a positive odd integer, ``max_shift`` is
-            not positive and finite, or ``layout`` is not one of :data:`LAYOUTS`.
+            not positive and finite, the steps are too fine to stay distinct in
+            float32, or ``layout`` is not one of :data:`LAYOUTS`.
 
     >>> from jaxsym import groups
     >>> grid = groups.translation_grid(3, layout="channels_first")
@@ -644,10 +703,17 @@ def translation_grid(
     check_choice("layout", layout, LAYOUTS)
     if num % 2 == 0:
         raise ValueError(f"num must be odd so that the grid holds the shift (0, 0); got {num}.")
-    max_shift = _check_angle("max_shift", max_shift)
+    max_shift = _check_shift("max_shift", max_shift)
     if max_shift <= 0:
         raise ValueError(f"max_shift must be a positive number of pixels; got {max_shift}.")
     steps = np.linspace(-max_shift, max_shift, num) if num > 1 else np.zeros(1)
+    pair = close_pair(steps)
+    if pair is not None:
+        raise ValueError(
+            f"max_shift={max_shift:g} with num={num}: the steps {steps[pair[0]]:.6g} and "
+            f"{steps[pair[1]]:.6g} px are the same shift in float32 (equal there, or closer "
+            f"than {DUPLICATE_SPACING:g} relative); raise max_shift or lower num."
+        )
     grid = np.stack(np.meshgrid(steps, steps, indexing="ij"), -1).reshape(-1, 2)
     grid = grid[np.argsort(np.abs(grid).sum(1), kind="stable")]  # (0, 0) first
     return image_translations(grid, layout=layout)

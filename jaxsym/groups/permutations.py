@@ -8,6 +8,7 @@ An element ``p`` acts by gathering, ``(p·x)_i = x_{p_i}``; composition is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_key, positive_int
+from jaxsym._validation import check_key, is_concrete, positive_int
 from jaxsym.groups._base import Action, TransformationSet
 
 __all__ = ["MAX_EXHAUSTIVE_K", "PermutationAction", "permutations", "random_permutations"]
@@ -70,23 +71,57 @@ def permutations(k: int) -> TransformationSet:
     )
 
 
-def random_permutations(k: int, num: int, *, key: jax.Array) -> TransformationSet:
-    """The identity and ``num − 1`` uniformly random permutations of ``k`` items.
+@functools.partial(jax.jit, static_argnums=1)
+def _draw(keys: jax.Array, k: int) -> jax.Array:
+    """One uniform permutation of ``k`` items per key."""
+    return jax.vmap(lambda one: jax.random.permutation(one, k))(keys)
 
-    A uniform sample of S_k, not a group: averaging over it is Monte Carlo.
-    Samples drawn with different keys share one ``jit`` trace.
+
+def random_permutations(k: int, num: int, *, key: jax.Array) -> TransformationSet:
+    """The identity and ``num − 1`` distinct uniformly random permutations of ``k`` items.
+
+    A uniform sample of S_k without repeats, not a group: averaging over it is
+    Monte Carlo. The ``num − 1`` permutations drawn from ``key`` are kept in
+    order; a draw that repeats an earlier one (or the identity) is replaced by a
+    fresh draw, so the set never holds one element twice. Samples drawn with
+    different keys share one ``jit`` trace.
 
     Args:
         k: number of items, at least 1.
-        num: number of elements, at least 1.
-        key: a PRNG key (keyword-only), e.g. ``jax.random.key(0)``.
+        num: number of elements, at least 1 and at most ``k!``.
+        key: a concrete PRNG key (keyword-only), e.g. ``jax.random.key(0)``.
+
+    Raises:
+        ValueError: if ``num`` exceeds ``k!``, the number of distinct permutations.
+        TypeError: if ``key`` is not one PRNG key, or is traced (the repeats are
+            removed on the host).
     """
     k = positive_int("k", k)
     num = positive_int("num", num)
     check_key(key)
-    keys = jax.random.split(key, num - 1)
-    sample = jax.vmap(lambda kk: jax.random.permutation(kk, k))(keys).astype(jnp.int32)
-    elements = jnp.concatenate([jnp.arange(k, dtype=jnp.int32)[None], sample])
+    if k <= 20 and num > math.factorial(k):
+        raise ValueError(
+            f"num must be at most k! = {math.factorial(k)}, the number of distinct "
+            f"permutations of {k} items; got num={num}. For all of them use permutations({k})."
+        )
+    if not is_concrete(key):
+        raise TypeError(
+            "key must be concrete (call random_permutations outside jit): the sample is "
+            "drawn without repeats on the host."
+        )
+    chosen = [np.arange(k, dtype=np.int32)]
+    seen = {chosen[0].tobytes()}
+    keys, round_ = jax.random.split(key, num - 1), 0
+    while len(chosen) < num:
+        for perm in np.asarray(_draw(keys, k), dtype=np.int32):
+            if len(chosen) < num and perm.tobytes() not in seen:
+                seen.add(perm.tobytes())
+                chosen.append(perm)
+        round_ += 1  # later rounds keep the shape: one compilation
+        keys = jax.random.split(jax.random.fold_in(key, round_), num - 1)
     return TransformationSet(
-        elements=elements, action=PermutationAction(k), is_group=num == 1, name=f"S{k}[{num}]"
+        elements=jnp.asarray(np.stack(chosen)),
+        action=PermutationAction(k),
+        is_group=num == 1,
+        name=f"S{k}[{num}]",
     )

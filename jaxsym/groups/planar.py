@@ -13,9 +13,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym._validation import positive_int
-from jaxsym.groups._base import MatrixAction, TransformationSet
+from jaxsym.groups._base import DUPLICATE_SPACING, MatrixAction, TransformationSet, close_pair
 
-__all__ = ["cyclic_rotations", "dihedral", "rotation_matrices", "rotation_range"]
+__all__ = [
+    "check_distinct_angles",
+    "cyclic_rotations",
+    "dihedral",
+    "rotation_matrices",
+    "rotation_range",
+]
 
 
 def rotation_matrices(angles) -> np.ndarray:
@@ -23,6 +29,35 @@ def rotation_matrices(angles) -> np.ndarray:
     angles = np.asarray(angles, dtype=np.float64)
     cos, sin = np.cos(angles), np.sin(angles)
     return np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+
+
+def check_distinct_angles(angles, argument: str, remedy: str) -> None:
+    """Refuse a grid of angles holding one rotation twice in the working dtype (float32).
+
+    Two angles are one rotation when their rotations are equal after the cast to
+    float32, or when they lie closer on the circle than
+    ``DUPLICATE_SPACING × max(1, largest |angle|)`` radians.
+
+    Args:
+        angles: the ``(k,)`` angles in radians, in element order.
+        argument: the arguments that made them, for the message (e.g. ``"n=3000000"``).
+        remedy: what to change, for the message.
+
+    Raises:
+        ValueError: naming ``argument`` and the two elements that coincide.
+    """
+    angles = np.asarray(angles, np.float64)
+    wrapped = angles - 2 * math.pi * np.round(angles / (2 * math.pi))  # [−π, π]
+    pair = close_pair(wrapped, period=2 * math.pi)
+    if pair is None:
+        return
+    i, j = pair
+    degrees = np.degrees(wrapped)
+    raise ValueError(
+        f"{argument}: elements {i} and {j} (rotations by {degrees[i]:.6g}° and "
+        f"{degrees[j]:.6g}°) are the same rotation in float32 (equal there, or closer than "
+        f"{DUPLICATE_SPACING:g} relative); every element of a set must be distinct: {remedy}."
+    )
 
 
 def _planar(matrices: np.ndarray, *, is_group: bool, name: str) -> TransformationSet:
@@ -44,9 +79,15 @@ def cyclic_rotations(n: int) -> TransformationSet:
 
     Returns:
         A group with elements of shape ``(n, 2, 2)``; element 0 is the identity.
+
+    Raises:
+        ValueError: if ``n`` is so large that two rotations are one in float32
+            (:func:`check_distinct_angles`).
     """
     n = positive_int("n", n)
-    return _planar(rotation_matrices(2 * np.pi * np.arange(n) / n), is_group=True, name=f"C{n}")
+    angles = 2 * np.pi * np.arange(n) / n
+    check_distinct_angles(angles, f"n={n}", "use a smaller n")
+    return _planar(rotation_matrices(angles), is_group=True, name=f"C{n}")
 
 
 def dihedral(n: int) -> TransformationSet:
@@ -59,9 +100,15 @@ def dihedral(n: int) -> TransformationSet:
 
     Returns:
         A group with elements of shape ``(2n, 2, 2)``; element 0 is the identity.
+
+    Raises:
+        ValueError: if ``n`` is so large that two rotations are one in float32
+            (:func:`check_distinct_angles`).
     """
     n = positive_int("n", n)
-    rotations = rotation_matrices(2 * np.pi * np.arange(n) / n)
+    angles = 2 * np.pi * np.arange(n) / n
+    check_distinct_angles(angles, f"n={n}", "use a smaller n")
+    rotations = rotation_matrices(angles)
     reflections = rotations @ np.diag([1.0, -1.0])
     return _planar(np.concatenate([rotations, reflections]), is_group=True, name=f"D{n}")
 
@@ -80,7 +127,8 @@ def rotation_range(max_angle: float, num: int) -> TransformationSet:
     ``max_angle ≥ 2π·m / num`` the grid is therefore the evenly spaced ``C_num``
     (every rotation in it has ``|θ| ≤ max_angle``), which is a group and is
     flagged as one. So all ``num`` elements are distinct, at least ``h`` apart
-    on the circle (``max_angle = 0`` is accepted only with ``num = 1``).
+    on the circle (``max_angle = 0`` is accepted only with ``num = 1``), and a
+    step too small to keep them distinct in float32 is refused.
 
     Args:
         max_angle: largest rotation angle in radians, in ``[0, π]``.
@@ -90,6 +138,12 @@ def rotation_range(max_angle: float, num: int) -> TransformationSet:
     Returns:
         A transformation set named ``Rot[num]`` (the name holds no angle, so
         sets that differ only in ``max_angle`` share one ``jit`` trace).
+
+    Raises:
+        TypeError: if ``max_angle`` is not a number.
+        ValueError: if ``max_angle`` is outside ``[0, π]``, ``num`` is even, or
+            the step ``h`` is so small that two angles are one rotation in
+            float32 (e.g. ``max_angle=1e-300``; :func:`check_distinct_angles`).
     """
     num = positive_int("num", num)
     try:
@@ -115,4 +169,7 @@ def rotation_range(max_angle: float, num: int) -> TransformationSet:
     whole_circle = step == 2 * math.pi / num
     half = step * np.arange(1, half_count + 1)
     angles = np.concatenate([[0.0], half, -half])
+    check_distinct_angles(
+        angles, f"max_angle={max_angle:g} with num={num}", "raise max_angle or lower num"
+    )
     return _planar(rotation_matrices(angles), is_group=whole_circle, name=f"Rot[{num}]")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import check_key, positive_int
-from jaxsym.groups._base import MatrixAction, TransformationSet
+from jaxsym._validation import check_key, is_concrete, positive_int
+from jaxsym.groups._base import MatrixAction, TransformationSet, repeated_elements
 
 __all__ = ["haar_so3", "quaternion_to_matrix", "so3"]
 
@@ -45,11 +45,21 @@ def so3(num: int, *, key: jax.Array) -> TransformationSet:
     Args:
         num: number of elements, at least 1.
         key: a PRNG key (keyword-only), e.g. ``jax.random.key(0)``.
+
+    Raises:
+        ValueError: if the sample holds one rotation twice after the cast to
+            float32 (probability 0; checked when the key is concrete).
     """
     num = positive_int("num", num)
     check_key(key)
     sample = haar_so3(num - 1, key=key)
     elements = jnp.concatenate([jnp.eye(3, dtype=sample.dtype)[None], sample])
+    pair = repeated_elements(elements, num) if is_concrete(elements) else None
+    if pair is not None:  # probability 0 for a Haar sample; refused all the same
+        raise ValueError(
+            f"key: the sample of num={num} rotations drawn from this key holds one rotation "
+            f"twice in float32 (elements {pair[0]} and {pair[1]}); draw with another key."
+        )
     return TransformationSet(
         elements=elements, action=MatrixAction(3), is_group=num == 1, name=f"SO3[{num}]"
     )
