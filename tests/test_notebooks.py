@@ -40,6 +40,7 @@ def test_notebooks_exist():
         "02_quotients_and_bounds.ipynb",
         "03_tradeoff.ipynb",
         "04_images.ipynb",
+        "05_mnist_rotation.ipynb",
     } <= names, names
 
 
