@@ -20,8 +20,8 @@ draws. Every number comes from the library through :mod:`jaxsym.audit.analysis`
   on partial sets alike;
 * **certify** (certify split, every example): :func:`jaxsym.held_out_bound` for
   every trained model, with the union bound over all of them, at :data:`DELTA`;
-* **recommend**: the most symmetric model tied, within one paired standard
-  error on the certify split, with the lowest certificate: never worse than
+* **recommend**: the most symmetric model tied, within two paired standard
+  errors on the certify split, with the lowest certificate: never worse than
   another model the same report trained by more than the noise.
 
 The covering-number bound of docs/theory.md §4 ("the theory bound", with
@@ -49,6 +49,7 @@ __all__ = ["CERTIFY_FRACTION", "DELTA", "AuditSettings", "run_audit", "settings"
 
 CERTIFY_FRACTION = 1 / 3  # of the training data, held out for the certificates
 DELTA = 0.05  # the certificates' failure probability (all trained models together)
+TIE_STANDARD_ERRORS = 2.0  # certify-loss differences within this many paired SEs are ties
 RIDGES = (1e-5, 1e-4, 1e-3)  # the reference model's λ, tuned in each class
 
 
@@ -386,8 +387,8 @@ def _recommendation(group, rows, choice, certify_losses: np.ndarray) -> dict[str
     """The most symmetric trained model tied, within noise, with the lowest certificate.
 
     Model ``j`` ties with the lowest-certificate model ``b`` when its certify loss
-    exceeds ``b``'s by at most one paired standard error,
-    ``mean(ℓ_j − ℓ_b) ≤ std(ℓ_j − ℓ_b) / √n`` on the same certify examples; among
+    exceeds ``b``'s by at most :data:`TIE_STANDARD_ERRORS` paired standard errors,
+    ``mean(ℓ_j − ℓ_b) ≤ 2 std(ℓ_j − ℓ_b) / √n`` on the same certify examples; among
     the tied models the largest set, then the smallest t, wins (the screen's
     rule, docs/theory.md §9). Every tied model's certificate holds with the
     same union bound, so the recommendation's certificate is its own.
@@ -399,7 +400,7 @@ def _recommendation(group, rows, choice, certify_losses: np.ndarray) -> dict[str
     for j in range(len(trained)):
         difference = certify_losses[j] - certify_losses[best]
         noise = float(difference.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
-        if float(difference.mean()) <= noise + 1e-12:
+        if float(difference.mean()) <= TIE_STANDARD_ERRORS * noise + 1e-12:
             tied.append(j)
     pick = min(tied, key=lambda j: (-trained[j]["size"], trained[j]["t"]))
     row = trained[pick]

@@ -150,7 +150,7 @@ def _standing(rec: dict[str, Any]) -> str:
     if lowest is None or lowest["method"] == rec["method"]:
         return "the lowest held-out certificate"
     return (
-        f"a held-out certificate tied within noise (one paired standard error of the certify "
+        f"a held-out certificate tied within noise (two paired standard errors of the certify "
         f"losses) with the lowest, {lowest['method']}'s {lowest['bound']:.3g}, and is the most "
         "symmetric of the tied models"
     )
