@@ -150,8 +150,10 @@ def nested_ranges(group: TransformationSet, *, max_ranges: int = MAX_RANGES) -> 
 
     >>> from jaxsym import groups
     >>> import numpy as np
-    >>> [len(r) for r in nested_ranges(groups.image_rotations(13, max_angle=np.pi / 2))]
-    [1, 3, 5, 7, 9, 11, 13]
+    >>> ranges = nested_ranges(groups.image_rotations(13, max_angle=np.pi / 2))
+    >>> sizes = tuple(len(r) for r in ranges)
+    >>> sizes
+    (1, 3, 5, 7, 9, 11, 13)
     """
     magnitudes = element_magnitudes(group)
     if magnitudes is None:
