@@ -12,7 +12,9 @@ How the numbers are computed:
 * **Distances** go through one blocked kernel (``jaxsym._distances``):
   ``‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b`` per element with full-float32 matrix
   products (``Precision.HIGHEST`` on every backend), min-reduced over the
-  elements.
+  elements. The transformed copies ``ρ_X(s) x`` that each nested set adds are
+  computed in one compiled call, shared by both paths below; an element that
+  fixes every example (bitwise) adds nothing and is skipped.
 * **Covers** come from one *farthest-point traversal* (Gonzalez's greedy
   k-center) per set ``S``: start from ``x_0``; repeatedly make the point
   farthest (in ``d_S``) from the current centers a new center (ties: the
@@ -225,8 +227,8 @@ def _orbit_stack(group: TransformationSet, indices: jax.Array, x: jax.Array) -> 
 def _fixes(moved: jax.Array, x: jax.Array) -> jax.Array:
     """``(k,)``: whether each stack fixes every example bitwise (as ``identity_elements`` tests).
 
-    A separate call: fused with :func:`_orbit_stack`, XLA computes the action
-    inside the test as well, in another (slower) loop order that also rounds
+    A separate call: fused with :func:`_orbit_stack`, XLA would compute the
+    action inside the test as well, in another loop order that also rounds
     differently.
     """
     flat = x.reshape(1, x.shape[0], -1).astype(moved.dtype)
