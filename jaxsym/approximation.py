@@ -28,7 +28,7 @@ from jaxsym._validation import (
     is_concrete,
     positive_int,
 )
-from jaxsym.bounds import _default_bound_radii, bound_tables, generalization_bound_from_table
+from jaxsym.bounds import bound_tables, default_bound_radii, generalization_bound_from_table
 from jaxsym.constants import BoundConstants, check_constants
 from jaxsym.covering import Domain
 from jaxsym.groups import TransformationSet
@@ -266,7 +266,7 @@ def tradeoff(
         raise ValueError("eps_grid must hold at least one level.")
     check_nonnegative("eps_grid", eps_grid)
     if radii is None:
-        radii = _default_bound_radii(x, constants)
+        radii = default_bound_radii(x, constants)
     symmetric, trivial = bound_tables(
         x, group, radii, domain=domain, block_size=block_size, method=method
     )

@@ -82,7 +82,6 @@ from jaxsym.constants import BoundConstants, check_constants
 from jaxsym.covering import (
     CoveringTable,
     Domain,
-    _with_domain,
     default_radii,
     nested_covering_numbers,
     tables_from_counts,
@@ -94,6 +93,7 @@ __all__ = [
     "MAX_CHAIN_NODES",
     "GeneralizationBound",
     "bound_tables",
+    "default_bound_radii",
     "generalization_bound",
     "generalization_bound_from_table",
 ]
@@ -451,8 +451,18 @@ def _bound(table, trivial, eps, numbers, union, chaining: str) -> Generalization
     )
 
 
-def _default_bound_radii(x, constants: BoundConstants):
-    """Radii up to the largest scale where a cover can still lower the entropy."""
+def default_bound_radii(x: jax.Array, constants: BoundConstants) -> np.ndarray:
+    """30 geometric radii up to the largest scale where a cover can still lower the entropy.
+
+    Beyond ``r_max = min(M √d_y, B / (2 L_ℓ)) / L`` every class of ``L``-Lipschitz
+    predictors into ``[−M, M]^{d_y}`` is within the loss's resolution of one
+    function, so larger radii add nothing to the entropy integral (docs/theory.md §4);
+    the grid is :func:`jaxsym.covering.default_radii` capped there.
+
+    Args:
+        x: ``(n, *example)`` sample.
+        constants: the bound's constants.
+    """
     lipschitz = float(constants.lipschitz)
     loss = constants.loss
     reach = min(
@@ -505,10 +515,8 @@ def bound_tables(
     stages = [np.zeros((0,), np.int64), np.arange(group.size)]
     radii = _bound_radii(radii)
     counts = nested_covering_numbers(
-        x, group, radii, stages, block_size=block_size, method=method, mesh=mesh
+        x, group, radii, stages, block_size=block_size, method=method, mesh=mesh, domain=domain
     )
-    if domain is not None:
-        counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
     size = group.size + (0 if len(identity_elements(group, x)) else 1)
     trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size], sample=x)
     return symmetric, trivial
@@ -559,7 +567,7 @@ def generalization_bound(
     constants = check_constants(constants)
     check_nonnegative("eps", eps)
     if radii is None:
-        radii = _default_bound_radii(x, constants)
+        radii = default_bound_radii(x, constants)
     symmetric, trivial = bound_tables(
         x, group, radii, domain=domain, block_size=block_size, method=method, mesh=mesh
     )

@@ -246,7 +246,7 @@ def _stage_stack(group: TransformationSet, added: np.ndarray, x: jax.Array) -> j
     (the identity's squares are already counted), or ``None`` when none is left."""
     if not added.size:
         return None
-    moved = _orbit_stack(group, jnp.asarray(added, jnp.int32), x)
+    moved = _orbit_stack(group, np.asarray(added, np.int32), x)
     keep = np.flatnonzero(~np.asarray(_fixes(moved, x)))
     if keep.size == added.size:
         return moved
@@ -589,11 +589,14 @@ def nested_covering_numbers(
     block_size: int | None = None,
     method: str = "auto",
     mesh=None,
+    domain: Domain | None = None,
 ) -> np.ndarray:
     """Greedy orbit covering numbers of nested sets given by the elements each adds.
 
     Set ``k`` is ``{e} ∪ S[stages[0]] ∪ … ∪ S[stages[k]]``; rows are consistent
-    (non-increasing down the rows and along the radii).
+    (non-increasing down the rows and along the radii). With ``domain``, each
+    count is the smaller of the sample cover and the fixed-domain cover plus a
+    sample cover of the points outside the domain (docs/theory.md §4).
 
     Args:
         x: ``(n, *example)`` sample.
@@ -603,6 +606,7 @@ def nested_covering_numbers(
         block_size: as in :func:`covering_numbers`.
         method: as in :func:`covering_numbers`.
         mesh: as in :func:`covering_numbers`.
+        domain: optional :class:`Domain` fixed before the data.
 
     Returns:
         ``(len(stages), K)`` int32 counts.
@@ -614,7 +618,10 @@ def nested_covering_numbers(
     for stage in stages:
         if stage.size and (stage.min() < 0 or stage.max() >= group.size):
             raise ValueError(f"stages index elements of group in [0, {group.size}); got {stage}.")
-    return _nested_counts(x, group, radii, stages, block_size, method, mesh)
+    counts = _nested_counts(x, group, radii, stages, block_size, method, mesh)
+    if domain is not None:
+        counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
+    return counts
 
 
 def default_radii(x: jax.Array, num: int = 30, *, max_radius: float | None = None) -> np.ndarray:
@@ -782,9 +789,9 @@ def covering_table(
     radii = default_radii(x) if radii is None else _check_radii(radii)
     radii = radii[np.argsort(radii, kind="stable")]
     stages = [np.zeros((0,), np.int64), np.arange(group.size)]
-    counts = _nested_counts(x, group, radii, stages, block_size, method, mesh)
-    if domain is not None:
-        counts = _with_domain(x, group, radii, stages, counts, domain, method, mesh)
+    counts = nested_covering_numbers(
+        x, group, radii, stages, block_size=block_size, method=method, mesh=mesh, domain=domain
+    )
     size = group.size + int(len(identity_elements(group, x)) == 0)
     trivial, symmetric = tables_from_counts(radii, counts, x.shape[0], [1, size], sample=x)
     del trivial

@@ -254,6 +254,44 @@ def test_from_table_is_jitted_without_retracing(tables):
         total(jnp.float32(eps))
 
 
+class CompileCounter:
+    """The XLA compilations (``jax.monitoring`` events) made inside a ``with`` block."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __enter__(self):
+        self.names = []
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __call__(self, event, duration, **kwargs):
+        if event == self.EVENT:
+            self.names.append(kwargs.get("fun_name"))
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def test_eager_bounds_compile_once_per_table_length():
+    """Called eagerly (as the audit does), the bound is one compiled program: tables of one
+    length share it, whatever their counts, constants, ε and K (not one program per
+    operation and per call); the values are those of the jitted function."""
+    radii = np.geomspace(1e-3, 1.0, 31)  # a length no other test uses: compiled here
+    counts = np.stack([np.geomspace(500, 1, 31), np.geomspace(200, 1, 31)]).round()
+    trivial, symmetric = tables_from_counts(radii, counts, 500, [1, 8])
+    other = BoundConstants(2.5, 1.0, LOSS, delta=0.01)
+    with CompileCounter() as first:
+        generalization_bound_from_table(symmetric, trivial, constants=CONSTANTS, eps=0.1)
+    with CompileCounter() as later:
+        soft = generalization_bound_from_table(
+            symmetric, trivial, constants=CONSTANTS, eps=0.3, num_levels=3
+        )
+        generalization_bound_from_table(trivial, trivial, constants=other, eps=0.0, num_levels=7)
+    assert len(first.names) == 1 and later.names == []
+    jitted = _total_at_levels(symmetric, trivial, jnp.float32(0.3), 3)
+    assert float(soft.total) == pytest.approx(float(jitted), rel=1e-6)
+
+
 @functools.partial(jax.jit, static_argnames=("num_levels",))
 def _total_at_levels(table, trivial, eps, num_levels):
     return generalization_bound_from_table(

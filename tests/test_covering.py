@@ -264,6 +264,35 @@ def test_nested_counts_equal_a_float64_greedy_traversal(seed, n, case):
         np.testing.assert_array_equal(got, expected, err_msg=method)
 
 
+def test_nested_counts_compile_per_stage_size_not_per_operation():
+    """A cover compiles a few whole programs (the orbit, the bitwise identity test and the
+    matrix update per stage size, the traversal once), not the action's operations one
+    by one; new data of the same shapes compiles nothing."""
+    G = groups.image_rotations(7, max_angle=1.2)
+    stages = [[], [1, 2], [3, 4, 5, 6]]
+    names = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(kwargs.get("fun_name"))
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 53, 6, 6)).astype(np.float32)  # a size no other test uses
+    radii = np.linspace(0.5, 8.0, 5)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        nested_covering_numbers(x[0], G, radii, stages, method="matrix")
+        first = list(names)
+        nested_covering_numbers(x[1], G, radii, stages, method="matrix")
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    programs = {"jit(_lower_matrix)": 3, "jit(_orbit_stack)": 2, "jit(_farthest_first)": 1}
+    for name, most in programs.items():  # the identity, then one per stage size
+        assert first.count(name) <= most, first
+    assert len(first) <= 20, first  # op by op, the rotations alone compile over 100
+    assert names == first  # the second sample compiled nothing
+
+
 def test_errors_name_the_argument():
     G = groups.cyclic_rotations(4)
     x = np.zeros((5, 2), np.float32)

@@ -20,14 +20,6 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCANNED = ("jaxsym", "benchmarks")
 
-# (user module, "defining.module._name") pairs still waiting for a rename in a file
-# being edited elsewhere.
-# pending: renamed by the covering optimisation
-PENDING = {
-    ("jaxsym.approximation", "jaxsym.bounds._default_bound_radii"),
-    ("jaxsym.bounds", "jaxsym.covering._with_domain"),
-}
-
 
 def _module_name(path: pathlib.Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -136,11 +128,7 @@ def _scan(path: pathlib.Path, modules: set[str]) -> list[str]:
     found = _violations(tree, here, is_package, modules)
     for code in _embedded_code(tree):
         found += [f"{entry} (in a string)" for entry in _violations(code, here, False, modules)]
-    return [
-        f"{path.relative_to(ROOT)}:{entry}"
-        for entry in found
-        if (here, entry.split(": ")[1].split(" ")[0]) not in PENDING
-    ]
+    return [f"{path.relative_to(ROOT)}:{entry}" for entry in found]
 
 
 def test_no_private_name_is_used_outside_its_module():
@@ -150,18 +138,6 @@ def test_no_private_name_is_used_outside_its_module():
         for path in sorted((ROOT / folder).rglob("*.py")):
             offenders += _scan(path, modules)
     assert not offenders, "private names used outside their module:\n" + "\n".join(offenders)
-
-
-def test_the_pending_renames_are_still_pending():
-    """Each allow-listed pair is still there: remove it from PENDING once it is renamed."""
-    modules = _package_modules()
-    for user, target in sorted(PENDING):
-        path = ROOT / (user.replace(".", "/") + ".py")
-        owner, name = target.rsplit(".", 1)
-        tree = _parse(path.read_text(encoding="utf-8"))
-        uses = _violations(tree, user, False, modules)
-        if not any(entry.endswith(f": {target}") for entry in uses):
-            pytest.fail(f"{user} no longer uses {owner}.{name}: drop it from PENDING")
 
 
 SAMPLES = {
