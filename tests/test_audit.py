@@ -83,7 +83,10 @@ def _check_schema(document: dict) -> None:
     winner = next(row for row in trained if row["method"] == rec["method"])
     assert rec["certificate"] == winner["certificate"]
     tied = [row for row in trained if row["method"] in rec["tied"]]
-    assert (winner["size"], -winner["t"]) == max((r["size"], -r["t"]) for r in tied)
+    if any(row["screened"] for row in tied):  # the screen decides among the tied
+        assert winner["screened"] and rec["agrees_with_screen"]
+    else:
+        assert (winner["size"], -winner["t"]) == max((r["size"], -r["t"]) for r in tied)
     assert sorted(document["plots"]) == sorted(
         ["profile.png", "bound.png", "risk.png", "covering.png"]
     )
@@ -539,3 +542,39 @@ def test_labels_that_break_the_symmetry_do_not(seed):
     rec = results["recommendation"]
     assert not (rec["symmetry"] == "C8" and rec["t_star"] <= 0.5)
     assert rec["t_star"] >= 0.9  # y = x₁ is odd under the half turn: no rotation helps
+
+
+def _row(method, size, t, bound, screened=False):
+    return {
+        "method": method, "available": True, "elements": np.arange(size), "size": size,
+        "t": t, "budget": 0.0, "screened": screened, "certificate": {"bound": bound},
+    }  # fmt: skip
+
+
+def test_the_recommendation_is_tied_with_the_lowest_certificate_and_prefers_the_screen():
+    """Ties by paired standard errors of the certify losses, computed here by hand."""
+    from types import SimpleNamespace
+
+    group = groups.cyclic_rotations(8)
+    choice = SimpleNamespace(name="C4", t_star=0.0, budget=0.0)
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.10).astype(float)
+    near = base.copy()
+    near[np.flatnonzero(base == 0)[:2]] = 1.0  # two more errors: within 2 paired SEs
+    far = base.copy()
+    far[np.flatnonzero(base == 0)[:30]] = 1.0  # thirty more: far outside
+    losses = np.stack([base, near, far])
+    for screened, expected in ((1, "C4"), (None, "C4"), (2, "C4")):
+        rows = [
+            _row("none", 1, 1.0, 0.12, screened == 0),
+            _row("C4", 4, 0.0, 0.125, screened == 1),
+            _row("C8", 8, 0.0, 0.2, screened == 2),
+        ]
+        rec = pipeline._recommendation(group, rows, choice, losses)
+        paired = (near - base).std(ddof=1) / np.sqrt(400)
+        assert (near - base).mean() <= 2 * paired < (far - base).mean()
+        assert rec["tied"] == ["none", "C4"] and rec["lowest_certificate"]["method"] == "none"
+        assert rec["method"] == expected  # C8 is not tied, so its screen flag cannot win
+    rows = [_row("none", 1, 1.0, 0.12, True), _row("C4", 4, 0.0, 0.125)]
+    rec = pipeline._recommendation(group, rows, choice, losses[:2])
+    assert rec["method"] == "none" and rec["agrees_with_screen"]  # the screen's tied pick

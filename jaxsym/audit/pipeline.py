@@ -384,14 +384,16 @@ def _theory(train, targets, group, choice, plain) -> dict[str, Any]:
 
 
 def _recommendation(group, rows, choice, certify_losses: np.ndarray) -> dict[str, Any]:
-    """The most symmetric trained model tied, within noise, with the lowest certificate.
+    """The trained model to recommend: tied, within noise, with the lowest certificate.
 
     Model ``j`` ties with the lowest-certificate model ``b`` when its certify loss
     exceeds ``b``'s by at most :data:`TIE_STANDARD_ERRORS` paired standard errors,
-    ``mean(ℓ_j − ℓ_b) ≤ 2 std(ℓ_j − ℓ_b) / √n`` on the same certify examples; among
-    the tied models the largest set, then the smallest t, wins (the screen's
-    rule, docs/theory.md §9). Every tied model's certificate holds with the
-    same union bound, so the recommendation's certificate is its own.
+    ``mean(ℓ_j − ℓ_b) ≤ 2 std(ℓ_j − ℓ_b) / √n`` on the same certify examples. Among
+    the tied models the screen's own option wins when it is one of them (the
+    certificates cannot tell them apart; the screen's cross-fit is further
+    evidence), else the largest set, then the smallest t (the screen's rule,
+    docs/theory.md §9). Every tied model's certificate holds with the same union
+    bound, so the recommendation's certificate is its own.
     """
     trained = [row for row in rows if row["available"]]
     best = min(range(len(trained)), key=lambda j: trained[j]["certificate"]["bound"])
@@ -402,7 +404,10 @@ def _recommendation(group, rows, choice, certify_losses: np.ndarray) -> dict[str
         noise = float(difference.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
         if float(difference.mean()) <= TIE_STANDARD_ERRORS * noise + 1e-12:
             tied.append(j)
-    pick = min(tied, key=lambda j: (-trained[j]["size"], trained[j]["t"]))
+    screened = [j for j in tied if trained[j].get("screened")]
+    pick = (
+        screened[0] if screened else min(tied, key=lambda j: (-trained[j]["size"], trained[j]["t"]))
+    )
     row = trained[pick]
     size = row["size"]
     if size == 1:

@@ -149,10 +149,14 @@ def _standing(rec: dict[str, Any]) -> str:
     lowest = rec.get("lowest_certificate")
     if lowest is None or lowest["method"] == rec["method"]:
         return "the lowest held-out certificate"
+    why = (
+        "the screen's choice among the tied models"
+        if rec.get("agrees_with_screen")
+        else "the most symmetric of the tied models"
+    )
     return (
         f"a held-out certificate tied within noise (two paired standard errors of the certify "
-        f"losses) with the lowest, {lowest['method']}'s {lowest['bound']:.3g}, and is the most "
-        "symmetric of the tied models"
+        f"losses) with the lowest, {lowest['method']}'s {lowest['bound']:.3g}, and is {why}"
     )
 
 
