@@ -225,6 +225,31 @@ def _kl(q: float, p: float) -> float:
     return total
 
 
+def _bracketed_newton(newton, t: float, low: float, high: float) -> float:
+    """The upper end of a root's bracket after Newton's method from ``t`` in ``(low, high)``.
+
+    ``newton(t)`` returns ``(left, step)``: whether ``t`` is left of the root
+    (or on it) and the Newton step there. From the left the step is taken by at
+    least a few ulps; from the right the iteration stops once the step is that
+    small; a step leaving the bracket bisects it. Returns ``high``, a point
+    right of (or on) the root.
+    """
+    for _ in range(_NEWTON_STEPS):
+        left, step = newton(t)
+        if left:  # step right, by at least a few ulps
+            low = t
+            step = max(step, 4.0 * math.ulp(t))
+        else:
+            high = t
+            if -step <= 4.0 * math.ulp(t):  # converged from above
+                break
+        proposal = t + step
+        t = proposal if low < proposal < high else 0.5 * (low + high)
+        if t <= low or t >= high:  # the bracket is down to adjacent floats
+            break
+    return high
+
+
 def _kl_inverse(q: float, c: float) -> float:
     """``kl⁻¹(q, c)`` by Newton's method, bracketed; the result has ``kl(q‖p) > c`` (computed).
 
@@ -238,21 +263,12 @@ def _kl_inverse(q: float, c: float) -> float:
     t = q + math.sqrt(0.5 * c)
     if not low < t < high:
         t = 0.5 * (low + high)
-    for _ in range(_NEWTON_STEPS):
+
+    def newton(t: float) -> tuple[bool, float]:
         value = _kl(q, t) - c
-        step = -value * t * (1.0 - t) / (t - q)  # −value / (d kl / dp)
-        if value <= 0.0:  # left of the root: step right, by at least a few ulps
-            low = t
-            step = max(step, 4.0 * math.ulp(t))
-        else:
-            high = t
-            if -step <= 4.0 * math.ulp(t):  # converged from above
-                break
-        proposal = t + step
-        t = proposal if low < proposal < high else 0.5 * (low + high)
-        if t <= low or t >= high:  # the bracket is down to adjacent floats
-            break
-    return high
+        return value <= 0.0, -value * t * (1.0 - t) / (t - q)  # −value / (d kl / dp)
+
+    return _bracketed_newton(newton, t, low, high)
 
 
 def kl_inverse(q: float, c: float) -> float:
@@ -420,23 +436,14 @@ def _binomial_upper(errors: int, n: int, log_level: float) -> float:
     t = _kl_inverse(errors / n, -log_level / n)
     if not low < t < high:
         t = 0.5
-    for _ in range(_NEWTON_STEPS):
+
+    def newton(t: float) -> tuple[bool, float]:
         log_cdf = log_cdf_of(t)
         value = log_cdf - log_level
         log_density = errors * math.log(t) + (n - errors - 1) * math.log1p(-t) - log_density_scale
-        step = value * math.exp(min(log_cdf - log_density, 700.0))  # −value / (d ln CDF / dp)
-        if value >= 0.0:  # left of the root: step right, by at least a few ulps
-            low = t
-            step = max(step, 4.0 * math.ulp(t))
-        else:
-            high = t
-            if -step <= 4.0 * math.ulp(t):  # converged from above
-                break
-        proposal = t + step
-        t = proposal if low < proposal < high else 0.5 * (low + high)
-        if t <= low or t >= high:  # the bracket is down to adjacent floats
-            break
-    return high
+        return value >= 0.0, value * math.exp(min(log_cdf - log_density, 700.0))  # −value / ∂
+
+    return _bracketed_newton(newton, t, low, high)
 
 
 # ============================================================================ the certificate
