@@ -428,13 +428,24 @@ from jaxsym.covering import prefix_covering_numbers, default_radii
 assert len(jax.devices()) == 4, jax.devices()
 mesh = Mesh(np.array(jax.devices()), ("points",))
 rng = np.random.default_rng(0)
+# Tie-free: integer points under C4 (which maps the lattice to itself), radii halfway
+# between achievable distances, so no comparison sits within rounding of a radius and
+# the counts must agree exactly.  401 points: padded to a multiple of 4.
+C4 = groups.cyclic_rotations(4)
+lattice = rng.integers(-12, 13, size=(401, 2)).astype(np.float32)
+radii = np.sqrt(np.array([0.5, 1.5, 2.5, 4.5, 8.5, 16.5, 32.5]))
+one = prefix_covering_numbers(lattice, C4, radii, order=[0, 2, 1, 3])
+four = prefix_covering_numbers(lattice, C4, radii, order=[0, 2, 1, 3], mesh=mesh)
+assert np.array_equal(one, four), (one, four)
+# Continuous data: a point within rounding of a radius may fall either side on another
+# code path (XLA reduces in another order), so a count may move by a point or two.
 G = groups.cyclic_rotations(8)
-for n in (401, 1000):  # 401: padded to a multiple of 4
+for n in (401, 1000):
     x = rng.normal(size=(n, 2)).astype(np.float32)
     radii = default_radii(x, 12)
     one = prefix_covering_numbers(x, G, radii, order=[0, 2, 4, 6, 1, 3, 5, 7])
     four = prefix_covering_numbers(x, G, radii, order=[0, 2, 4, 6, 1, 3, 5, 7], mesh=mesh)
-    assert np.array_equal(one, four), (one, four)
+    assert np.all(np.abs(one - four) <= np.maximum(2, 0.01 * one)), (one, four)
 print("SHARDED-OK")
 """
 
@@ -442,6 +453,8 @@ print("SHARDED-OK")
 @pytest.mark.extended
 @pytest.mark.slow
 def test_streaming_on_four_simulated_devices_gives_the_same_counts():
+    """Exactly the same counts where no distance is within rounding of a radius; within a
+    point or two (1%) on continuous data, where XLA's order of reduction may differ."""
     import os
     import subprocess
     import sys
