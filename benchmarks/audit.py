@@ -135,6 +135,8 @@ def audit_child(spec: str, quick: bool, seed: int) -> dict:
             "counts": [list(map(int, row)) for row in results["covering"]["counts"]],
             "total": [float(v) for v in theory["total"]],
             "lipschitz": float(theory["constants"]["lipschitz"]),
+            "loss_range": float(theory["constants"]["loss_range"]),
+            "vacuous": bool(theory["vacuous"]),
         },
     }
 

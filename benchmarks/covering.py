@@ -29,7 +29,8 @@ import time
 CHILD = r"""
 import json, sys, time
 import numpy as np, jax, jax.numpy as jnp
-from jaxsym import groups, _distances
+from jaxsym import groups
+from jaxsym._src import distances
 from jaxsym.covering import covering_numbers, default_radii
 
 n, method, gemm = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
@@ -41,7 +42,7 @@ if gemm:
     flat = jnp.asarray(x.reshape(n, -1))
     moved = groups.transform_batch(group, group.elements, jnp.asarray(x)).reshape(8, n, 64)
     stacks = jnp.concatenate([flat[None], moved])
-    scale = _distances.conservative_scale(64, jnp.float32)
+    scale = distances.conservative_scale(64, jnp.float32)
     block = 512
 
     @jax.jit
@@ -49,7 +50,7 @@ if gemm:
         padded = jnp.pad(stacks, ((0, 0), (0, -stacks.shape[1] % block), (0, 0)))
         blocks = padded.reshape(stacks.shape[0], -1, block, 64).swapaxes(0, 1)
         rows = jax.lax.map(
-            lambda centers: jnp.min(_distances.min_squares(centers, flat[None], scale), 0),
+            lambda centers: jnp.min(distances.min_squares(centers, flat[None], scale), 0),
             blocks,
         )
         return rows.min()

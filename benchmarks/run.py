@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
 
 import jaxsym  # noqa: E402
 from jaxsym import groups  # noqa: E402
-from jaxsym._orbits import plan_chunks  # noqa: E402
+from jaxsym._src.orbits import plan_chunks  # noqa: E402
 
 # ----------------------------------------------------------------------------- timing
 

@@ -7,12 +7,12 @@ is stated in the project's docs/theory.md.
 Layers (each imports only the ones above it): ``groups`` → measures
 (``averaging``, ``defects``) → ``covering`` → bounds (``constants``, ``bounds``,
 ``approximation``, ``subgroups``), data (``data``, ``predictive``) → ``decision`` →
-training →
+training (``training``, ``training_report``) →
 interfaces (``audit``, imported only by the command line). Optional features
 (``jaxsym.flax``, Sinkhorn in ``data``, the audit) import their extras lazily.
 """
 
-import jaxsym._interrupt  # noqa: F401  first: a quiet Ctrl-C while the command line imports
+import jaxsym._src.interrupt  # noqa: F401  first: a quiet Ctrl-C while the command line imports
 from jaxsym import (
     approximation,
     bounds,
@@ -30,6 +30,7 @@ from jaxsym import (
     tasks,
     testing,
     training,
+    training_report,
 )
 from jaxsym.approximation import (
     ApproximationBounds,
@@ -91,12 +92,8 @@ from jaxsym.predictive import (
 )
 from jaxsym.subgroups import all_subgroups, subgroup_chain
 from jaxsym.testing import EquivarianceProfile, assert_equivariant
-from jaxsym.training import (
-    BoundRegularizer,
-    BudgetModel,
-    RegularizerReport,
-    bound_regularizer,
-)
+from jaxsym.training import BoundRegularizer, BudgetModel, bound_regularizer
+from jaxsym.training_report import RegularizerReport, regularizer_report
 
 __version__ = "0.2.0"
 
@@ -164,6 +161,7 @@ __all__ = [
     "predictive",
     "ramp_loss_constants",
     "random_features_ridge",
+    "regularizer_report",
     "squared_loss_constants",
     "stabilizer",
     "stabilizer_measure",
@@ -175,4 +173,5 @@ __all__ = [
     "testing",
     "tradeoff",
     "training",
+    "training_report",
 ]

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 import jaxsym
 from jaxsym import groups
-from jaxsym._validation import check_nonnegative, parse_seed, positive_int
+from jaxsym._src.validation import check_nonnegative, parse_seed, positive_int
 
 __all__ = ["main"]
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.validation import (
     check_batch,
     check_choice,
     check_nonnegative,
@@ -217,10 +217,13 @@ def tradeoff(
     The covering tables are computed once; ``Gen_n`` is the §4 bound with the
     union bound over the ``K`` grid levels. Which ``A`` is used:
 
-    * ``reduce="max"`` (**certified**): ``A`` is the upper bound
-      ``η_2²(1 − ε/η_∞)_+²`` for the sup class ``F(L, G, ε)``, the class §4
-      bounds; the total is an upper bound on the risk of the best model in
-      the class (assuming ``f*`` is L-Lipschitz with outputs in the box).
+    * ``reduce="max"``: ``A`` is the upper bound ``η_2²(1 − ε/η_∞)_+²`` for
+      the sup class ``F(L, G, ε)``, the class §4 bounds; the total is an upper
+      bound on the risk of the best model in the class (assuming ``f*`` is
+      L-Lipschitz with outputs in the box). It is a certificate only for a
+      **known** target (``η_2``, ``η_∞`` given, as in a synthetic task):
+      ``η_∞`` of an unknown ``f*`` cannot be estimated from a sample, so with
+      estimated ``η`` the curve is an estimate.
     * ``reduce="rms"``: ``A = (η_2 − ε)_+²``, the exact optimum of the
       ``d_2(f) ≤ ε`` class, paired with the §4 bound at sup level ε. The sup
       class is contained in the ``d_2`` class at the same ε, so this ``A`` is a

@@ -18,13 +18,12 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 
-from jaxsym._orbits import act_out_each, model_on_orbits, output_spec, plan_chunks, sum_chunks
-from jaxsym._validation import (
+from jaxsym._src.orbits import act_out_each, model_on_orbits, output_spec, plan_chunks, sum_chunks
+from jaxsym._src.types import Model
+from jaxsym._src.validation import (
     accumulation_dtype,
     check_batch,
     check_callable,
@@ -38,8 +37,6 @@ from jaxsym._validation import (
 from jaxsym.groups import TransformationSet
 
 __all__ = ["dial", "partial_average", "symmetrize"]
-
-Model = Callable[[jax.Array], jax.Array]
 
 
 def _average(f: Model, group: TransformationSet, weights, chunk_size: int | None) -> Model:
@@ -86,7 +83,7 @@ def symmetrize(f: Model, group: TransformationSet, *, chunk_size: int | None = N
         group: the group (or transformation set) to average over.
         chunk_size: group elements per model call. ``None`` picks it at trace
             time from the model's intermediate bytes per example (a byte budget
-            per call, at most 4096 rows; see ``jaxsym._orbits``), so memory stays
+            per call, at most 4096 rows; see ``jaxsym._src.orbits``), so memory stays
             bounded for large groups; results do not depend on it.
 
     Returns:
@@ -98,6 +95,13 @@ def symmetrize(f: Model, group: TransformationSet, *, chunk_size: int | None = N
         ValueError: (when called) if ``x`` does not fit the group, holds NaN/inf
             (concrete ``x`` only), or the group's output action does not fit the
             model's output shape.
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> f = lambda x: x[:, :1]  # the first coordinate: not rotation invariant
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> qf = symmetrize(f, groups.cyclic_rotations(4))
+    >>> bool(jnp.allclose(qf(x), 0.0, atol=1e-6))  # its average over quarter turns is 0
+    True
     """
     return _average(f, group, None, chunk_size)
 
@@ -124,7 +128,7 @@ def partial_average(
     Raises:
         ValueError: if concrete ``weights`` are negative, non-finite, sum to 0 or
             have the wrong shape. Traced weights are not checked unless the caller
-            opts in with ``jax.experimental.checkify`` (see ``jaxsym._validation``).
+            opts in with ``jax.experimental.checkify`` (see ``jaxsym._src.validation``).
     """
     return _average(f, group, weights, chunk_size)
 
@@ -145,6 +149,13 @@ def dial(f: Model, group: TransformationSet, t, *, chunk_size: int | None = None
 
     Raises:
         ValueError: if ``t`` is not a scalar, or a concrete ``t`` is outside ``[0, 1]``.
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> f = lambda x: x[:, :1]
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> half = dial(f, groups.cyclic_rotations(4), 0.5)
+    >>> bool(jnp.allclose(half(x), 0.5 * f(x), atol=1e-6))  # Q_G f = 0, so f_t = t f
+    True
     """
     check_scalar("t", t)
     check_unit_interval("t", t)

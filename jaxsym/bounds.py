@@ -1,4 +1,4 @@
-"""The certified generalization bound of docs/theory.md §4, from orbit covering numbers.
+"""The generalization bound of docs/theory.md §4, from orbit covering numbers.
 
 For the class ``F(L, S, ε)`` of ``L``-Lipschitz models with outputs in
 ``[−M, M]^{d_y}`` and sup defect ``E_f(s) ≤ ε`` on ``S``, a loss with range
@@ -69,7 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.validation import (
     check_batch,
     check_choice,
     check_finite,
@@ -106,7 +106,11 @@ MAX_CHAIN_NODES = 1024
 
 
 class GeneralizationBound(NamedTuple):
-    """The certified bound on ``R(f) − R̂_n(f)`` and its parts (docs/theory.md §4).
+    """The §4 bound on ``R(f) − R̂_n(f)`` and its parts (docs/theory.md §4).
+
+    A certificate only when its inputs are (module docstring: constants fixed
+    before the data and certified, candidate classes fixed, ε exact); with
+    estimated constants or a sample ε it is an **estimate**.
 
     Attributes:
         total: ``complexity + confidence``.
@@ -359,7 +363,7 @@ def generalization_bound_from_table(
     num_levels: int = 1,
     chaining: str = "discrete",
 ) -> GeneralizationBound:
-    """The certified §4 bound from precomputed covering tables; jit- and grad-friendly in ε.
+    """The §4 bound from precomputed covering tables; jit- and grad-friendly in ε.
 
     ``Gen_n = 2 R̂ad_n(H) + 3B √(log(2K/δ)/(2n))`` with ``R̂ad_n(H)`` bounded by
     chaining on the entropy staircase (module docstring, docs/theory.md §4). Pure
@@ -562,6 +566,15 @@ def generalization_bound(
 
     Returns:
         A :class:`GeneralizationBound`.
+    >>> import jax
+    >>> from jaxsym import groups
+    >>> from jaxsym.constants import BoundConstants, squared_loss_constants
+    >>> x = jax.random.normal(jax.random.key(0), (500, 2))
+    >>> constants = BoundConstants(1.0, 1.0, squared_loss_constants(1.0, 1, 1.0), output_dim=1)
+    >>> symmetric = generalization_bound(x, groups.cyclic_rotations(8), constants).total
+    >>> plain = generalization_bound(x, groups.cyclic_rotations(1), constants).total
+    >>> bool(symmetric <= plain)  # the quotient is smaller (§4)
+    True
     """
     x = check_batch(group, x, "x")
     constants = check_constants(constants)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.validation import (
     check_nonnegative,
     check_positive,
     check_probability,

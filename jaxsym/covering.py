@@ -9,7 +9,7 @@ the ordinary covering number.
 
 How the numbers are computed:
 
-* **Distances** go through one blocked kernel (``jaxsym._distances``):
+* **Distances** go through one blocked kernel (``jaxsym._src.distances``):
   ``‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b`` per element with full-float32 matrix
   products (``Precision.HIGHEST`` on every backend), min-reduced over the
   elements. The transformed copies ``ρ_X(s) x`` that each nested set adds are
@@ -65,8 +65,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import _distances
-from jaxsym._validation import (
+from jaxsym._src import distances
+from jaxsym._src.validation import (
     check_batch,
     check_choice,
     check_finite,
@@ -184,8 +184,8 @@ def orbit_distances(
     dtype = jnp.result_type(x.dtype, jnp.float32)
     x, y = x.astype(dtype), y.astype(dtype)
     moved_y = _flat_orbit(group, y, len(identity_elements(group, y)) == 0)  # (|S|, m, d)
-    block = _distances.block_rows(block_size, x.shape[0], y.shape[0])
-    return jnp.sqrt(_distances.orbit_squares(x.reshape(x.shape[0], -1), moved_y, block))
+    block = distances.block_rows(block_size, x.shape[0], y.shape[0])
+    return jnp.sqrt(distances.orbit_squares(x.reshape(x.shape[0], -1), moved_y, block))
 
 
 # ----------------------------------------------------------------------------- matrix path
@@ -200,13 +200,13 @@ def _lower_matrix(matrix: jax.Array, moved: jax.Array, flat_x: jax.Array, block:
     place (donated), one block of center rows per loop step.
     """
     n, dim = flat_x.shape
-    scale = _distances.conservative_scale(dim, flat_x.dtype)
+    scale = distances.conservative_scale(dim, flat_x.dtype)
     padded = jnp.pad(moved, ((0, 0), (0, matrix.shape[0] - n), (0, 0)))
 
     def step(index, matrix):
         start = index * block
         centers = jax.lax.dynamic_slice_in_dim(padded, start, block, axis=1)  # (|S|, b, d)
-        rows = _distances.min_squares(centers, flat_x[None], scale)
+        rows = distances.min_squares(centers, flat_x[None], scale)
         current = jax.lax.dynamic_slice_in_dim(matrix, start, block, axis=0)
         return jax.lax.dynamic_update_slice_in_dim(
             matrix, jnp.minimum(current, rows), start, axis=0
@@ -288,12 +288,12 @@ def _farthest_first(squares: jax.Array, stop_square: jax.Array) -> jax.Array:
 
 
 def _stacked_rows(stacks, cand, flat, scale):
-    """``min`` over the stacks of :func:`_distances.min_squares` rows of the centers ``cand``.
+    """``min`` over the stacks of :func:`distances.min_squares` rows of the centers ``cand``.
 
     The same per-stack products as :func:`_lower_matrix` lowers the matrix with,
     so both paths see the same squares.
     """
-    rows = [_distances.min_squares(stack[:, cand], flat[None], scale) for stack in stacks]
+    rows = [distances.min_squares(stack[:, cand], flat[None], scale) for stack in stacks]
     return functools.reduce(jnp.minimum, rows)
 
 
@@ -344,7 +344,7 @@ def _stream_traversal(stacks, flat, padding, stop_square, sizes: tuple[int, ...]
     ``padding`` marks padded points (never centers, always covered).
     """
     n, dim = flat.shape
-    scale = _distances.conservative_scale(dim, flat.dtype)
+    scale = distances.conservative_scale(dim, flat.dtype)
     # No center yet: x_0 first (+inf), then every point at the largest float, so the
     # first batch picks x_0 and computes its row with the same GEMM shape as the rest.
     iota = jnp.arange(n)
@@ -479,7 +479,7 @@ def _nested_counts(x, group, radii, stages, block_size, method="auto", mesh=None
     counts = []
     if method == "matrix":
         block = MATRIX_BLOCK if block_size is None else block_size
-        block = _distances.block_rows(block, n, n)
+        block = distances.block_rows(block, n, n)
         matrix = jax.device_put(np.full((-(-n // block) * block, n), np.inf, x.dtype))
         matrix = _lower_matrix(matrix, flat[None], flat, block)  # the identity
         for added in stages:
@@ -533,6 +533,13 @@ def covering_numbers(
     Raises:
         ValueError: on bad shapes, empty/non-finite inputs, negative radii, or
             when the matrix path's ``n × n`` matrix would exceed :data:`MAX_MATRIX_BYTES`.
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    >>> covering_numbers(x, groups.cyclic_rotations(1), [0.5]).tolist()  # no symmetry
+    [4]
+    >>> covering_numbers(x, groups.cyclic_rotations(4), [0.5]).tolist()  # one orbit
+    [1]
     """
     check_group(group)
     stages = [np.zeros((0,), np.int64), np.arange(group.size)]

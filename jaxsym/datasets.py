@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jaxsym._validation import positive_int
+from jaxsym._src.validation import positive_int
 from jaxsym.groups.images import ImageRotationAction
 
 __all__ = [

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_callable, check_group, check_key, positive_int
+from jaxsym._src.types import Model
+from jaxsym._src.validation import check_callable, check_group, check_key, positive_int
 from jaxsym.averaging import dial
 from jaxsym.data import data_defect
 from jaxsym.defects import distance_to_equivariance, stabilizer
@@ -60,7 +61,6 @@ __all__ = [
     "symmetry_problem",
 ]
 
-Model = Callable[[jax.Array], jax.Array]
 #: ``fit(x, y, *, symmetry)`` trains a model at one option and returns a batched predictor.
 Fit = Callable[..., Model]
 
@@ -541,8 +541,8 @@ class SymmetryChoice(NamedTuple):
         stderrs: ``(J,)`` fold-level standard errors ``std_k(risk_k) / √K``, at
             least the rounding scale :data:`ROUNDING` of the label energy.
         fold_risks: ``(J, K)`` held-out risk on each fold.
-        candidates: the candidate sets (element indices), smallest first.
-        problem: the :class:`SymmetryProblem` decided.
+        problem: the :class:`SymmetryProblem` decided (its ``candidates``, smallest
+            first, are also :attr:`candidates`).
         reason: why the winner won, in words, with the numbers.
     """
 
@@ -560,9 +560,13 @@ class SymmetryChoice(NamedTuple):
     risks: np.ndarray
     stderrs: np.ndarray
     fold_risks: np.ndarray
-    candidates: tuple[np.ndarray, ...]
     problem: SymmetryProblem
     reason: str
+
+    @property
+    def candidates(self) -> tuple[np.ndarray, ...]:
+        """The candidate sets (element indices), smallest first: ``problem.candidates``."""
+        return self.problem.candidates
 
     @property
     def num_options(self) -> int:
@@ -646,7 +650,6 @@ def decide(problem: SymmetryProblem, losses, fit: Fit) -> SymmetryChoice:
         risks=risks,
         stderrs=stderrs,
         fold_risks=fold_risks,
-        candidates=problem.candidates,
         problem=problem,
         reason=_reason(names, levels, risks, stderrs, index, best, ceiling, problem.loss),
     )

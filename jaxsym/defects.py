@@ -38,14 +38,13 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._orbits import (
+from jaxsym._src.orbits import (
     act_out_each,
     map_chunks,
     model_on_orbits,
@@ -54,7 +53,8 @@ from jaxsym._orbits import (
     reuse_where_fixed,
     sum_chunks,
 )
-from jaxsym._validation import (
+from jaxsym._src.types import Model
+from jaxsym._src.validation import (
     accumulation_dtype,
     check_batch,
     check_callable,
@@ -84,7 +84,6 @@ __all__ = [
     "stabilizer_measure",
 ]
 
-Model = Callable[[jax.Array], jax.Array]
 #: Reductions over examples (and elements): sample max, mean, root mean square.
 REDUCTIONS = ("max", "mean", "rms")
 
@@ -221,6 +220,13 @@ def defect_profile(
 
     Raises:
         As :func:`pointwise_defects`; ``ValueError`` for an unknown ``reduce``.
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> f = lambda x: x[:, :1]
+    >>> x = jnp.array([[1.0, 0.0]])
+    >>> profile = defect_profile(f, x, groups.cyclic_rotations(4))
+    >>> [round(float(e), 4) for e in profile]  # |x₁(gx) − x₁(x)| per quarter turn
+    [0.0, 1.0, 2.0, 1.0]
     """
     check_choice("reduce", reduce, REDUCTIONS)
     squares = _checked_squares(f, x, group, chunk_size)
@@ -333,6 +339,12 @@ def orbit_stats(
         ValueError: bad arguments, ``x`` not fitting the group, concrete NaN/inf in ``x``.
         FloatingPointError: concrete NaN/inf model outputs (module docstring).
         TypeError: ``f`` returning a pytree, ``group`` not a group.
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> f = lambda x: x[:, :1]
+    >>> stats = orbit_stats(f, jnp.array([[1.0, 0.0]]), groups.cyclic_rotations(4))
+    >>> round(float(stats.d2), 4), round(float(stats.ee2_sq), 4)  # d_2 = |1 − 0|, mean of 0,1,4,1
+    (1.0, 1.5)
     """
     x, out_dtype, acc_dtype = _prepare(f, x, group, chunk_size)
     element_index = None
@@ -385,6 +397,12 @@ def distance_to_equivariance(
 
     Raises:
         As :func:`orbit_stats`.
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> d2 = distance_to_equivariance(lambda x: x[:, :1], x, groups.cyclic_rotations(4))
+    >>> round(float(d2), 4)  # Q_G f = 0: the RMS of f, ((1 + 0) / 2)^{1/2}
+    0.7071
     """
     return orbit_stats(f, x, group, chunk_size=chunk_size).d2
 

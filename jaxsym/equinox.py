@@ -36,8 +36,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from jaxsym._static import Fixed, projected_level
-from jaxsym._validation import check_callable, check_chunk_size, check_group, check_unit_interval
+from jaxsym._src.static import Fixed, projected_level
+from jaxsym._src.validation import (
+    check_callable,
+    check_chunk_size,
+    check_group,
+    check_unit_interval,
+)
 from jaxsym.averaging import dial, symmetrize
 from jaxsym.groups import TransformationSet
 

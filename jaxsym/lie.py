@@ -14,12 +14,11 @@ Equivariance", ICLR 2023; Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import (
+from jaxsym._src.types import Model
+from jaxsym._src.validation import (
     as_float,
     check_callable,
     check_choice,
@@ -31,7 +30,6 @@ from jaxsym.groups.images import LAYOUTS, check_layout_shape
 
 __all__ = ["IMAGE_GENERATORS", "image_tangent", "lie_derivative"]
 
-Model = Callable[[jax.Array], jax.Array]
 
 #: Named generators of transformations of images ``(B, H, W[, C])`` (or ``(B, C, H, W)``).
 IMAGE_GENERATORS = ("rotation", "translate_x", "translate_y", "scale")

@@ -19,20 +19,26 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import as_float, check_finite, check_key, check_positive, positive_int
-from jaxsym.groups import TransformationSet, transform_batch
+from jaxsym._src.types import Model
+from jaxsym._src.validation import as_float, check_finite, check_key, check_positive, positive_int
+from jaxsym.groups import TransformationSet, element_indices, transform_batch
 from jaxsym.losses import example_losses
 
-__all__ = ["RandomFeaturesModel", "RandomFeaturesRidge", "predict", "random_features_ridge"]
+__all__ = [
+    "RandomFeaturesModel",
+    "RandomFeaturesRidge",
+    "predict",
+    "predict_many",
+    "random_features_ridge",
+]
 
-Model = Callable[[jax.Array], jax.Array]
 
 #: Rows per compiled call when features or predictions are computed in batches.
 BATCH_SIZE = 256
@@ -127,6 +133,109 @@ def predict(model: Model, x: jax.Array, *, batch_size: int = BATCH_SIZE) -> jax.
             chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], batch_size - rows, 0)])
         outputs.append(_batch_apply(model, chunk)[:rows])
     return jnp.concatenate(outputs)
+
+
+def predict_many(
+    models: Sequence[Model], x: jax.Array, *, batch_size: int = BATCH_SIZE
+) -> list[jax.Array]:
+    """Every model's ``model(x)``, in fixed-size batches; one orbit pass for a family.
+
+    A **family** is a list of :class:`RandomFeaturesModel` with the same random
+    features (``projection``, ``phase``) whose orbits are all subsets of the
+    largest one, ``U`` (the audit's candidates: every set a subset of the
+    group). Each element's features ``φ(u·x)``, ``u ∈ U``, are then computed once
+    per batch and every model's ``φ̄_H = mean_{h ∈ H} φ(h·x)`` is their mean over
+    its own elements: ``|U|`` feature passes instead of ``Σ_j |H_j|``. Any other
+    list is evaluated model by model with :func:`predict`. Both give ``model(x)``
+    up to float rounding (the order of the sums).
+
+    Args:
+        models: batched predictors.
+        x: ``(n, *input)`` inputs.
+        batch_size: rows per call.
+
+    Returns:
+        ``[model(x) for model in models]``, each ``(n, *output)``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxsym import Symmetry, groups
+    >>> c4 = groups.cyclic_rotations(4)
+    >>> fit = random_features_ridge(16, 1e-3, key=jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (10, 2))
+    >>> averaged = fit(x, x[:, :1], symmetry=Symmetry(c4, 0.0, (0, 1, 2, 3), "C4"))
+    >>> plain = fit(x, x[:, :1])
+    >>> outs = predict_many([plain, averaged], x, batch_size=4)
+    >>> bool(jnp.allclose(outs[1], averaged(x), atol=1e-5))
+    True
+    """
+    batch_size = positive_int("batch_size", batch_size)
+    models = list(models)
+    family = _orbit_family(models)
+    if family is None:
+        return [predict(model, x, batch_size=batch_size) for model in models]
+    universe, weights = family
+    x = jnp.asarray(x)
+    n = x.shape[0]
+    outputs = []
+    for start in range(0, n, batch_size):
+        chunk = x[start : start + batch_size]
+        rows = chunk.shape[0]
+        if rows < batch_size:
+            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], batch_size - rows, 0)])
+        outputs.append([out[:rows] for out in _family_batch(models, universe, weights, chunk)])
+    return [jnp.concatenate([batch[j] for batch in outputs]) for j in range(len(models))]
+
+
+def _orbit_family(models: list) -> tuple[TransformationSet, jax.Array] | None:
+    """``(U, W)`` with ``W[j, u] = 1/|H_j|`` for ``u ∈ H_j`` (zero row: no orbit), or None."""
+    if len(models) < 2 or not all(isinstance(m, RandomFeaturesModel) for m in models):
+        return None
+    first = models[0]
+    for model in models[1:]:
+        if model.projection.shape != first.projection.shape or not (
+            bool(jnp.array_equal(model.projection, first.projection))
+            and bool(jnp.array_equal(model.phase, first.phase))
+        ):
+            return None
+    orbits = [m.orbit for m in models if m.orbit is not None]
+    if not orbits:
+        return None
+    universe = max(orbits, key=lambda orbit: orbit.size)
+    weights = np.zeros((len(models), universe.size), np.float32)
+    for j, model in enumerate(models):
+        if model.orbit is None:
+            continue
+        if type(model.orbit.action) is not type(universe.action):
+            return None
+        try:
+            members = element_indices(universe, model.orbit.elements)
+        except (ValueError, TypeError):
+            return None
+        if len(set(np.asarray(members).tolist())) != model.orbit.size:
+            return None
+        weights[j, np.asarray(members)] = 1.0 / model.orbit.size
+    return universe, jnp.asarray(weights)
+
+
+@eqx.filter_jit
+def _family_batch(models, universe: TransformationSet, weights: jax.Array, x: jax.Array):
+    first = models[0]
+    base = first.base_features(x)
+
+    def element_features(element):
+        moved = transform_batch(universe, jax.tree_util.tree_map(lambda e: e[None], element), x)
+        return first.base_features(moved[0])
+
+    per_element = jax.lax.map(element_features, universe.elements)  # (|U|, B, p)
+    averages = jnp.einsum("ju,ubp->jbp", weights.astype(base.dtype), per_element)
+    outputs = []
+    for j, model in enumerate(models):
+        features = base
+        if model.orbit is not None:
+            features = averages[j] + model.t.astype(base.dtype) * (base - averages[j])
+        out = features @ model.weights + model.offset
+        outputs.append(out.reshape((x.shape[0],) + model.output_shape))
+    return outputs
 
 
 def _features(model: RandomFeaturesModel, x: jax.Array) -> jax.Array:

@@ -17,7 +17,6 @@ Reference: Petrache & Trivedi, NeurIPS 2023, arXiv:2305.17592.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -25,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.types import Model
+from jaxsym._src.validation import (
     as_float,
     check_batch,
     check_callable,
@@ -36,8 +36,6 @@ from jaxsym._validation import (
 )
 from jaxsym.averaging import symmetrize
 from jaxsym.groups import TransformationSet
-
-Model = Callable[[jax.Array], jax.Array]
 
 __all__ = [
     "DialRisk",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.validation import (
     check_finite,
     check_group,
     positive_int,

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import check_nonnegative, positive_int
+from jaxsym._src.validation import check_nonnegative, positive_int
 
 __all__ = ["PlanarTask", "planar_target", "planar_task"]
 

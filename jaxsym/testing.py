@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.group_base import check_argument_order
+from jaxsym._src.validation import (
     check_batch,
     check_callable,
     check_model_output,
@@ -24,7 +25,6 @@ from jaxsym._validation import (
 )
 from jaxsym.defects import pointwise_defects
 from jaxsym.groups import TransformationSet
-from jaxsym.groups._base import check_argument_order
 
 __all__ = ["EquivarianceProfile", "assert_equivariant", "default_tolerance"]
 
@@ -134,6 +134,13 @@ def assert_equivariant(
             relative defect, the element itself and the worst example's index),
             or if ``f`` returns NaN or inf on ``x`` or on a transformed input.
         TypeError, ValueError: for invalid arguments (named).
+    >>> import jax.numpy as jnp
+    >>> from jaxsym import groups
+    >>> x = jnp.array([[1.0, 2.0], [3.0, -1.0]])
+    >>> radius = lambda x: jnp.linalg.norm(x, axis=1, keepdims=True)
+    >>> profile = assert_equivariant(radius, x, groups.cyclic_rotations(8))
+    >>> bool(profile.abs_defect.max() <= profile.tolerance)  # it raised nothing: it passed
+    True
     """
     check_callable("f", f)
     check_argument_order("assert_equivariant(f, x, group)", x)

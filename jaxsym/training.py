@@ -26,8 +26,8 @@ Two designs, selected by ``beta``:
 * ``beta=β`` finite: the **hinge** penalty ``β (d_2(f) − ε̂*)_+²`` on an
   unchanged model.
 
-Why the projection is the default (``benchmarks/training.py`` compares the
-designs on the same tables): a penalty on the raw network (the hinge, or the
+Why the projection is the default (an argument, not a measurement: the
+package's benchmarks run the projection only): a penalty on the raw network (the hinge, or the
 hinge added to the projection) makes a small network represent an invariant
 function by itself when ``ε̂* ≈ 0``, and fails on targets it represents badly
 that way (a radially oscillating invariant part); the projection never
@@ -45,7 +45,7 @@ so the loss and the penalty share it.
 
 A user's loop::
 
-    reg = bound_regularizer(x, y, group, fit=fit, key=key)
+    reg = bound_regularizer(choose_symmetry(x, y, group, fit=fit, key=key))
     g = reg.model(f)
     loss = data_loss(g(xb), yb) + reg(g, xb)
     ...
@@ -64,42 +64,35 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._static import Fixed
-from jaxsym._validation import (
+from jaxsym._src.static import Fixed
+from jaxsym._src.types import Model
+from jaxsym._src.validation import (
     check_callable,
     check_chunk_size,
     check_group,
+    check_output_dim,
     check_positive,
-    is_concrete,
 )
-from jaxsym.bounds import generalization_bound
 from jaxsym.constants import BoundConstants, squared_loss_constants
-from jaxsym.decision import Model, SymmetryChoice, set_name
-from jaxsym.defects import OrbitStats, orbit_stats, pointwise_defects
-from jaxsym.groups import TransformationSet, element_indices, subset_of
+from jaxsym.decision import SymmetryChoice, set_name
+from jaxsym.defects import OrbitStats, orbit_stats
+from jaxsym.groups import TransformationSet, subset_of
 
 __all__ = [
     "BoundRegularizer",
     "BudgetModel",
-    "RegularizerReport",
     "bound_regularizer",
     "lipschitz_estimate",
 ]
 
 
 # ============================================================================ helpers
-
-
-def _sup_defect(f: Model, x: jax.Array, group: TransformationSet) -> jax.Array:
-    """``max_{g, b} e_f(x_b, g)`` on the batch (sup-norm units; a lower estimate of ee_∞, §2)."""
-    return jnp.max(pointwise_defects(f, x, group))
 
 
 def _squared_loss_constants(lipschitz, label_bound, output_dim) -> BoundConstants:
@@ -120,65 +113,6 @@ class _Held:
 
     def __init__(self, raw):
         self.raw = raw
-
-
-class RegularizerReport(NamedTuple):
-    """State of a model under a :class:`BoundRegularizer` (no gradient; docs/theory.md §4, §7).
-
-    Every number is measured on the inputs ``x`` given to :meth:`BoundRegularizer.report`;
-    the sample quantities are **estimates** of their population versions.
-
-    Attributes:
-        names: the candidate sets' names.
-        distance: ``(K,)`` ``d_2(f)`` on each candidate, on ``x`` (``d_2`` units).
-        sup_defect: ``(K,)`` sample sup defect ``max_{g, b} e_f(x_b, g)`` on each
-            candidate (sup-norm units): a *lower estimate* of ``ee_∞`` (§2),
-            never a certified level.
-        active: index of the active set in ``names``.
-        active_name: its name.
-        budget: the budget ``ε̂*`` on the active set (``d_2`` units).
-        max_output: ``max_{b, i} |f(x_b)_i|``, to compare with ``output_bound``.
-        outputs_in_box: whether the outputs on ``x`` lie in the box ``[−M, M]^{d_y}``
-            of the constants (necessary for the theory bound, not sufficient:
-            the class needs it on the whole domain). When False both bounds are
-            ``inf``.
-        level: the sup-defect level ``ε`` at which the theory bound is evaluated:
-            0 when ``f`` is exactly symmetric on the active set by construction
-            (a :class:`BudgetModel` at ``s = 0`` on a group), else the sample
-            sup defect on the active set (an estimate).
-        num_options: K, the options the union bound counts (every set and dial
-            level the screen compared).
-        loss_range: ``B``, the loss's range (a gap of ``B`` or more is vacuous).
-        bound_estimate: the theory bound ``Gen_n(S, ε)`` of §4 on the
-            generalization gap ``R(f) − R̂_n(f)`` at ``level``, with the union over
-            ``num_options`` (loss units). Always filled; an *estimate* unless
-            ``certified``.
-        certified: whether ``bound_estimate`` is also a certificate: constants
-            given by the user (fixed before the data), candidate sets fixed
-            before the data, and ``level`` exact by construction (ε = 0). A
-            sample sup defect never certifies.
-        certified_bound: ``bound_estimate`` when ``certified``, else NaN.
-        vacuous: whether the bound is ``≥ B`` (it then says nothing: ``R ≤ B``
-            holds trivially).
-        summary: the above in one sentence.
-    """
-
-    names: tuple[str, ...]
-    distance: jax.Array
-    sup_defect: jax.Array
-    active: int
-    active_name: str
-    budget: jax.Array
-    max_output: float
-    outputs_in_box: bool
-    level: float
-    num_options: int
-    loss_range: float
-    bound_estimate: float
-    certified: bool
-    certified_bound: float
-    vacuous: bool
-    summary: str
 
 
 # ============================================================================ the budget
@@ -265,6 +199,11 @@ class BudgetModel(eqx.Module):
 class BoundRegularizer(eqx.Module):
     """The bound regularizer, built once from the training data (docs/theory.md §7, §8, §9).
 
+    One job: train and deploy a model at the budget. ``reg.model(f)`` is the
+    model to train, ``reg(g, x)`` the penalty to add to the loss, and
+    ``reg.freeze(f, x)`` the deployed model; what the result can claim is
+    :func:`jaxsym.regularizer_report`'s question, not this class's.
+
     A pytree (an :class:`equinox.Module`): pass it through ``jit`` (its budget is
     a leaf, so regularizers that differ only in their budget share one trace).
     It is not a model to train: train ``reg.model(f)``, whose group and budget
@@ -276,7 +215,8 @@ class BoundRegularizer(eqx.Module):
         candidates: the candidate sets (default ``(group,)``).
         choice: the :class:`jaxsym.SymmetryChoice` that chose ``group`` and the
             budget, or ``None`` for a hand-set budget.
-        constants: the theory bound's constants (for :meth:`report`), or ``None``.
+        constants: the theory bound's constants (for
+            :func:`jaxsym.regularizer_report`), or ``None``.
         constants_given: whether the user supplied ``constants`` (fixed before
             the data); estimated constants make every reported bound an estimate.
         candidates_fixed: whether the candidate sets were fixed before the data
@@ -379,168 +319,6 @@ class BoundRegularizer(eqx.Module):
         scale = jax.lax.stop_gradient(_budget_scale(d2, self.budget))
         return BudgetModel(_function(f), self.group, self.budget, scale, self.chunk_size)
 
-    def report(self, f: Model, x: jax.Array) -> RegularizerReport:
-        """``d_2`` and sample sup defect of ``f`` per candidate, and the theory bound (§4, §7).
-
-        ``d_2`` and the budget in ``d_2`` units; the sup defect, and the level at
-        which the bound is evaluated, in sup-norm units. No gradient flows. Pass
-        the deployed predictor (``reg.freeze(f, x)``) and the training inputs.
-
-        The theory bound ``Gen_n(S, ε)`` on the active set counts every option
-        the screen compared (``K = len(choice.names)``) in its union. It is
-        reported as **certified** only when all of these hold (docs/theory.md
-        §4, "What certified requires"): the constants were given by the user,
-        the candidate sets were fixed before the data, and ``f`` is exactly
-        symmetric on the active group by construction (a :class:`BudgetModel`
-        frozen at ``s = 0``, so ``ε = 0``). Otherwise ``ε`` is the sample sup
-        defect, a lower estimate, and the number is an *estimate*
-        (``bound_estimate``, with ``certified_bound`` NaN). A bound ``≥ B`` is
-        flagged ``vacuous``. The user remains responsible for what the
-        constants claim (``L`` certified, outputs in ``[−M, M]^{d_y}`` on the
-        whole domain); the sample check ``outputs_in_box`` is necessary only.
-
-        Raises:
-            TypeError: when called under ``jit`` (the bound's covering numbers are
-                computed on the host).
-            ValueError: if there are no constants, or ``f``'s outputs do not have
-                ``constants.output_dim`` coordinates.
-        """
-        check_callable("f", f)
-        if self.constants is None:
-            raise ValueError(
-                "report needs the bound's constants: build the regularizer with "
-                "bound_regularizer (which estimates them) or pass constants=."
-            )
-        if not (is_concrete(x) and is_concrete(self.budget)):
-            raise TypeError(_REPORT_UNDER_JIT)
-        model = _no_gradient(f)
-        outputs = model(x)
-        if not is_concrete(outputs):
-            raise TypeError(_REPORT_UNDER_JIT)
-        _check_output_dim("f's outputs", outputs.shape[1:], self.constants)
-        max_output = float(jnp.max(jnp.abs(outputs)))
-        in_box = max_output <= float(self.constants.output_bound)
-        distance = jnp.stack(
-            [orbit_stats(model, x, s, chunk_size=self.chunk_size).d2 for s in self.candidates]
-        )
-        sup = jnp.stack([_sup_defect(model, x, s) for s in self.candidates])
-        index = _position(self.candidates, self.group)
-        exact = _exact_by_construction(f, self.group)
-        scale = max(max_output, float(self.constants.output_bound), 1e-30)
-        if exact and float(sup[index]) > _ROUNDING * scale:
-            exact = False  # the sample says otherwise: never certify ε = 0 with a defect
-        level = 0.0 if exact else float(sup[index])
-        options = self.choice.num_options if self.choice is not None else len(self.candidates)
-        loss_range = float(self.constants.loss.loss_range)
-        if in_box:
-            bound = float(
-                generalization_bound(
-                    x, self.group, self.constants, eps=level, num_levels=options
-                ).total
-            )
-        else:
-            bound = math.inf
-        certified = (
-            in_box and exact and self.constants_given and self.candidates_fixed
-            and self.choice is not None
-        )  # fmt: skip
-        vacuous = bound >= loss_range
-        return RegularizerReport(
-            names=tuple(s.name for s in self.candidates),
-            distance=distance,
-            sup_defect=sup,
-            active=index,
-            active_name=self.group.name,
-            budget=self.budget,
-            max_output=max_output,
-            outputs_in_box=in_box,
-            level=level,
-            num_options=options,
-            loss_range=loss_range,
-            bound_estimate=bound,
-            certified=certified,
-            certified_bound=bound if certified else math.nan,
-            vacuous=vacuous,
-            summary=_summary(bound, certified, vacuous, in_box, exact, self, loss_range, level),
-        )
-
-
-def _same_elements(a: TransformationSet, b: TransformationSet) -> bool:
-    """Whether two sets hold the same elements (any order), compared element by element."""
-    if a is b:
-        return True
-    if a.size != b.size or type(a.action) is not type(b.action):
-        return False
-    try:
-        return len(np.unique(element_indices(a, b.elements))) == a.size
-    except (ValueError, TypeError):
-        return False
-
-
-def _position(candidates, group) -> int:
-    """The active set's row among the candidates, matched by elements; never a guess."""
-    for k, candidate in enumerate(candidates):
-        if _same_elements(candidate, group):
-            return k
-    raise ValueError(
-        f"the active set {group.name} is not among the candidate sets "
-        f"({', '.join(c.name for c in candidates)}): pass it in candidates."
-    )
-
-
-def _exact_by_construction(f: Model, group: TransformationSet) -> bool:
-    """Whether ``f`` is ``Q_S g`` over the active group ``S`` itself (same elements), at s = 0."""
-    if group.size == 1:
-        return True  # e_f(x, e) = 0 for every f
-    if not (isinstance(f, BudgetModel) and group.is_group and f.group.is_group):
-        return False
-    if not _same_elements(f.group, group):
-        return False
-    scale = f.scale if f.scale is not None else f.budget
-    return bool(is_concrete(scale) and float(jnp.max(jnp.abs(scale))) == 0.0)
-
-
-def _summary(bound, certified, vacuous, in_box, exact, reg, loss_range, level) -> str:
-    if not in_box:
-        return (
-            "theory bound not applicable: the outputs leave the constants' box [−M, M] "
-            f"(M = {float(reg.constants.output_bound):g})."
-        )
-    kind = "certified theory bound" if certified else "theory bound (an estimate)"
-    text = f"{kind} on the generalization gap: {bound:.4g} at ε = {level:.3g}"
-    if vacuous:
-        text += f", vacuous: ≥ the loss range B = {loss_range:g}, no information"
-    if not certified:
-        reasons = []
-        if not reg.constants_given:
-            reasons.append("estimated constants")
-        if not exact:
-            reasons.append("ε is a sample sup defect")
-        if not reg.candidates_fixed or reg.choice is None:
-            reasons.append("candidate sets not fixed before the data")
-        text += f" ({', '.join(reasons)})" if reasons else ""
-    return text + "."
-
-
-_ROUNDING = 1e-5  # a sup defect this small relative to the outputs is float32 rounding
-
-_REPORT_UNDER_JIT = (
-    "BoundRegularizer.report(f, x) runs eagerly: it computes the bound's covering numbers "
-    "on the host and cannot run under jax.jit / eqx.filter_jit / nnx.jit. Call it outside "
-    "the jitted function, with concrete x and f (e.g. after training)."
-)
-
-
-def _check_output_dim(what: str, shape: tuple[int, ...], constants: BoundConstants) -> None:
-    dim = int(np.prod(shape, dtype=np.int64))
-    if is_concrete(constants.output_dim) and dim != int(constants.output_dim):
-        raise ValueError(
-            f"{what} have {dim} coordinates per example (shape {tuple(shape)}), but "
-            f"constants.output_dim is {int(constants.output_dim)}: the bound's constants "
-            "must describe the model's outputs (build them with output_dim="
-            f"{dim})."
-        )
-
 
 def _unwrap(f: Model) -> Model:
     """The underlying network of a :class:`BudgetModel` (training or frozen), else ``f``."""
@@ -552,10 +330,6 @@ def _unwrap(f: Model) -> Model:
 def _function(f: Model) -> Model:
     """``f`` as a plain function (a field of :class:`BudgetModel`; parameters stay closed over)."""
     return f if isinstance(f, eqx.Module) else lambda x: f(x)
-
-
-def _no_gradient(f: Model) -> Model:
-    return lambda x: jax.lax.stop_gradient(f(x))
 
 
 # ============================================================================ the builder
@@ -614,7 +388,7 @@ def bound_regularizer(
         choice: a :class:`jaxsym.SymmetryChoice`.
         beta: ``None`` for the projection; else the hinge weight, a real, finite ``β > 0``.
         constants: the theory bound's constants, fixed before the data; ``None``
-            estimates them for :meth:`~BoundRegularizer.report` (squared loss,
+            estimates them for :func:`jaxsym.regularizer_report` (squared loss,
             ``M = Y = max ‖y‖``, ``L`` = the chosen model's largest Jacobian
             Frobenius norm on 256 inputs), whose bound is then an estimate.
         chunk_size: group elements per model call (``None``: automatic).
@@ -647,7 +421,7 @@ def bound_regularizer(
     x, y = problem.x, problem.y
     n = x.shape[0]
     if constants is not None:
-        _check_output_dim("the labels y", y.shape[1:], constants)
+        check_output_dim("the labels y", y.shape[1:], constants.output_dim)
     constants_given = constants is not None
     if constants is None:
         label_bound = float(jnp.max(jnp.sqrt(jnp.sum(y.reshape(n, -1) ** 2, axis=-1))))

@@ -118,6 +118,7 @@ def test_vector_output_under_so3_custom_action():
     np.testing.assert_allclose(jaxsym.symmetrize(f, group)(x), y, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @given(seed=st.integers(0, 2**16), name=st.sampled_from(sorted(FINITE_GROUPS)))
 def test_averaging_is_idempotent(seed, name):
@@ -128,6 +129,7 @@ def test_averaging_is_idempotent(seed, name):
     np.testing.assert_allclose(jaxsym.symmetrize(q, group)(x), q(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @given(
     seed=st.integers(0, 2**16), t=st.floats(0.0, 1.0), name=st.sampled_from(sorted(FINITE_GROUPS))
@@ -141,6 +143,7 @@ def test_dial_scales_the_pointwise_defect(seed, t, name):
     np.testing.assert_allclose(dialed, t * base, rtol=1e-4, atol=2e-5)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @given(seed=st.integers(0, 2**16), name=st.sampled_from(sorted(FINITE_GROUPS)))
 def test_distance_to_average_below_mean_defect(seed, name):

@@ -214,6 +214,7 @@ def test_eps_endpoints_are_the_equivariant_and_unconstrained_bounds(tables, chai
     assert float(equivariant) < float(unconstrained) - 0.1
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @pytest.mark.parametrize("chaining", ["discrete", "dudley"])
 def test_gradient_in_eps_matches_finite_differences(tables, chaining):

@@ -7,7 +7,6 @@ scipy cannot represent, and a root finder on ``kl`` for the kl inversion.
 
 from __future__ import annotations
 
-import doctest
 import math
 import time
 from decimal import Decimal, localcontext
@@ -20,7 +19,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxsym import certificates
 from jaxsym.certificates import _SUM_ERRORS, _binomial_upper, held_out_bound, kl_inverse
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -474,8 +472,3 @@ def test_kl_inverse_bad_input(q, c, error):
 
 def test_kl_inverse_takes_0d_arrays():
     assert kl_inverse(np.asarray(0.25), jnp.asarray(0.5)) == kl_inverse(0.25, 0.5)
-
-
-def test_docstring_examples_run():
-    results = doctest.testmod(certificates, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert results.attempted >= 2 and results.failed == 0

@@ -330,7 +330,7 @@ def test_bad_seeds_are_usage_errors(capsys, no_work, seed):
 def test_the_seed_range_is_what_jax_accepts(seed):
     import jax
 
-    from jaxsym._validation import parse_seed
+    from jaxsym._src.validation import parse_seed
 
     assert parse_seed(seed) == int(seed)
     jax.random.key(int(seed))  # no overflow at the ends of the range
@@ -672,7 +672,7 @@ def test_ctrl_c_while_writing_leaves_the_old_output_and_no_temporary_files(tmp_p
 
 
 def test_launched_as_program(monkeypatch):
-    from jaxsym import _interrupt
+    from jaxsym._src import interrupt as _interrupt
 
     cases = [
         (["python", "-m", "jaxsym", "audit"], "-m", True),

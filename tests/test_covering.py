@@ -11,7 +11,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from jaxsym import _distances, groups
+from jaxsym import groups
+from jaxsym._src import distances as _distances
 from jaxsym.covering import (
     CoveringTable,
     Domain,
@@ -201,7 +202,7 @@ def greedy_nested_counts_float64(x, group, stages, radii, margin=2e-5):
     moved = moved.reshape(group.size, n, -1)
     per_element = ((moved[:, :, None, :] - flat[None, None, :, :]) ** 2).sum(-1)  # [s, c, i]
     squares = ((flat[:, None, :] - flat[None, :, :]) ** 2).sum(-1)  # the identity
-    # float32 squares are within (d + 4)·u·(‖a‖ + ‖b‖)² of these (jaxsym._distances), at most
+    # float32 squares are within (d + 4)·u·(‖a‖ + ‖b‖)² of these (jaxsym._src.distances), at most
     # 3e-6 of the scale (2 max ‖x‖)² here; ``margin`` is relative to that scale.
     largest = max(np.max((flat**2).sum(-1)), np.max((moved**2).sum(-1)))
     scale = max(4 * float(largest), 1e-30)
@@ -240,7 +241,7 @@ GREEDY_CASES = {
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     n=st.sampled_from([2, 17, 40]),
@@ -373,6 +374,7 @@ STREAM_CASES = {
 }
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @settings(max_examples=5)
 @given(
@@ -390,6 +392,7 @@ def test_streaming_counts_equal_the_matrix_counts(seed, n, case):
     np.testing.assert_array_equal(streaming, matrix)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(STREAM_CASES))
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -128,6 +128,7 @@ def _check_against_truth(target, group, n, seed, relative):
     return truth, mc_error
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_knn_estimates_the_mean_square_profile_planar_c8():
     """§8's planar task, η = 0.3, n = 8000: truth η²(2 − cos θ − cos 2θ) per element."""
@@ -137,6 +138,7 @@ def test_knn_estimates_the_mean_square_profile_planar_c8():
     assert np.all(np.abs(truth - closed_form) <= 4 * mc_error + 1e-6)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("group", "target"),
@@ -284,6 +286,7 @@ def test_reference_equals_defect_profile_and_closed_form():
     assert np.all(np.asarray(maxed.profile) >= np.asarray(result.profile) - 1e-6)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_sinkhorn_invariant_below_baseline_and_c4_flagged(planar_data):
     x, labels = planar_data
@@ -340,6 +343,7 @@ def _numpy_entropic_cost(a, b, epsilon, iterations=3000):
     return np.sum(plan * cost) + epsilon * kl
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_sinkhorn_profile_is_the_debiased_divergence():
     """profile(g)² = OT_ε(z, gz) − ½OT_ε(z, z) − ½OT_ε(gz, gz), each term by an independent

@@ -202,6 +202,7 @@ def test_a_range_gets_nested_sub_ranges_and_soft_levels():
     assert choice.name == group.name  # radial labels: the whole range
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 def test_post_hoc_ranks_dials_of_one_fit():
     """post_hoc(fit): K + 1 plain fits, and each option's model is the dial of the fold fit."""
     x = _points(1, 80)

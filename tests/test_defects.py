@@ -59,6 +59,7 @@ def test_profiles_match_brute_force(name):
     )
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @given(
     seed=st.integers(0, 2**16),
@@ -115,6 +116,7 @@ def test_rms_error_is_root_two_times_distance_to_equivariance(seed, name):
     np.testing.assert_allclose(ee2**2, 2 * d2**2, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.parametrize(
     "reduce",
     [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms", "mean")],
@@ -162,6 +164,7 @@ def _scaled_max_norm(s, z):
     return s * jnp.max(jnp.sum(z**2, -1), 1, keepdims=True)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "measure",
@@ -544,6 +547,7 @@ def test_orbit_stats_runs_the_model_on_g_plus_one_times_b_rows(chunk_size):
     assert _model_rows(jaxpr) == (group.size + 1) * x.shape[0]
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_orbit_stats_gradient_matches_finite_differences():
     with enable_x64():
@@ -651,6 +655,7 @@ def test_identity_defect_is_exactly_zero_whatever_the_batch_rounding(name, chunk
     assert orbit_stats(g, x, group, **kw).ee2_sq == pytest.approx((brute**2).mean(), rel=1e-4)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, pytest.param(jnp.float16, marks=pytest.mark.slow)])
 def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
@@ -661,6 +666,7 @@ def test_identity_defect_is_exactly_zero_in_half_precision(dtype):
     assert orbit_stats(half, x, group.subset([0])).ee2_sq == 0.0
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_identity_defect_is_exactly_zero_under_jit_vmap_and_grad():
     group, f, params, net, x = _setup("D4", 9, batch=4)

@@ -132,6 +132,7 @@ def test_partial_set_grid_and_square_flag():
     np.testing.assert_array_equal(half.act_in(half.element(1), x[0]), x[0, ::-1, ::-1])
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_equivariant_outputs_for_image_to_image_models():
     """A pixelwise linear map commutes with bilinear interpolation at every angle."""
@@ -312,6 +313,7 @@ def test_angles_still_speak_of_radians():
 # ----------------------------------------------------------------------------- floor
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_floor_against_brute_force_probe():
     x = jnp.stack([blob(12, (1.0, -2.0), 2.0, 2), blob(12, (-3.0, 0.5), 1.5, 2)])
@@ -337,6 +339,7 @@ def test_floor_against_brute_force_probe():
     assert np.all(floor[[1, 3, 5, 7]] > 1e-5)  # interpolation at 45°
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_floor_of_translations_is_zero_for_content_inside_the_grid():
     x = blob(16, (0.0, 0.0), 1.5)[None]
@@ -360,6 +363,7 @@ def _relative_profile(f, x, group):
     return np.asarray(jaxsym.defect_profile(f, x, group)) / scale
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_c4_symmetrized_cnn_is_at_the_floor_on_quarter_turns_and_above_at_45():
     f, _, _ = random_cnn(jax.random.key(0), size=12)
@@ -374,6 +378,7 @@ def test_c4_symmetrized_cnn_is_at_the_floor_on_quarter_turns_and_above_at_45():
     assert np.all(plain[[2, 4, 6]] > 1e-3)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_dial_assert_equivariant_and_data_defect_accept_image_sets():
     f, _, _ = random_cnn(jax.random.key(1))

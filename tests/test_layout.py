@@ -1,12 +1,12 @@
 """The package layout: no private name of one module is used by another.
 
-The convention (optax's ``_src`` style): private *modules* (``jaxsym/_orbits.py``,
-``jaxsym/groups/_base.py``, …) are the one private place and may be imported
-anywhere under their module name; the functions inside them have public names.
-A private *name* (``_helper``) is used only in the module that defines it: a
-helper that another module needs is public in its module, or lives in a private
-module. Tests may reach into the module they test, so only ``jaxsym/`` and
-``benchmarks/`` are scanned, including Python code held in string literals
+The convention (optax's ``_src`` style): the private modules live in one private
+package, ``jaxsym._src`` (``jaxsym/_src/orbits.py``, …), which may be imported
+anywhere; the functions inside them have public names. A private *name*
+(``_helper``, or a private module outside ``jaxsym._src``) is used only in the
+module that defines it: a helper that another module needs is public in its
+module, or lives in ``jaxsym._src``. Tests may reach into the module they test,
+so only ``jaxsym/`` and ``benchmarks/`` are scanned, including Python code held in string literals
 (the benchmarks run their cases as ``python -c`` children).
 """
 
@@ -19,6 +19,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCANNED = ("jaxsym", "benchmarks")
+#: The one private package: its modules hold the internals that several modules share.
+PRIVATE_PACKAGE = "jaxsym._src"
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -61,12 +63,19 @@ def _violations(tree: ast.AST, here: str, is_package: bool, modules: set[str]) -
     bound: dict[str, str] = {}  # local name -> the jaxsym module it is bound to
     found = []
 
+    def private_path(module: str) -> bool:
+        inside = module == PRIVATE_PACKAGE or module.startswith(PRIVATE_PACKAGE + ".")
+        return module != here and not inside and any(_private(p) for p in module.split("."))
+
     def foreign(owner: str, name: str) -> bool:
-        return owner != here and f"{owner}.{name}" not in modules  # a private module is fine
+        # jaxsym._src, the one private package, may be imported anywhere, by module name
+        return owner != here and f"{owner}.{name}" != PRIVATE_PACKAGE
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
+                if alias.name.split(".")[0] == "jaxsym" and private_path(alias.name):
+                    found.append(f"{node.lineno}: {alias.name}")
                 if alias.name.split(".")[0] == "jaxsym":
                     if alias.asname:
                         bound[alias.asname] = alias.name
@@ -75,6 +84,9 @@ def _violations(tree: ast.AST, here: str, is_package: bool, modules: set[str]) -
         elif isinstance(node, ast.ImportFrom):
             owner = _absolute(node.module, node.level, here, is_package)
             if owner.split(".")[0] != "jaxsym":
+                continue
+            if private_path(owner):
+                found.append(f"{node.lineno}: {owner}")
                 continue
             for alias in node.names:
                 if f"{owner}.{alias.name}" in modules:
@@ -148,10 +160,12 @@ SAMPLES = {
     "import jaxsym.covering as cov\ncov._flat_orbit(g, x)": ["jaxsym.covering._flat_orbit"],
     "import jaxsym\njaxsym.datasets._rotate(x)": ["jaxsym.datasets._rotate"],
     "from jaxsym import groups\ngroups.images._looks_like(s)": ["jaxsym.groups.images._looks"],
-    "from jaxsym import _orbits\n_orbits._walk(j)": ["jaxsym._orbits._walk"],
-    # allowed: private modules by name, public names, dunders, namedtuple methods
-    "from jaxsym import _distances, _orbits\n_distances.min_squares(a, b)": [],
-    "from jaxsym.groups import _base\nfrom jaxsym.groups._base import format_matrix": [],
+    "from jaxsym._src import orbits\norbits._walk(j)": ["jaxsym._src.orbits._walk"],
+    "from jaxsym.groups import _base": ["jaxsym.groups._base"],  # a private module outside _src
+    "from jaxsym.groups._base import format_matrix": ["jaxsym.groups._base"],
+    # allowed: the private package's modules by name, public names, dunders, namedtuple methods
+    "from jaxsym._src import distances, orbits\ndistances.min_squares(a, b)": [],
+    "from jaxsym._src.group_base import format_matrix": [],
     "import jaxsym\njaxsym.__version__\nt._replace(a=1)": [],
     "from jaxsym import bounds as _bounds\n_bounds.bound_tables(x)": [],
 }
@@ -173,3 +187,14 @@ def test_embedded_child_code_is_scanned():
     assert len(codes) == 1
     found = _violations(codes[0], "benchmarks.covering", False, _package_modules())
     assert found == ["2: jaxsym.covering._flat_orbit"]
+
+
+def test_private_modules_live_in_the_one_private_package():
+    """Every private module or package of jaxsym is ``jaxsym._src`` or inside it."""
+    private = [
+        _module_name(path)
+        for path in (ROOT / "jaxsym").rglob("*.py")
+        if any(_private(part) for part in _module_name(path).split("."))
+    ]
+    outside = [name for name in private if not name.startswith(PRIVATE_PACKAGE)]
+    assert private and not outside, outside

@@ -127,6 +127,7 @@ def test_dial_interpolates_the_lie_derivative():
     assert np.all(np.asarray(symmetric) > 0) and np.all(np.asarray(plain) > 0)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_jit_vmap_and_grad_wrt_parameters():
     _, params, net = random_cnn(jax.random.key(4), size=12)

@@ -1,4 +1,4 @@
-"""The chunked hot path (jaxsym._orbits): results independent of the chunk size,
+"""The chunked hot path (jaxsym._src.orbits): results independent of the chunk size,
 the automatic chunk rule, bounded memory, gradients, no retracing."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsym
-from jaxsym import _orbits, groups
+from jaxsym import groups
+from jaxsym._src import orbits as _orbits
 
 
 def _mlp(key, in_dim, out_dim, hidden=8):
@@ -94,6 +95,7 @@ def test_defects_equal_brute_force_for_every_chunk(chunk):
     np.testing.assert_allclose(sup, np.sqrt(squares.max()), rtol=1e-4)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(
@@ -110,6 +112,7 @@ def test_chunking_never_changes_the_average(n, chunk, batch, seed):
     np.testing.assert_allclose(got, _brute_average(f, group, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.parametrize(
     "reduce", [pytest.param(r, marks=pytest.mark.slow) for r in ("max", "rms")]
 )
@@ -176,6 +179,7 @@ def test_conv_derivatives_are_unrolled_only_on_cpu_and_when_it_pays(backend):
     assert default.unroll_derivatives == (jax.default_backend() in _orbits.UNROLL_BACKENDS)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_unrolled_derivatives_match_brute_force_in_every_mode(monkeypatch):
     """grad, jvp, a Hessian and vmap through the custom JVP (several conv chunks).

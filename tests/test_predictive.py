@@ -143,7 +143,9 @@ _apply = eqx.filter_jit(lambda model, z: model(z))
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "group", [C4, groups.rotation_range(0.6, 5)], ids=["C4", "rotation_range(0.6, 5)"]
+    "group",
+    [pytest.param(C4, marks=pytest.mark.extended), groups.rotation_range(0.6, 5)],
+    ids=["C4", "rotation_range(0.6, 5)"],
 )
 def test_closed_form_cross_fit_equals_fitting_fold_by_fold(group):
     """``cross_fit_losses`` (closed form) = ``jaxsym.cross_fit`` with a fit lacking the fast path.
@@ -283,3 +285,33 @@ def test_moved_names_live_in_their_own_modules():
     for module in (models, predictive, tasks):
         for name in module.__all__:
             assert hasattr(module, name)
+
+
+def _image_family():
+    """Random-features models of one family on 8×8 images: none, nested rotation ranges
+    (a set that is not a group), and one soft level."""
+    full = groups.image_rotations(5, max_angle=0.6)
+    x = jax.random.uniform(jax.random.key(3), (37, 8, 8, 1))
+    y = jax.nn.one_hot(jnp.arange(37) % 3, 3)
+    fit = random_features_ridge(32, 1e-3, key=jax.random.key(4))
+    models = [fit(x, y)]
+    for members, t in (((0, 1, 2), 0.0), ((0, 1, 2, 3, 4), 0.0), ((0, 1, 2, 3, 4), 0.5)):
+        subset = groups.subset_of(full, list(members), name=str(members))
+        models.append(fit(x, y, symmetry=jaxsym.Symmetry(subset, t, members, str(members))))
+    return models, x
+
+
+def test_predict_many_equals_each_model_on_its_own():
+    """One orbit pass for a family gives what every model gives by itself (an independent
+    evaluation: each model's own ``__call__``), with padded batches of any size."""
+    from jaxsym.models import predict_many
+
+    models, x = _image_family()
+    together = predict_many(models, x, batch_size=16)  # 37 rows: three batches, one padded
+    for model, out in zip(models, together, strict=True):
+        np.testing.assert_allclose(out, model(x), rtol=1e-4, atol=1e-5)
+    # Not a family (other random features): evaluated one by one, the same answers.
+    other = random_features_ridge(32, 1e-3, key=jax.random.key(9))(x, models[0](x))
+    mixed = predict_many([models[0], other], x, batch_size=16)
+    np.testing.assert_allclose(mixed[1], other(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mixed[0], models[0](x), rtol=1e-4, atol=1e-5)

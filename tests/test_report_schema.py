@@ -211,7 +211,12 @@ def refolded(data_dir, tmp_path_factory) -> Run:
     return _audit(data_dir, "regression", out, num_folds=FOLDS)
 
 
-RUNS = ["regression", "classification", "changed", "refolded"]
+RUNS = [
+    pytest.param("regression", marks=pytest.mark.extended),  # heavy: CI runs it (-m extended)
+    "classification",
+    "changed",
+    "refolded",
+]
 
 
 # ----------------------------------------------------------------------------- validation

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # a fresh process compiles everything on 4 simulated devices
+# A fresh process compiles everything on 4 simulated devices (about 30 s): CI runs it
+# with -m extended.
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 ROOT = Path(__file__).resolve().parents[1]
 

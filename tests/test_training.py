@@ -1,4 +1,5 @@
-"""The bound regularizer: one-pass orbit statistics, the budget projection, freeze, report."""
+"""The bound regularizer (one-pass orbit statistics, the budget projection, freeze) and
+what its model can claim (:func:`jaxsym.regularizer_report`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from jaxsym.training import (
     BudgetModel,
     bound_regularizer,
 )
+from jaxsym.training_report import regularizer_report
 
 C4 = groups.cyclic_rotations(4)
 C8 = groups.cyclic_rotations(8)
@@ -300,7 +302,7 @@ def test_report_matches_independent_measures(task, built):
     reg = built
     mlp, _, _ = _mlp(jax.random.key(19))
     f = lambda z: 0.5 * jnp.tanh(mlp(z))  # noqa: E731  inside the estimated box M = max ‖y‖
-    report = reg.report(f, task.x)
+    report = regularizer_report(reg, f, task.x)
     assert report.outputs_in_box
     assert report.names == ("none", "{e, rot 180°}", "{e, rot 90°, rot 180°, rot -90°}", "C8")
     for k, s in enumerate(reg.candidates):
@@ -473,23 +475,28 @@ def test_unclear_inputs_get_clear_errors(small):
         bound_regularizer(wide, constants=constants)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 def test_report_flags_outputs_outside_the_box(small):
     x, _, _, choice = small
     constants = BoundConstants(2.0, 2.0, squared_loss_constants(2.0, 1, 2.0), output_dim=1)
     reg = bound_regularizer(choice, constants=constants)
-    inside = reg.report(lambda z: jnp.tanh(z[:, :1]), x)
+    inside = regularizer_report(reg, lambda z: jnp.tanh(z[:, :1]), x)
     assert inside.outputs_in_box and np.isfinite(inside.bound_estimate)
     np.testing.assert_allclose(inside.max_output, float(jnp.max(jnp.abs(jnp.tanh(x[:, 0])))))
-    outside = reg.report(lambda z: 10.0 * z[:, :1], x)  # |f| reaches 10·max|x_0| > M = 2
+    outside = regularizer_report(
+        reg, lambda z: 10.0 * z[:, :1], x
+    )  # |f| reaches 10·max|x_0| > M = 2
     assert not outside.outputs_in_box and outside.bound_estimate == np.inf
     assert (
         outside.max_output > 2.0 and not outside.certified and "not applicable" in outside.summary
     )
     with pytest.raises(ValueError, match="output_dim"):
-        reg.report(lambda z: z, x)
+        regularizer_report(reg, lambda z: z, x)
     with pytest.raises(TypeError, match="eagerly"):
-        jax.jit(lambda z: reg.report(lambda u: jnp.tanh(u[:, :1]), z).bound_estimate)(x)
+        jax.jit(lambda z: regularizer_report(reg, lambda u: jnp.tanh(u[:, :1]), z).bound_estimate)(
+            x
+        )
 
 
 GIVEN = BoundConstants(4.0, 1.0, squared_loss_constants(1.0, 1, 1.0), output_dim=1)
@@ -519,8 +526,8 @@ def test_report_certifies_only_an_exact_model_with_given_constants():
     assert reg.group.size == 4 and reg.choice.t_star == 0.0 and float(reg.budget) == 0.0
     net = _net
     deployed = reg.freeze(net, x)
-    report = reg.report(deployed, x)
-    assert report.level == 0.0 and report.certified
+    report = regularizer_report(reg, deployed, x)
+    assert report.level == 0.0 and report.certified and report.uncertified_because == ()
     assert _numpy_sup_defect(deployed, x, [k * math.pi / 2 for k in range(4)]) < 1e-5
     # none + {e, rot 180°} and C4 at t = 0, .25, .5, .75
     independent = generalization_bound(x, C4, GIVEN, eps=0.0, num_levels=1 + 2 * 4).total
@@ -528,12 +535,13 @@ def test_report_certifies_only_an_exact_model_with_given_constants():
     assert report.vacuous == (report.certified_bound >= 1.0)
     assert ("vacuous" in report.summary) == report.vacuous
     # The raw network: its level is a sample sup defect, never certified.
-    raw = reg.report(net, x)
+    raw = regularizer_report(reg, net, x)
     assert not raw.certified and np.isnan(raw.certified_bound) and raw.level > 0
     assert "estimate" in raw.summary and "sample sup defect" in raw.summary
     # Estimated constants: an estimate, even for the exact model.
     estimated = bound_regularizer(choice)
-    assert not estimated.report(estimated.freeze(net, x), x).certified
+    estimate = regularizer_report(estimated, estimated.freeze(net, x), x)
+    assert not estimate.certified and estimate.uncertified_because == ("estimated constants",)
 
 
 @pytest.mark.slow
@@ -548,7 +556,7 @@ def test_a_set_that_is_not_a_group_is_never_certified_at_zero():
     angles = [0.0, math.pi / 4]
     for net in (_net, _radial):
         deployed = reg.freeze(net, x)  # at budget 0: the partial average Q_ν net
-        report = reg.report(deployed, x)
+        report = regularizer_report(reg, deployed, x)
         assert not report.certified and np.isnan(report.certified_bound)
         np.testing.assert_allclose(
             report.level, _numpy_sup_defect(deployed, x, angles), rtol=1e-3, atol=1e-5
@@ -558,7 +566,7 @@ def test_a_set_that_is_not_a_group_is_never_certified_at_zero():
     assert report.level < 1e-4  # even an invariant network: a measured ε, not a certified 0
     # the control: a closed subset of the same group, same data and constants, certifies
     closed = bound_regularizer(_exact_choice(x, C8, candidates=[[0, 2, 4, 6]]), constants=GIVEN)
-    assert closed.group.is_group and closed.report(closed.freeze(_net, x), x).certified
+    assert closed.group.is_group and regularizer_report(closed, closed.freeze(_net, x), x).certified
 
 
 @pytest.mark.slow
@@ -570,13 +578,13 @@ def test_a_model_averaged_over_other_elements_is_not_certified():
     assert choice.elements.tolist() == [0, 1, 2, 3] and choice.t_star == 0.0
     reg = bound_regularizer(choice, constants=GIVEN)
     net = _net
-    assert reg.report(reg.freeze(net, x), x).certified  # the control: averaged over C4
+    assert regularizer_report(reg, reg.freeze(net, x), x).certified  # the control: averaged over C4
     klein = groups.subset_of(D4, [0, 2, 4, 6])
     assert klein.is_group and klein.size == reg.group.size
     assert _elements_of(klein, D4) != _elements_of(reg.group, D4)
     quarter_turns = [k * math.pi / 2 for k in range(4)]
     other = BudgetModel(net, klein, 0.0, scale=0.0)
-    report = reg.report(other, x)
+    report = regularizer_report(reg, other, x)
     assert not report.certified and np.isnan(report.certified_bound)
     measured = _numpy_sup_defect(other, x, quarter_turns)
     assert measured > 1e-2
@@ -585,13 +593,14 @@ def test_a_model_averaged_over_other_elements_is_not_certified():
     # averaged over C4 by construction, so ε = 0 is still not certified
     invariant = BudgetModel(_radial, klein, 0.0, scale=0.0)
     assert _numpy_sup_defect(invariant, x, quarter_turns) < 1e-5
-    report = reg.report(invariant, x)
+    report = regularizer_report(reg, invariant, x)
     assert not report.certified and np.isnan(report.certified_bound)
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 def test_report_calls_a_bound_above_the_loss_range_vacuous(small):
     loose = BoundConstants(50.0, 1.0, squared_loss_constants(1.0, 1, 1.0), output_dim=1)
     reg = bound_regularizer(small[3], constants=loose)
-    report = reg.report(lambda z: jnp.tanh(z[:, :1]), small[0])
+    report = regularizer_report(reg, lambda z: jnp.tanh(z[:, :1]), small[0])
     assert report.bound_estimate >= report.loss_range == 4.0
     assert report.vacuous and "vacuous" in report.summary

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from jaxsym import _interrupt
-from jaxsym._validation import parse_seed
+from jaxsym._src import interrupt
+from jaxsym._src.validation import parse_seed
 from jaxsym.audit import output
 from jaxsym.audit.inputs import (
     BUILTIN_DATA,
@@ -104,7 +104,7 @@ def _interrupt_handler(prog: str):
             output.note_interrupt()
             return
         output.discard_pending()
-        _interrupt.exit_interrupted(prog)
+        interrupt.exit_interrupted(prog)
 
     return handler
 
@@ -119,9 +119,7 @@ def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(prog).parse_args(raw)
     start = (time.perf_counter(), time.process_time())
-    hard = (
-        _interrupt.launched_as_program() and threading.current_thread() is threading.main_thread()
-    )
+    hard = interrupt.launched_as_program() and threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _interrupt_handler(prog)) if hard else None
     try:
         _check_extras()
@@ -136,7 +134,7 @@ def main(argv: list[str] | None = None, prog: str = "jaxsym audit") -> int:
     except KeyboardInterrupt:
         output.discard_pending()
         print(f"{prog}: interrupted; nothing written.", file=sys.stderr)
-        return _interrupt.INTERRUPTED
+        return interrupt.INTERRUPTED
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -176,9 +174,9 @@ def _run(args, group, data, start, prog, command, *, hard: bool) -> int:
         raise AuditError(f"--out {args.out!r}: cannot write ({reason}).", status=1) from None
     done = f"interrupted; the report in {args.out} is complete."
     if interrupted:
-        _interrupt.exit_interrupted(prog, done)
+        interrupt.exit_interrupted(prog, done)
     if hard:  # from here on a Ctrl-C loses nothing
-        signal.signal(signal.SIGINT, lambda signum, frame: _interrupt.exit_interrupted(prog, done))
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupt.exit_interrupted(prog, done))
     try:
         if not args.quiet:
             print(report.format_tables(results))
@@ -188,7 +186,7 @@ def _run(args, group, data, start, prog, command, *, hard: bool) -> int:
             )
     except KeyboardInterrupt:
         print(f"{prog}: {done}", file=sys.stderr)
-        return _interrupt.INTERRUPTED
+        return interrupt.INTERRUPTED
     except BrokenPipeError:  # e.g. `jaxsym audit | head`: the report is written; stop printing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxsym import groups
-from jaxsym._validation import MAX_SEED  # the seed range of --seed (re-exported)
+from jaxsym._src.validation import MAX_SEED  # the seed range of --seed (re-exported)
 from jaxsym.groups import TransformationSet
 
 __all__ = [

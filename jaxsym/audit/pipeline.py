@@ -42,8 +42,9 @@ import numpy as np
 from jaxsym import groups
 from jaxsym.audit import analysis, sweep
 from jaxsym.audit.inputs import NUM_FOLDS, Dataset
-from jaxsym.decision import TOLERANCE_FRACTIONS, Symmetry, set_name
+from jaxsym.decision import TOLERANCE_FRACTIONS, set_name
 from jaxsym.groups import TransformationSet
+from jaxsym.models import predict_many
 
 __all__ = ["CERTIFY_FRACTION", "DELTA", "AuditSettings", "run_audit", "settings"]
 
@@ -276,21 +277,16 @@ def _training(train, group: TransformationSet, choice, fit):
     it is soft (its model is the screen's own ``choice.model``). ``(rows, predictors)``.
     """
     targets = train.targets()
-    planned = [(np.zeros(1, np.int64), 1.0)]
-    planned += [(np.asarray(m, np.int64), 0.0) for m in choice.candidates if len(m) > 1]
+    options = choice.problem.options
+    planned = [j for j, option in enumerate(options) if option.t in (0.0, 1.0)]
     if 0.0 < choice.t_star < 1.0:
-        planned.append((np.asarray(choice.elements, np.int64), choice.t_star))
+        planned.append(choice.index)
     rows, predictors = [], []
-    for members, t in planned:
-        name = set_name(group, members)
-        subset = choice.group if (t == choice.t_star and name == choice.name) else None
-        if subset is None:
-            subset = groups.subset_of(group, members, name=name)
-        option = Symmetry(subset, t, tuple(int(k) for k in members), name)
-        if name == choice.name and t == choice.t_star:
-            predictor = choice.model
-        else:
-            predictor = fit(train.x, targets, symmetry=option)
+    for j in planned:
+        subset, t, name = options[j].group, options[j].t, options[j].name
+        members = np.asarray(options[j].elements, np.int64)
+        screened = j == choice.index
+        predictor = choice.model if screened else fit(train.x, targets, symmetry=options[j])
         exact = "Q_H f" if subset.is_group else "Q_ν f (partial average)"
         if len(members) == 1:
             method, note = "no symmetry", "f"
@@ -307,7 +303,7 @@ def _training(train, group: TransformationSet, choice, fit):
                 "t": float(t),
                 "budget": choice.budget if (0.0 < t < 1.0) else 0.0,
                 "note": note,
-                "screened": bool(name == choice.name and t == choice.t_star),
+                "screened": screened,
             }
         )
         predictors.append(predictor)
@@ -319,13 +315,15 @@ def _certify(rows, predictors, spec, certify_split, data, delta: float) -> np.nd
     test metrics, in place; returns the ``(models, n_certify)`` certify losses."""
     x_certify, y_certify = certify_split
     trained = [row for row in rows if row["available"]]
+    certify_outputs = predict_many(predictors, x_certify)  # one orbit pass for the family
+    test_outputs = predict_many(predictors, data.x_test)
     table = []
-    for row, predictor in zip(trained, predictors, strict=True):
-        losses = sweep.losses(predictor, x_certify, y_certify, spec)
+    for row, on_certify, on_test in zip(trained, certify_outputs, test_outputs, strict=True):
+        losses = sweep.losses(on_certify, y_certify, spec)
         row["certificate"] = analysis.certify(
             losses, spec.loss_range, len(trained), delta
         )._asdict()
-        row.update(sweep.metrics(predictor, data.x_test, data.y_test, data.task, spec))
+        row.update(sweep.metrics(on_test, data.y_test, data.task, spec))
         table.append(losses)
     return np.asarray(table, np.float64)
 

@@ -2,13 +2,12 @@
 
 The certified loss (:func:`loss_spec`) is fixed from the training split only:
 0-1 error for classification; for regression the squared error of predictions
-clipped to the training labels' box, truncated at ``B``. Each trained model is
-scored on the certify split (per-example losses for
+clipped to the training labels' box, truncated at ``B``. Each trained model's
+outputs (computed by the caller, :func:`jaxsym.models.predict_many`) are scored
+on the certify split (per-example losses for
 :func:`jaxsym.held_out_bound`, every example) and, where there is one, on the
 test split: accuracy and expected calibration error (15 equal-width confidence
-bins) for classification, mean squared error for regression. Predictions run in
-fixed-size batches (:func:`jaxsym.models.predict`): one compilation per model
-structure, whatever the split sizes.
+bins) for classification, mean squared error for regression.
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym.models import predict
-
 __all__ = [
     "LossSpec",
+    "clipped",
     "expected_calibration_error",
     "loss_spec",
     "losses",
@@ -80,25 +78,26 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray) ->
     return float(total)
 
 
-def _predict(predictor, x: np.ndarray, spec: LossSpec) -> np.ndarray:
-    outputs = np.asarray(predict(predictor, jnp.asarray(x)), np.float64)
+def clipped(outputs, spec: LossSpec) -> np.ndarray:
+    """A model's raw outputs as the losses see them: float64, regression clipped to the box."""
+    outputs = np.asarray(outputs, np.float64)
     if spec.low is not None:
-        outputs = np.clip(outputs.reshape(len(x), -1), spec.low, spec.high)
+        outputs = np.clip(outputs.reshape(len(outputs), -1), spec.low, spec.high)
     return outputs
 
 
-def losses(predictor, x: np.ndarray, y: np.ndarray, spec: LossSpec) -> np.ndarray:
-    """Per-example certified losses in ``[0, B]`` (:func:`loss_spec`)."""
-    outputs = _predict(predictor, x, spec)
+def losses(outputs, y: np.ndarray, spec: LossSpec) -> np.ndarray:
+    """Per-example certified losses in ``[0, B]`` (:func:`loss_spec`) of a model's outputs."""
+    outputs = clipped(outputs, spec)
     if spec.low is None:
         return (outputs.argmax(1) != np.asarray(y)).astype(np.float64)
     flat = np.asarray(y, np.float64).reshape(len(y), -1)
     return np.minimum(np.sum((outputs - flat) ** 2, axis=1), spec.loss_range)
 
 
-def metrics(predictor, x: np.ndarray, y: np.ndarray, task: str, spec: LossSpec) -> dict:
-    """Test metrics: accuracy, ECE and error (classification), or MSE (regression)."""
-    outputs = _predict(predictor, x, spec)
+def metrics(outputs, y: np.ndarray, task: str, spec: LossSpec) -> dict:
+    """Test metrics of a model's outputs: accuracy, ECE and error (classification), or MSE."""
+    outputs = clipped(outputs, spec)
     if task == "classification":
         probabilities = np.asarray(jax.nn.softmax(jnp.asarray(outputs), axis=-1), np.float64)
         accuracy = float(np.mean(probabilities.argmax(1) == np.asarray(y)))

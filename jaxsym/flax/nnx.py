@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxsym._static import Fixed, projected_level
-from jaxsym._validation import check_chunk_size, check_group, check_unit_interval
+from jaxsym._src.static import Fixed, projected_level
+from jaxsym._src.validation import check_chunk_size, check_group, check_unit_interval
 from jaxsym.averaging import dial, symmetrize
 from jaxsym.groups import TransformationSet
 

@@ -1,6 +1,6 @@
 """Groups and transformation sets as pytrees of elements with pure actions."""
 
-from jaxsym.groups._base import (
+from jaxsym._src.group_base import (
     Action,
     MatrixAction,
     TransformationSet,

@@ -29,14 +29,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_batch, check_choice, float_dtype, is_concrete, positive_int
-from jaxsym.groups._base import (
+from jaxsym._src.group_base import (
     DUPLICATE_SPACING,
     Action,
     TransformationSet,
     close_pair,
     format_matrix,
 )
+from jaxsym._src.validation import check_batch, check_choice, float_dtype, is_concrete, positive_int
 from jaxsym.groups.planar import check_distinct_angles, rotation_range
 
 __all__ = [

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_key, is_concrete, positive_int
-from jaxsym.groups._base import Action, TransformationSet
+from jaxsym._src.group_base import Action, TransformationSet
+from jaxsym._src.validation import check_key, is_concrete, positive_int
 
 __all__ = ["MAX_EXHAUSTIVE_K", "PermutationAction", "permutations", "random_permutations"]
 

@@ -12,8 +12,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import positive_int
-from jaxsym.groups._base import DUPLICATE_SPACING, MatrixAction, TransformationSet, close_pair
+from jaxsym._src.group_base import DUPLICATE_SPACING, MatrixAction, TransformationSet, close_pair
+from jaxsym._src.validation import positive_int
 
 __all__ = [
     "check_distinct_angles",

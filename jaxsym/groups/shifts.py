@@ -6,8 +6,8 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from jaxsym._validation import positive_int
-from jaxsym.groups._base import Action, TransformationSet
+from jaxsym._src.group_base import Action, TransformationSet
+from jaxsym._src.validation import positive_int
 
 __all__ = ["ShiftAction", "cyclic_shifts"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import check_key, is_concrete, positive_int
-from jaxsym.groups._base import MatrixAction, TransformationSet, repeated_elements
+from jaxsym._src.group_base import MatrixAction, TransformationSet, repeated_elements
+from jaxsym._src.validation import check_key, is_concrete, positive_int
 
 __all__ = ["haar_so3", "quaternion_to_matrix", "so3"]
 

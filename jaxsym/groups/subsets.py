@@ -18,8 +18,8 @@ import dataclasses
 import jax
 import numpy as np
 
-from jaxsym._validation import check_group
-from jaxsym.groups._base import MatrixAction, TransformationSet, element_indices
+from jaxsym._src.group_base import MatrixAction, TransformationSet, element_indices
+from jaxsym._src.validation import check_group
 from jaxsym.groups.images import ImageRotationAction, ImageTranslationAction
 
 __all__ = ["MAX_RANGES", "element_magnitudes", "is_closed", "nested_ranges", "subset_of"]

@@ -298,3 +298,15 @@ def raise_if_nonfinite(name: str, value: Any, what: str) -> None:
     array = np.asarray(value)
     if np.issubdtype(array.dtype, np.inexact) and not np.all(np.isfinite(array)):
         raise FloatingPointError(f"{name}: {what} holds NaN or inf values.")
+
+
+def check_output_dim(what: str, shape: tuple[int, ...], output_dim) -> None:
+    """``prod(shape)`` (the coordinates per example) must equal the constants' ``output_dim``."""
+    dim = int(np.prod(shape, dtype=np.int64))
+    if is_concrete(output_dim) and dim != int(output_dim):
+        raise ValueError(
+            f"{what} have {dim} coordinates per example (shape {tuple(shape)}), but "
+            f"constants.output_dim is {int(output_dim)}: the bound's constants "
+            "must describe the model's outputs (build them with output_dim="
+            f"{dim})."
+        )

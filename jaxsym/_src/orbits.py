@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import check_model_output
+from jaxsym._src.validation import check_model_output
 from jaxsym.groups import TransformationSet
 
 __all__: list[str] = []  # private module: the chunked hot path under averaging and defects

@@ -23,7 +23,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxsym._validation import optional_positive_int
+from jaxsym._src.validation import optional_positive_int
 
 __all__: list[str] = []  # private module
 

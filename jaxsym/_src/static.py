@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import is_concrete
+from jaxsym._src.validation import is_concrete
 
 __all__: list[str] = []  # private module
 

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym._validation import (
+from jaxsym._src.validation import (
     SymmetrySet,
     check_batch,
     check_group,
@@ -393,7 +393,7 @@ class TransformationSet(eqx.Module):
         return f"{self.name}({kind}, {self.size} elements, {out} outputs)"
 
 
-SymmetrySet.register(TransformationSet)  # what jaxsym._validation.check_group accepts
+SymmetrySet.register(TransformationSet)  # what jaxsym._src.validation.check_group accepts
 
 
 def check_argument_order(signature: str, x) -> None:
