@@ -123,16 +123,25 @@ def predict(model: Model, x: jax.Array, *, batch_size: int = BATCH_SIZE) -> jax.
     True
     """
     batch_size = positive_int("batch_size", batch_size)
-    x = jnp.asarray(x)
-    n = x.shape[0]
-    outputs = []
-    for start in range(0, n, batch_size):
+    outputs = [
+        np.asarray(_batch_apply(model, chunk))[:rows]
+        for chunk, rows in _padded_batches(x, batch_size)
+    ]
+    return jnp.asarray(np.concatenate(outputs))
+
+
+def _padded_batches(x, batch_size: int):
+    """``(batch, rows)`` of ``batch_size`` rows each, the last padded by repeating its last row.
+
+    Sliced and padded on the host, so no slice or pad compiles a program of its own.
+    """
+    x = np.asarray(x)
+    for start in range(0, x.shape[0], batch_size):
         chunk = x[start : start + batch_size]
         rows = chunk.shape[0]
         if rows < batch_size:
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], batch_size - rows, 0)])
-        outputs.append(_batch_apply(model, chunk)[:rows])
-    return jnp.concatenate(outputs)
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - rows, 0)])
+        yield jnp.asarray(chunk), rows
 
 
 def predict_many(
@@ -174,16 +183,13 @@ def predict_many(
     if family is None:
         return [predict(model, x, batch_size=batch_size) for model in models]
     universe, weights = family
-    x = jnp.asarray(x)
-    n = x.shape[0]
-    outputs = []
-    for start in range(0, n, batch_size):
-        chunk = x[start : start + batch_size]
-        rows = chunk.shape[0]
-        if rows < batch_size:
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], batch_size - rows, 0)])
-        outputs.append([out[:rows] for out in _family_batch(models, universe, weights, chunk)])
-    return [jnp.concatenate([batch[j] for batch in outputs]) for j in range(len(models))]
+    outputs = [
+        [np.asarray(out)[:rows] for out in _family_batch(models, universe, weights, chunk)]
+        for chunk, rows in _padded_batches(x, batch_size)
+    ]
+    return [
+        jnp.asarray(np.concatenate([batch[j] for batch in outputs])) for j in range(len(models))
+    ]
 
 
 def _orbit_family(models: list) -> tuple[TransformationSet, jax.Array] | None:
@@ -191,11 +197,10 @@ def _orbit_family(models: list) -> tuple[TransformationSet, jax.Array] | None:
     if len(models) < 2 or not all(isinstance(m, RandomFeaturesModel) for m in models):
         return None
     first = models[0]
+    projection, phase = np.asarray(first.projection), np.asarray(first.phase)
     for model in models[1:]:
-        if model.projection.shape != first.projection.shape or not (
-            bool(jnp.array_equal(model.projection, first.projection))
-            and bool(jnp.array_equal(model.phase, first.phase))
-        ):
+        same = model.projection is first.projection or np.array_equal(model.projection, projection)
+        if not (same and np.array_equal(model.phase, phase)):
             return None
     orbits = [m.orbit for m in models if m.orbit is not None]
     if not orbits:

@@ -354,14 +354,19 @@ def lipschitz_estimate(model: Model, x: jax.Array, max_points: int = 256) -> flo
     An estimate, not a certificate (docs/theory.md §4: ``L`` must be certified for a
     certified bound).
     """
-    points = x[: min(max_points, x.shape[0])]
+    points = jnp.asarray(x[: min(max_points, x.shape[0])])
+    return float(_max_jacobian_norm(model, points))
+
+
+@eqx.filter_jit
+def _max_jacobian_norm(model: Model, points: jax.Array) -> jax.Array:
+    """``max_b ‖J_f(x_b)‖_F``, one compiled program (the model's arrays are arguments)."""
 
     def one(z):
         return model(z[None])[0]
 
     jac = jax.vmap(jax.jacrev(one))(points)
-    norms = jnp.sqrt(jnp.sum(jac.reshape(points.shape[0], -1) ** 2, axis=-1))
-    return float(jnp.max(norms))
+    return jnp.max(jnp.sqrt(jnp.sum(jac.reshape(points.shape[0], -1) ** 2, axis=-1)))
 
 
 def bound_regularizer(

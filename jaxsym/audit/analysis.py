@@ -25,11 +25,9 @@ theory bound the audit prints is an estimate, never a certificate
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -163,12 +161,6 @@ def covering(
 # ----------------------------------------------------------------------------- theory bound
 
 
-@eqx.filter_jit
-def _call(model, x):
-    """``model(x)`` compiled (the model's arrays are arguments: one compilation per structure)."""
-    return model(x)
-
-
 def bound_constants(
     model, x: np.ndarray, output_bound: float, label_bound: float, output_dim: int
 ) -> jaxsym.BoundConstants:
@@ -179,8 +171,7 @@ def bound_constants(
     are read off the labels. Estimated, so every bound built on them is an
     estimate (docs/theory.md §4).
     """
-    compiled = functools.partial(_call, model)  # one compiled forward pass, not op by op
-    lipschitz = max(jaxsym.training.lipschitz_estimate(compiled, jnp.asarray(x)), 1e-6)
+    lipschitz = max(jaxsym.training.lipschitz_estimate(model, np.asarray(x)), 1e-6)
     loss = jaxsym.squared_loss_constants(output_bound, output_dim, label_bound)
     return jaxsym.BoundConstants(
         lipschitz=float(lipschitz), output_bound=float(output_bound), loss=loss,
