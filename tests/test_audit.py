@@ -510,14 +510,32 @@ def test_demo_is_still_reachable(capsys):
     assert "Equivariance defect" in capsys.readouterr().out
 
 
-def _audit_points(y, seed, n=240):
+def _audit_points(y, seed, n=240, group=None):
     x = _points(n, seed)
     labels = y(x).reshape(-1, 1).astype(np.float32)
     data = inputs.Dataset(
         x=x, y=labels, x_test=x[:20], y_test=labels[:20], task="regression", classes=None,
         source="test", scale=1.0, test_source="file",
     )  # fmt: skip
-    return pipeline.run_audit(data, groups.cyclic_rotations(8), seed=seed, quick=True, quiet=True)
+    group = groups.cyclic_rotations(8) if group is None else group
+    return pipeline.run_audit(data, group, seed=seed, quick=True, quiet=True)
+
+
+@pytest.mark.extended
+@pytest.mark.slow
+def test_a_set_that_is_not_a_group_is_never_called_one():
+    """Invariant labels under a rotation range: whatever is recommended, the words match
+    the set (a "set", never "the full group"), as does every line of the report."""
+    rng = np.random.default_rng(7)
+    noise = 0.05 * rng.normal(size=240)
+    span = groups.rotation_range(0.6, 5)
+    results = _audit_points(lambda x: np.cos(np.linalg.norm(x, axis=1)) + noise[: len(x)], 0,
+                            group=span)  # fmt: skip
+    assert not results["group"]["is_group"]
+    text = report.recommendation_text(results)
+    assert "full group" not in text
+    if len(results["recommendation"]["elements"]) == span.size:
+        assert f"the full set {span.name}" in text
 
 
 @pytest.mark.extended

@@ -317,7 +317,7 @@ def recommendation_text(results: dict[str, Any]) -> str:
         )
     else:
         what = (
-            f"the full group {group['name']}"
+            f"the full {'group' if group['is_group'] else 'set'} {group['name']}"
             if size == group["size"]
             else f"{rec['symmetry']} ({size} of the {group['size']} elements)"
         )
