@@ -183,6 +183,7 @@ def test_linen_adapters_match_symmetrize_and_dial():
     np.testing.assert_allclose(grad["params"]["t"], 2 * jnp.sum(r * (q + 0.3 * r)), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_nnx_adapters_match_symmetrize_and_dial():
     base = NNXMLP(1.0, nnx.Rngs(0))
     np.testing.assert_allclose(jnnx.Symmetrized(base, C4)(X), symmetrize(base, C4)(X), rtol=1e-6)
@@ -195,6 +196,7 @@ def test_nnx_adapters_match_symmetrize_and_dial():
     assert float(nnx.grad(lambda m: jnp.sum(m(X) ** 2), argnums=0)(fixed).model.out.bias[0]) != 0
 
 
+@pytest.mark.slow
 def test_equinox_adapters_match_symmetrize_and_dial():
     mlp = _eqx_mlp(1.0)
     f = jax.vmap(mlp)
@@ -216,6 +218,7 @@ def test_equinox_adapters_match_symmetrize_and_dial():
         jeqx.Dialed(mlp, C4, 1.5)
 
 
+@pytest.mark.slow
 def test_import_jaxsym_works_without_flax():
     code = textwrap.dedent(
         """
@@ -360,6 +363,7 @@ class _NNXNet(nnx.Module):
         return self.out(jnp.tanh(self.hidden(x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_nnx_recipe_keeps_the_group_and_a_fixed_t(case):
     group, d_in, d_out, x, y = _case(case)

@@ -300,6 +300,7 @@ def _total_at_levels(table, trivial, eps, num_levels):
     ).total
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(eps=st.floats(0, 0.5), num_levels=st.sampled_from([1, 7, 50]))
 def test_bound_non_increasing_as_the_set_grows(tables, eps, num_levels):

@@ -652,6 +652,7 @@ output.write_atomically(sys.argv[1], slow, force=True)
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_writing_leaves_the_old_output_and_no_temporary_files(tmp_path):
     out = tmp_path / "out"
     output.write_atomically(str(out), _writer("old"), force=False)

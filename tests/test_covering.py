@@ -123,6 +123,7 @@ def test_exact_counts_on_a_circle(m, order):
     assert int(np.ceil(m / 3)) <= above[0] <= m // 2
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(seed=st.integers(0, 10_000), n=st.sampled_from([5, 23, 60]))
 def test_counts_are_monotone_bounded_and_consistent_across_subgroups(seed, n):
@@ -499,6 +500,7 @@ def _orbit_distance_c(order):
     return distance
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", [1, 8])
 def test_domain_cover_is_valid_and_not_loose(order):
     """Domain counts ≥ the packing number of a dense sample at 2r (validity), ≤ the area

@@ -45,6 +45,7 @@ def test_invariant_labels_get_the_full_group(noise, seed):
         assert choice.budget == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_labels_invariant_under_c4_get_c4_inside_c8(seed):
     choice = _choose(_c4_in_c8, groups.cyclic_rotations(8), 0.1, seed)
@@ -90,6 +91,7 @@ def _ridge_in_class(x_train, y_train, x_test, group, members, t, fit):
     return feats(np.asarray(x_test, np.float64)) @ weights + mean
 
 
+@pytest.mark.slow
 def test_the_cross_fit_trains_in_each_class_and_the_rule_is_the_written_one():
     """Every risk against an independent in-class ridge fold by fold; the winner by the rule."""
     seed, n, group = 3, 120, groups.cyclic_rotations(4)
@@ -185,6 +187,7 @@ def test_choose_symmetry_bad_input(kwargs, error, match):
         choose_symmetry(x, y, groups.cyclic_rotations(4), **args)
 
 
+@pytest.mark.slow
 def test_a_range_gets_nested_sub_ranges_and_soft_levels():
     group = groups.rotation_range(math.pi / 3, 7)
     choice = _choose(_radial, group, 0.1, 0, n=200)
@@ -202,6 +205,7 @@ def test_a_range_gets_nested_sub_ranges_and_soft_levels():
     assert choice.name == group.name  # radial labels: the whole range
 
 
+@pytest.mark.slow
 @pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 def test_post_hoc_ranks_dials_of_one_fit():
     """post_hoc(fit): K + 1 plain fits, and each option's model is the dial of the fold fit."""

@@ -339,6 +339,7 @@ def test_safe_sqrt_propagates_nan_and_has_zero_gradient_at_zero():
     np.testing.assert_array_equal(grads[:3], [0.25, 0.0, 0.0])
 
 
+@pytest.mark.slow
 def test_overflowing_defects_read_inf_not_zero():
     """A finite float32 model with outputs near 1e30: squared differences overflow."""
     group, f, *_, x = _setup("C5", 3, batch=4)
@@ -634,6 +635,7 @@ def _batch_dependent(f, relative=1e-7):
     return lambda z: f(z) * (1.0 + relative * (z.shape[0] - 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "chunk_size"), [("D4", 3), ("flip_rot90", None), ("S4", 1)]
 )  # matrix, grid and permutation actions; padded, automatic and one-element chunks

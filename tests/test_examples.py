@@ -47,6 +47,7 @@ def test_the_most_used_functions_have_an_example(name):
     assert ">>>" in (getattr(jaxsym, name).__doc__ or ""), f"jaxsym.{name} has no >>> example"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _modules())
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)

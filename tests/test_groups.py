@@ -221,6 +221,7 @@ def _matrix_groups():
     }
 
 
+@pytest.mark.slow
 def test_integer_inputs_are_promoted_not_the_elements():
     for name, (group, dim) in _matrix_groups().items():
         x_int = jnp.arange(-6, 6, dtype=jnp.int32).reshape(2, -1, dim)
@@ -346,6 +347,7 @@ def _count_traces(pairs):
         act_all(group, x)
 
 
+@pytest.mark.slow
 def test_groups_differing_only_in_elements_share_one_trace():
     points = jnp.ones((2, 3, 2))
     _count_traces([(groups.rotation_range(a, 7), points) for a in (0.3, 0.5, 1.0)])
@@ -401,6 +403,7 @@ def _identity_by_brute_force(group, x):
     return [i for i, mat in enumerate(mats) if np.array_equal(x @ mat.T, x)]
 
 
+@pytest.mark.slow
 def test_identity_elements_match_brute_force():
     d4 = groups.dihedral(4)
     x = _normal(6, (10, 3, 2))

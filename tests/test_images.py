@@ -40,6 +40,7 @@ def reference_rotation(image, theta):
 # ----------------------------------------------------------------------------- rotations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(7, 7), (8, 8, 3), (5, 5, 1)])
 def test_quarter_turns_equal_rot90(shape):
     x = jnp.asarray(np.random.default_rng(0).standard_normal(shape), jnp.float32)
@@ -50,6 +51,7 @@ def test_quarter_turns_equal_rot90(shape):
             np.testing.assert_allclose(moved, grid.act_in(grid.element(k), x), atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_quarter_turns_from_composition_and_inverse_are_exact():
     rotations = groups.image_rotations(8)
     x = jnp.asarray(np.random.default_rng(1).standard_normal((6, 6, 2)), jnp.float32)
@@ -86,6 +88,7 @@ def test_rotation_matches_independent_bilinear_reference(theta):
     )
 
 
+@pytest.mark.slow
 def test_small_rotation_is_continuous_with_the_quarter_turn():
     x = blob(16, (3.0, -2.0), 2.5)
     quarter = groups.rot90().act_in(groups.rot90().element(1), x)
@@ -95,6 +98,7 @@ def test_small_rotation_is_continuous_with_the_quarter_turn():
     assert float(jnp.abs(far - quarter).max()) > 0.1
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(
     sigma=st.floats(1.5, 4.0),
@@ -586,6 +590,7 @@ def test_the_layout_is_part_of_the_name_description_and_identity():
     assert len(traces) == 2  # the layout is static: one trace per layout
 
 
+@pytest.mark.slow
 def test_interpolation_floor_and_probe_agree_across_layouts():
     x = jnp.stack([blob(12, (1.0, -2.0), 2.0, 2), blob(12, (-3.0, 0.5), 1.5, 2)])
     x = x.at[1, ..., 1].multiply(-1.0)  # a signed channel

@@ -59,6 +59,7 @@ def test_image_generators_match_finite_differences(generator):
     np.testing.assert_allclose(ours, expected, rtol=0.05)
 
 
+@pytest.mark.slow
 def test_image_tangent_is_the_central_difference_of_the_action():
     x = _images()[..., 0]  # (B, H, W) images work too
     t = 1e-3
@@ -112,6 +113,7 @@ def test_equivariant_outputs_subtract_the_output_generator():
     assert float(jnp.min(jaxsym.lie_derivative(pixelwise, images, "rotation"))) > 1e-2
 
 
+@pytest.mark.slow
 def test_dial_interpolates_the_lie_derivative():
     """C4 averaging leaves an infinitesimal rotation defect; the dial mixes the two linearly."""
     f, _, _ = random_cnn(jax.random.key(3), size=12)

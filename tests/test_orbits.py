@@ -80,6 +80,7 @@ def test_weighted_average_equals_brute_force_for_every_chunk(chunk):
     np.testing.assert_allclose(got, _brute_average(f, group, x, weights), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_defects_equal_brute_force_for_every_chunk(chunk):
     group = groups.permutations(4)  # 24 elements, invariant outputs

@@ -25,6 +25,7 @@ def _tanh_model(weights, z):
     return jnp.tanh(z @ weights) + z[:, :1] ** 2
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_dial_risk_matches_direct_evaluation(seed):
@@ -48,6 +49,7 @@ def test_dial_risk_matches_direct_evaluation(seed):
     assert float(result.t_best) == pytest.approx(fine[np.argmin(curve)], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_planar_target_has_eta_distance_to_equivariance():
     x = jax.random.normal(jax.random.key(3), (40000, 2))
     for eta in (0.1, 0.5):
@@ -80,6 +82,7 @@ def _rotate(z, angle):
     return np.asarray(z, np.float64) @ np.array([[c, -s], [s, c]]).T
 
 
+@pytest.mark.slow
 def test_random_features_ridge_matches_closed_form():
     x = jax.random.normal(jax.random.key(5), (50, 3))
     y = jax.random.normal(jax.random.key(6), (50, 2))
@@ -98,6 +101,7 @@ def test_random_features_ridge_matches_closed_form():
     np.testing.assert_allclose(jax.jit(lambda m, z: m(z))(model, x), model(x), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("members", "t"),
     [((0, 2, 4, 6), 0.3), ((0, 2, 4, 6), 0.0), ((0, 1), 0.0), ((0, 1), 0.6)],
@@ -301,6 +305,7 @@ def _image_family():
     return models, x
 
 
+@pytest.mark.slow
 def test_predict_many_equals_each_model_on_its_own():
     """One orbit pass for a family gives what every model gives by itself (an independent
     evaluation: each model's own ``__call__``), with padded batches of any size."""

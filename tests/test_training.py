@@ -144,6 +144,7 @@ def test_budget_is_the_choice_and_the_frozen_model_keeps_it(task, choice, built)
     np.testing.assert_allclose(reg.freeze(near, task.x)(z), near(z), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_inputs_are_checked_before_any_fit(task, small):
     def never(x, y, *, symmetry):
         pytest.fail("fit called before the input check")
@@ -248,6 +249,7 @@ def test_hinge_penalty_and_its_gradient_match_finite_differences(reg):
     np.testing.assert_allclose(analytic, numeric, rtol=2e-2)
 
 
+@pytest.mark.slow
 def test_budget_model_gradient_matches_finite_differences(reg):
     _f, params, net = _mlp(jax.random.key(15))
     x = jax.random.normal(jax.random.key(16), (24, 2))
@@ -367,6 +369,7 @@ class _Batched(eqx.Module):
         return jax.vmap(self.mlp)(x)
 
 
+@pytest.mark.slow
 def test_budget_model_trained_as_a_pytree_keeps_group_and_budget(reg):
     """``reg.model(net)`` under the equinox recipe with weight decay: only ``net`` moves."""
     x = jax.random.normal(jax.random.key(30), (32, 2))
@@ -437,6 +440,7 @@ def test_candidates_are_passed_through_to_the_screen(small):
         jaxsym.choose_symmetry(x, y, C4, fit=fit, candidates=[groups.cyclic_rotations(3)], key=None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "beta", [0, 0.0, -1.0, "1", True, np.bool_(True), math.nan, math.inf, [1.0]]
 )
@@ -597,6 +601,7 @@ def test_a_model_averaged_over_other_elements_is_not_certified():
     assert not report.certified and np.isnan(report.certified_bound)
 
 
+@pytest.mark.slow
 @pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 def test_report_calls_a_bound_above_the_loss_range_vacuous(small):
     loose = BoundConstants(50.0, 1.0, squared_loss_constants(1.0, 1, 1.0), output_dim=1)
