@@ -71,9 +71,9 @@ def no_work(monkeypatch):
 
 
 def _refused(argv, capsys, status: int = 2) -> str:
-    start = time.perf_counter()
+    # "Refused before any long work" is checked by the no_work tripwire where it matters,
+    # not by a wall-clock limit (which a loaded 2-core machine can miss).
     assert cli.main([str(a) for a in argv]) == status
-    assert time.perf_counter() - start < 5.0
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("jaxsym audit: error:")
