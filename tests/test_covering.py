@@ -241,6 +241,7 @@ GREEDY_CASES = {
 }
 
 
+@pytest.mark.extended  # heavy: CI runs it with -m extended (README)
 @pytest.mark.slow
 @settings(max_examples=5, deadline=None)
 @given(
