@@ -315,10 +315,12 @@ def _certify(rows, predictors, spec, certify_split, data, delta: float) -> np.nd
     test metrics, in place; returns the ``(models, n_certify)`` certify losses."""
     x_certify, y_certify = certify_split
     trained = [row for row in rows if row["available"]]
-    certify_outputs = predict_many(predictors, x_certify)  # one orbit pass for the family
-    test_outputs = predict_many(predictors, data.x_test)
+    both = np.concatenate([np.asarray(x_certify), np.asarray(data.x_test)])
+    outputs = predict_many(predictors, both)  # one orbit pass per batch for the family
+    split = len(x_certify)
     table = []
-    for row, on_certify, on_test in zip(trained, certify_outputs, test_outputs, strict=True):
+    for row, output in zip(trained, outputs, strict=True):
+        on_certify, on_test = output[:split], output[split:]
         losses = sweep.losses(on_certify, y_certify, spec)
         row["certificate"] = analysis.certify(
             losses, spec.loss_range, len(trained), delta
